@@ -1,0 +1,1 @@
+"""reconciler: a declarative reconciler for the Stellantis Fleet Owner API."""

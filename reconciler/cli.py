@@ -1,0 +1,97 @@
+"""The command line: parses flags, builds the shell's parts, calls one function per command.
+
+Exit codes (DESIGN §4): 0 ok; 1 error (bad input, usage errors included: click's
+usual 2 would read as "changes present" to a pipeline using
+``plan --detailed-exitcode``); 2 changes present (``plan --detailed-exitcode``);
+3 refused, retry later; 4 partially applied.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from .commands import plan as plan_command
+from .commands import validate as validate_command
+from .errors import ReconcilerError
+
+_FILE = click.option(
+    "-f", "--file", "fleet_file", default="fleet.yaml", show_default=True, metavar="FILE",
+    help="The fleet file to read.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="reconciler")
+def cli() -> None:
+    """Declarative reconciler for the Stellantis Fleet Owner API.
+
+    Keep the fleet's webhook callbacks and each vehicle's recurring programs in
+    fleet.yaml; `plan` shows what differs, `apply` sends exactly that.
+
+    \b
+    Start with:
+      reconciler validate -f fleet.yaml
+      reconciler plan -f fleet.yaml
+    """
+
+
+@cli.command()
+@_FILE
+def validate(fleet_file: str) -> int:
+    """Check fleet.yaml (syntax, schema, semantics) without touching the network.
+
+    Every problem is reported with FILE:LINE:COL and what to write instead.
+    Exit 0 when valid, 1 otherwise.
+    """
+    return validate_command.run(fleet_file, env=os.environ, out=sys.stdout)
+
+
+@cli.command()
+@_FILE
+@click.option("--out", "out_file", metavar="PLAN", help="Also save the plan here, for `reconciler apply PLAN`.")
+@click.option("--format", "fmt", type=click.Choice(plan_command.FORMATS), default="text", show_default=True,
+              help="text for people, json for programs, markdown for a pull-request comment.")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="Read the vehicles' and callbacks' current state from the API first.")
+@click.option("--target", "targets", multiple=True, metavar="ADDR",
+              help="Plan only this address (callback.LABEL, vehicle.VIN, vehicle.VIN.PART); repeatable.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 2 when there are changes, 0 when there are none, 1 on error.")
+def plan(fleet_file: str, out_file: str | None, fmt: str, refresh: bool, targets: tuple[str, ...],
+         detailed_exitcode: bool) -> int:
+    """Show what apply would change, and how many API calls it would make.
+
+    With --format json only JSON goes to stdout; messages go to stderr.
+    Secrets show as (sensitive), with whether they changed. Nothing is written
+    except the --out file.
+    """
+    return plan_command.run(
+        fleet_file, fmt=fmt, out_file=out_file, refresh=refresh, targets=targets,
+        detailed_exitcode=detailed_exitcode, env=os.environ, stdout=sys.stdout, stderr=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code instead of raising."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler",
+                          standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        exc.show()
+        return 1
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except ReconcilerError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    return result if isinstance(result, int) else 0

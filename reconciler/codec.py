@@ -1,0 +1,169 @@
+"""JSON forms of model values: what plans show as before/after, what the state stores.
+
+Programs are written as fleet.yaml writes them (``"07:30"``, day names), so a
+reviewer reads a plan in the file's own terms. Secrets are written with
+``sealed``: the state keeps ``{"fingerprint": …}``, plans ``(sensitive)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .model import (
+    AirProgram,
+    AirPrograms,
+    Attribute,
+    BatchNotify,
+    Callback,
+    ChargeProgram,
+    ChargePrograms,
+    ChargingPreferences,
+    Fingerprint,
+    RetryPolicy,
+    Secret,
+    Value,
+    VehicleConfig,
+)
+from .sensitive import SHOWN
+from .timeofday import parse_time, to_hhmm
+
+_SECTIONS = {"Header": "headers", "Query": "query", "Body": "body"}
+_KINDS = {v: k for k, v in _SECTIONS.items()}
+
+
+def shown(value: Value) -> Any:
+    """How plans show a value: secrets as ``(sensitive)``."""
+    return SHOWN if isinstance(value, (Secret, Fingerprint)) else value
+
+
+def stored(value: Value) -> Any:
+    """How the state stores a value: secrets as their fingerprint, never in clear."""
+    if isinstance(value, Secret):
+        raise ValueError("seal secrets before storing them")
+    return {"fingerprint": value.digest} if isinstance(value, Fingerprint) else value
+
+
+def _loaded(value: Any) -> Value:
+    return Fingerprint(value["fingerprint"]) if isinstance(value, dict) else str(value)
+
+
+def callback_to_json(cb: Callback, write: Callable[[Value], Any] = shown) -> dict[str, Any]:
+    webhook: dict[str, Any] = {"target": write(cb.target), "name": cb.name}
+    for attribute in cb.attributes:
+        section = webhook.setdefault(_SECTIONS[attribute.kind], {})
+        section[attribute.key] = write(attribute.value)
+    result: dict[str, Any] = {"webhook": webhook, "remoteTypes": list(cb.remote_types)}
+    if cb.retry_policy:
+        policy: dict[str, Any] = {"policy": cb.retry_policy.policy}
+        if cb.retry_policy.retry_number is not None:
+            policy["retryNumber"] = cb.retry_policy.retry_number
+        if cb.retry_policy.retry_delay is not None:
+            policy["retryDelay"] = cb.retry_policy.retry_delay
+        result["retryPolicy"] = policy
+    if cb.batch_notify:
+        result["batchNotify"] = {"size": cb.batch_notify.size, "timeWindow": cb.batch_notify.time_window}
+    result["status"] = cb.status
+    return result
+
+
+def callback_from_json(label: str, data: Mapping[str, Any]) -> Callback:
+    webhook = data["webhook"]
+    attributes = tuple(
+        Attribute(kind, key, _loaded(value))
+        for section, kind in _KINDS.items()
+        for key, value in webhook.get(section, {}).items()
+    )
+    retry = data.get("retryPolicy")
+    batch = data.get("batchNotify")
+    return Callback(
+        label=label,
+        target=_loaded(webhook["target"]),
+        name=webhook["name"],
+        remote_types=tuple(data["remoteTypes"]),
+        attributes=tuple(sorted(attributes, key=lambda a: (a.kind, a.key))),
+        retry_policy=RetryPolicy(retry["policy"], retry.get("retryNumber"), retry.get("retryDelay"))
+        if retry
+        else None,
+        batch_notify=BatchNotify(batch["size"], batch.get("timeWindow")) if batch else None,
+        status=data.get("status", "Running"),
+    )
+
+
+def air_to_json(program: AirProgram) -> dict[str, Any]:
+    return {
+        "slot": program.slot,
+        "start": to_hhmm(program.start),
+        "days": list(program.days),
+        "enabled": program.enabled,
+        "recurrence": program.recurrence,
+    }
+
+
+def air_from_json(data: Mapping[str, Any]) -> AirProgram:
+    return AirProgram(
+        data["slot"], parse_time(data["start"]), tuple(data["days"]), data["enabled"], data["recurrence"]
+    )
+
+
+def charge_to_json(program: ChargeProgram) -> dict[str, Any]:
+    return {
+        "slot": program.slot,
+        "start": to_hhmm(program.start),
+        "end": to_hhmm(program.end),
+        "days": list(program.days),
+        "enabled": program.enabled,
+    }
+
+
+def charge_from_json(data: Mapping[str, Any]) -> ChargeProgram:
+    return ChargeProgram(
+        data["slot"], parse_time(data["start"]), parse_time(data["end"]), tuple(data["days"]), data["enabled"]
+    )
+
+
+def programs_to_json(programs: AirPrograms | ChargePrograms | None) -> list[dict[str, Any]] | None:
+    if programs is None:
+        return None
+    result = []
+    for _, program in sorted(programs.items()):
+        if isinstance(program, AirProgram):
+            result.append(air_to_json(program))
+        elif isinstance(program, ChargeProgram):
+            result.append(charge_to_json(program))
+    return result
+
+
+def preferences_to_json(prefs: ChargingPreferences | None) -> dict[str, Any] | None:
+    if prefs is None:
+        return None
+    return {k: v for k, v in (("level", prefs.level), ("type", prefs.type)) if v is not None}
+
+
+def vehicle_config_to_json(config: VehicleConfig) -> dict[str, Any]:
+    """The state's form of a vehicle's recorded configuration (unmanaged parts left out)."""
+    result: dict[str, Any] = {}
+    if config.preconditioning is not None:
+        result["preconditioning"] = programs_to_json(config.preconditioning)
+    if config.charging_schedule is not None:
+        result["charging_schedule"] = programs_to_json(config.charging_schedule)
+    if config.charging_preferences is not None:
+        result["charging_preferences"] = preferences_to_json(config.charging_preferences)
+    if config.immobilized is not None:
+        result["immobilized"] = config.immobilized
+    if config.stolen is not None:
+        result["stolen"] = config.stolen
+    return result
+
+
+def vehicle_config_from_json(data: Mapping[str, Any]) -> VehicleConfig:
+    air = data.get("preconditioning")
+    schedule = data.get("charging_schedule")
+    prefs = data.get("charging_preferences")
+    return VehicleConfig(
+        preconditioning={p["slot"]: air_from_json(p) for p in air} if air is not None else None,
+        charging_schedule={p["slot"]: charge_from_json(p) for p in schedule} if schedule is not None else None,
+        charging_preferences=ChargingPreferences(prefs.get("level"), prefs.get("type")) if prefs is not None else None,
+        immobilized=data.get("immobilized"),
+        stolen=data.get("stolen"),
+    )

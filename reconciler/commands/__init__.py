@@ -1,0 +1,1 @@
+"""One module per command; each takes values and returns an exit code."""

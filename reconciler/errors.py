@@ -1,0 +1,82 @@
+"""The reconciler's exceptions.
+
+Every error a user can cause or meet derives from ``ReconcilerError``; the CLI's
+error handler (``reconciler.cli``) turns each into ``Error: …`` on stderr and
+the exit code the contract gives it. The tree::
+
+    ReconcilerError                 exit 1
+    ├── ConfigError                 fleet.yaml is unreadable, malformed or contradictory
+    ├── StateError                  the state store is unreadable or of another version
+    ├── PlanFileError               a saved plan cannot be read
+    └── RetryableError              exit 3: try again later
+        ├── StalePlanError          the saved plan's lineage or serial changed
+        └── LockHeldError           another process holds the state lock
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a file, 1-based as editors show it."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a fleet file: where, what, and what to write instead."""
+
+    location: Location
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.message}"
+        return f"{text}\n    {self.hint}" if self.hint else text
+
+
+class ReconcilerError(Exception):
+    """Base of every error the reconciler reports to its user."""
+
+    exit_code = 1
+
+
+class ConfigError(ReconcilerError):
+    """fleet.yaml cannot be used; carries every problem found, not only the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: p.location)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        body = "\n".join(str(p) for p in self.problems)
+        super().__init__(f"{body}\n{count} {noun} in {self.problems[0].location.file}")
+
+
+class StateError(ReconcilerError):
+    """The state store cannot be read or written as expected."""
+
+
+class PlanFileError(ReconcilerError):
+    """A saved plan file cannot be read."""
+
+
+class RetryableError(ReconcilerError):
+    """Refused now, may succeed later (exit 3)."""
+
+    exit_code = 3
+
+
+class StalePlanError(RetryableError):
+    """The state changed since the saved plan was made."""
+
+
+class LockHeldError(RetryableError):
+    """Another process holds the state lock."""

@@ -1,0 +1,443 @@
+"""fleet.yaml → ``Desired``: read the file, check it, resolve profiles, secrets and routes.
+
+``read`` does the I/O; ``parse`` is pure (text, name and environment in, a
+``Desired`` or a ``ConfigError`` listing every problem out).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import api_spec, fleet_schema
+from .errors import ConfigError, Location, Problem, ReconcilerError
+from .model import (
+    AirProgram,
+    Attribute,
+    BatchNotify,
+    Callback,
+    ChargeProgram,
+    ChargingPreferences,
+    Desired,
+    DesiredVehicle,
+    RetryPolicy,
+    Secret,
+    Value,
+    VehicleConfig,
+)
+from .timeofday import TimeFormatError, parse_days, parse_time
+from .yaml_source import Path as DataPath
+from .yaml_source import Source, load
+
+SANDBOX = "sandbox"
+_UNMANAGED = VehicleConfig()
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_API_VARIABLE = re.compile(r"\$([A-Za-z]+)\Z")
+_ATTRIBUTE_SECTIONS = (
+    ("headers", api_spec.ATTRIBUTE_HEADER),
+    ("query", api_spec.ATTRIBUTE_QUERY),
+    ("body", api_spec.ATTRIBUTE_BODY),
+)
+
+# Which remote type each managed section needs a callback for.
+SECTION_REMOTE_TYPES = {
+    "preconditioning": api_spec.THERMAL_PRECONDITIONING,
+    "charging": api_spec.CHARGING,
+    "immobilized": api_spec.IMMOBILIZATION,
+    "stolen": api_spec.STOLEN,
+}
+
+
+def read(path: str | Path, env: Mapping[str, str]) -> Desired:
+    """Load, check and resolve the fleet file at ``path``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReconcilerError(f"{path}: no such file; name the fleet file with -f FILE") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReconcilerError(f"cannot read {path}: {exc}") from exc
+    return parse(text, str(path), env)
+
+
+def parse(text: str, name: str, env: Mapping[str, str]) -> Desired:
+    """Check and resolve fleet.yaml ``text``; raise ``ConfigError`` with every problem."""
+    source = load(text, name)
+    if source.data is None and not source.problems:
+        source.problems.append(
+            Problem(Location(name, 1, 1), "the file is empty", "start it with apiVersion: reconciler/v1")
+        )
+    if source.problems and source.data is None:
+        raise ConfigError(source.problems)
+    if not isinstance(source.data, dict):
+        where = source.locate(())
+        raise ConfigError([Problem(where, "the file must be a mapping of keys such as apiVersion, fleet, vehicles")])
+    _read_names_as_written(source)
+    report = fleet_schema.validate(source)
+    builder = _Builder(source, env, report)
+    desired = builder.build()
+    problems = source.problems + report.problems + builder.problems
+    if problems:
+        raise ConfigError(problems)
+    return desired
+
+
+def _read_names_as_written(source: Source) -> None:
+    """Where the format wants text, take a plain scalar as written (``fleet: 1234``)."""
+    data = source.data
+
+    def fix(container: Any, key: Any, path: DataPath) -> None:
+        if isinstance(container, dict) and isinstance(container.get(key), (int, float, bool)):
+            text = source.text(path)
+            if text is not None:
+                container[key] = text
+
+    fix(data, "fleet", ("fleet",))
+    callbacks = data.get("callbacks")
+    for label, body in callbacks.items() if isinstance(callbacks, dict) else ():
+        webhook = body.get("webhook") if isinstance(body, dict) else None
+        if not isinstance(webhook, dict):
+            continue
+        base = ("callbacks", label, "webhook")
+        fix(webhook, "name", (*base, "name"))
+        for section, _ in _ATTRIBUTE_SECTIONS:
+            values = webhook.get(section)
+            for key in list(values) if isinstance(values, dict) else ():
+                fix(values, key, (*base, section, key))
+    vehicles = data.get("vehicles")
+    for vin, body in vehicles.items() if isinstance(vehicles, dict) else ():
+        if isinstance(body, dict) and ("profile" in body or "callback" in body):
+            fix(body, "profile", ("vehicles", vin, "profile"))
+            fix(body, "callback", ("vehicles", vin, "callback"))
+
+
+class _Builder:
+    """Builds the model from schema-valid parts, adding the semantic problems."""
+
+    def __init__(self, source: Source, env: Mapping[str, str], report: fleet_schema.SchemaReport) -> None:
+        self.source = source
+        self.data: dict[str, Any] = source.data
+        self.env = env
+        self.report = report
+        self.problems: list[Problem] = []
+        self._program_cache: dict[str, Any] = {}
+        self._route_cache: dict[tuple[str | None, tuple[str, ...]], Any] = {}
+        self._vehicle_cache: dict[tuple[str, int], VehicleConfig] = {}
+
+    def problem(self, path: DataPath, message: str, hint: str = "", *, key: bool = False) -> None:
+        where = fleet_schema.describe_path(path)
+        self.problems.append(Problem(self.source.locate(path, key=key), f"{where}: {message}", hint))
+
+    def build(self) -> Desired:
+        fleet = self.env.get("RECONCILER_FLEET") or self.data.get("fleet")
+        if not fleet:
+            self.problem(("fleet",), "no fleet id", 'add fleet: "<your fleet id>" or set RECONCILER_FLEET')
+        api = self.data.get("api")
+        url = api.get("url") if isinstance(api, dict) else None
+        api_url = self.env.get("RECONCILER_API_URL") or url or api_spec.DEFAULT_BASE_URL
+        callbacks = self._callbacks()
+        profiles = self._profiles()
+        vehicles = self._vehicles(profiles, callbacks)
+        return Desired(
+            fleet=str(fleet or ""),
+            api_url=str(api_url),
+            callbacks=callbacks,
+            vehicles=vehicles,
+            prune=self.data.get("prune") is True,
+            source=self.source.name,
+        )
+
+    # callbacks
+
+    def _callbacks(self) -> dict[str, Callback]:
+        raw = self.data.get("callbacks")
+        if not isinstance(raw, dict) or self.report.broken("callbacks"):
+            return {}
+        built = {label: self._callback(label, body) for label, body in raw.items()}
+        return {label: cb for label, cb in built.items() if cb is not None}
+
+    def _callback(self, label: str, body: Any) -> Callback | None:
+        """The callback, or None when it is malformed (its problems are already recorded)."""
+        path = ("callbacks", label)
+        if not isinstance(body, dict) or self.report.broken(*path):
+            return None
+        webhook = body.get("webhook")
+        attributes = self._attributes(webhook, (*path, "webhook")) if isinstance(webhook, dict) else ()
+        target = None
+        if isinstance(webhook, dict) and not self.report.is_bad(*path, "webhook", "target"):
+            target = self._value(webhook["target"], (*path, "webhook", "target"))
+        retry = None
+        if not self.report.is_bad(*path, "retryPolicy"):
+            retry = self._retry_policy(body.get("retryPolicy"), (*path, "retryPolicy"))
+        batch = body.get("batchNotify")
+        batch_notify = None
+        if isinstance(batch, dict) and not self.report.is_bad(*path, "batchNotify"):
+            window = batch.get("timeWindow", api_spec.DEFAULT_BATCH_TIME_WINDOW)
+            batch_notify = BatchNotify(batch["size"], window)
+            per_vin = [a for a in attributes if a.kind == api_spec.ATTRIBUTE_QUERY and a.value == "$vin"]
+            if per_vin:
+                self.problem(
+                    (*path, "webhook", "query", per_vin[0].key),
+                    "$vin as a query attribute disables batchNotify",
+                    "remove batchNotify, or pass $vin as a header or body attribute",
+                )
+        if self.report.is_bad(*path) or target is None or not isinstance(webhook, dict):
+            return None
+        order = {t: i for i, t in enumerate(api_spec.REMOTE_TYPES)}
+        return Callback(
+            label=label,
+            target=target,
+            name=webhook.get("name", label),
+            remote_types=tuple(sorted(body["remoteTypes"], key=order.__getitem__)),
+            attributes=attributes,
+            retry_policy=retry,
+            batch_notify=batch_notify,
+            status=body.get("status", api_spec.CALLBACK_RUNNING),
+        )
+
+    def _attributes(self, webhook: dict[str, Any], path: DataPath) -> tuple[Attribute, ...]:
+        attributes = []
+        for section, kind in _ATTRIBUTE_SECTIONS:
+            seen: dict[str, str] = {}
+            values = webhook.get(section)
+            for key, value in values.items() if isinstance(values, dict) else ():
+                where = (*path, section, key)
+                if not isinstance(value, str):
+                    continue
+                folded = key.lower() if kind == api_spec.ATTRIBUTE_HEADER else key
+                if folded in seen:
+                    self.problem(where, f"header {key!r} repeats {seen[folded]!r}",
+                                 "header names ignore case; keep one of them", key=True)
+                seen[folded] = key
+                attributes.append(Attribute(kind, key, self._value(value, where)))
+        return tuple(sorted(attributes, key=lambda a: (a.kind, a.key)))
+
+    def _value(self, text: str, path: DataPath) -> Value:
+        """A literal, an API variable ($vin …) checked by name, or a secret from ${VAR}."""
+        variable = _API_VARIABLE.match(text)
+        if variable and variable.group(1) not in api_spec.ATTRIBUTE_VARIABLES:
+            known = ", ".join("$" + v for v in api_spec.ATTRIBUTE_VARIABLES)
+            guess = fleet_schema.suggest(variable.group(1), list(api_spec.ATTRIBUTE_VARIABLES))
+            hint = f"did you mean '${guess}'?" if guess else f"the API fills in {known}"
+            self.problem(path, f"unknown API variable {text!r}", hint)
+            return text
+        names = _ENV_REF.findall(text)
+        if not names:
+            return text
+        missing = [n for n in names if n not in self.env]
+        if missing:
+            self.problem(path, f"environment variable {missing[0]} is not set",
+                         f"export {missing[0]}=… before running reconciler")
+            return text
+        return Secret(",".join(names), _ENV_REF.sub(lambda m: self.env[m.group(1)], text))
+
+    def _retry_policy(self, raw: dict[str, Any] | None, path: DataPath) -> RetryPolicy | None:
+        if raw is None:
+            return None
+        policy = raw["policy"]
+        number, delay = raw.get("retryNumber"), raw.get("retryDelay")
+        if policy != "Bounded" and number is not None:
+            self.problem((*path, "retryNumber"), f"retryNumber applies only to policy Bounded, not {policy}",
+                         "remove retryNumber or write policy: Bounded", key=True)
+        if policy == "None" and delay is not None:
+            self.problem((*path, "retryDelay"), "retryDelay does not apply to policy None",
+                         "remove retryDelay or choose policy Bounded or Always", key=True)
+        if policy == "None":
+            return RetryPolicy(policy)
+        return RetryPolicy(
+            policy,
+            number or api_spec.DEFAULT_RETRY_NUMBER if policy == "Bounded" else None,
+            delay or api_spec.DEFAULT_RETRY_DELAY,
+        )
+
+    # profiles and vehicles
+
+    def _profiles(self) -> dict[str, VehicleConfig | None]:
+        """Each declared profile; None for one that is malformed."""
+        raw = self.data.get("profiles")
+        if not isinstance(raw, dict) or self.report.broken("profiles"):
+            return {}
+        profiles: dict[str, VehicleConfig | None] = {}
+        for name, body in raw.items():
+            config = self._sections(body or {}, ("profiles", name), VehicleConfig())
+            profiles[name] = None if self.report.is_bad("profiles", name) else config
+        return profiles
+
+    def _sections(self, body: Any, path: DataPath, base: VehicleConfig) -> VehicleConfig:
+        """``base`` with the sections ``body`` gives replacing its own."""
+        if not isinstance(body, dict):
+            return base
+        air = base.preconditioning
+        schedule = base.charging_schedule
+        preferences = base.charging_preferences
+        if isinstance(body.get("preconditioning"), list):
+            air = self._programs(body["preconditioning"], (*path, "preconditioning"), _air_program)
+        charging = body.get("charging")
+        if isinstance(charging, dict) and isinstance(charging.get("schedule"), list):
+            schedule = self._programs(charging["schedule"], (*path, "charging", "schedule"), _charge_program)
+        if isinstance(charging, dict) and isinstance(charging.get("preferences"), dict):
+            prefs = charging["preferences"]
+            preferences = ChargingPreferences(prefs.get("level"), prefs.get("type"))
+        immobilized, stolen = body.get("immobilized"), body.get("stolen")
+        return VehicleConfig(
+            air, schedule, preferences,
+            immobilized if isinstance(immobilized, bool) else None,
+            stolen if isinstance(stolen, bool) else None,
+        )
+
+    def _programs(self, raw: list[Any], path: DataPath, make: Any) -> Any:
+        key = repr(raw)
+        cached = self._program_cache.get(key)
+        if cached is not None:
+            return cached
+        programs: dict[int, Any] = {}
+        first_at: dict[int, int] = {}
+        ok = not self.report.is_bad(*path)
+        for index, entry in enumerate(raw):
+            slot = entry.get("slot") if isinstance(entry, dict) else None
+            if not isinstance(slot, int) or isinstance(slot, bool):
+                continue
+            if slot in first_at:
+                first = self.source.locate((*path, first_at[slot]))
+                self.problem((*path, index, "slot"), f"slot {slot} is used twice (first at line {first.line})",
+                             "each slot 1–4 may hold one program; pick a free slot")
+                ok = False
+                continue
+            first_at[slot] = index
+            if self.report.is_bad(*path, index):
+                continue
+            try:
+                programs[slot] = make(entry)
+            except TimeFormatError as exc:
+                self.problem((*path, index), str(exc), 'write "HH:MM" or PT7H30M, before 24:00')
+                ok = False
+            except _ProgramError as exc:
+                self.problem((*path, index), str(exc), exc.hint)
+                ok = False
+        if ok:
+            self._program_cache[key] = programs
+        return programs
+
+    def _vehicles(self, profiles: dict[str, VehicleConfig | None],
+                  callbacks: dict[str, Callback]) -> dict[str, DesiredVehicle]:
+        raw = self.data.get("vehicles")
+        if not isinstance(raw, dict) or self.report.broken("vehicles"):
+            return {}
+        # Routing against a malformed callback would report false problems.
+        routable = not self.report.is_bad("callbacks")
+        profiles_known = not self.report.broken("profiles")
+        result = {}
+        for vin, body in raw.items():
+            path = ("vehicles", vin)
+            _check_vin(self, vin, path)
+            if body is not None and not isinstance(body, dict):
+                continue
+            body = body or {}
+            base = _UNMANAGED
+            profile = body.get("profile")
+            if isinstance(profile, str) and profiles_known:
+                if profile not in profiles:
+                    self._unknown_reference(path, "profile", profile, list(profiles))
+                base = profiles.get(profile) or base
+            config = self._vehicle_config(body, path, base)
+            if self.report.is_bad(*path) or not routable:
+                continue
+            result[vin] = DesiredVehicle(vin, config, self._routes(vin, body, config, callbacks))
+        return result
+
+    def _vehicle_config(self, body: dict[str, Any], path: DataPath, base: VehicleConfig) -> VehicleConfig:
+        """``_sections``, once per distinct vehicle body: most vehicles only name a profile."""
+        key = (repr(body), id(base))
+        config = self._vehicle_cache.get(key)
+        if config is None:
+            config = self._sections(body, path, base)
+            if not self.report.is_bad(*path):
+                self._vehicle_cache[key] = config
+        return config
+
+    def _unknown_reference(self, path: DataPath, kind: str, name: str, known: list[str]) -> None:
+        hint = fleet_schema.did_you_mean(name, known) or (
+            f"declared {kind}s: {', '.join(known)}" if known else f"declare it under {kind}s:"
+        )
+        self.problem((*path, kind), f"{kind} {name!r} is not declared", hint)
+
+    def _routes(self, vin: str, body: dict[str, Any], config: VehicleConfig,
+                callbacks: dict[str, Callback]) -> dict[str, str]:
+        needed = []
+        if config.preconditioning is not None:
+            needed.append(api_spec.THERMAL_PRECONDITIONING)
+        if config.charging_schedule is not None or config.charging_preferences is not None:
+            needed.append(api_spec.CHARGING)
+        if config.immobilized is not None:
+            needed.append(api_spec.IMMOBILIZATION)
+        if config.stolen is not None:
+            needed.append(api_spec.STOLEN)
+        chosen = body.get("callback")
+        if chosen is not None and chosen not in callbacks:
+            self._unknown_reference(("vehicles", vin), "callback", chosen, list(callbacks))
+            return {}
+        cache_key = (chosen, tuple(needed))
+        cached = self._route_cache.get(cache_key)
+        if cached is None:
+            cached = self._route_cache[cache_key] = _resolve_routes(chosen, needed, callbacks)
+        routes, failures = cached
+        for _, message, hint in failures:
+            self.problem(("vehicles", vin), message, hint, key=True)
+        return dict(routes)
+
+
+def _resolve_routes(chosen: str | None, needed: list[str], callbacks: Mapping[str, Callback]) -> Any:
+    """The callback for each remote type: the chosen one if it subscribes, else the only one."""
+    routes = []
+    failures = []
+    for remote_type in needed:
+        if chosen is not None and remote_type in callbacks[chosen].remote_types:
+            routes.append((remote_type, chosen))
+            continue
+        candidates = [label for label, cb in callbacks.items() if remote_type in cb.remote_types]
+        if len(candidates) == 1:
+            routes.append((remote_type, candidates[0]))
+        elif not candidates:
+            failures.append((remote_type, f"no callback subscribes to {remote_type}",
+                             f"add {remote_type} to the remoteTypes of a callback"))
+        else:
+            failures.append((remote_type, f"callbacks {', '.join(candidates)} all subscribe to {remote_type}",
+                             "set callback: on the vehicle to say which one to use"))
+    return tuple(routes), tuple(failures)
+
+
+def _check_vin(builder: _Builder, vin: str, path: DataPath) -> None:
+    if len(vin) == api_spec.VIN_LENGTH and set(vin) <= api_spec.VIN_ALPHABET:
+        return
+    if len(vin) != api_spec.VIN_LENGTH:
+        message = f"not a VIN: it has {len(vin)} characters, a VIN has 17"
+    else:
+        bad = sorted(set(vin) - api_spec.VIN_ALPHABET)
+        message = f"not a VIN: {', '.join(map(repr, bad))} cannot appear in a VIN"
+    builder.problem(path, message, "VINs are 17 capital letters and digits, never I, O or Q", key=True)
+
+
+class _ProgramError(ValueError):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _air_program(entry: dict[str, Any]) -> AirProgram:
+    return AirProgram(
+        slot=entry["slot"],
+        start=parse_time(entry["start"]),
+        days=parse_days(entry["days"]),
+        enabled=entry.get("enabled", True),
+        recurrence=entry.get("recurrence", "Daily"),
+    )
+
+
+def _charge_program(entry: dict[str, Any]) -> ChargeProgram:
+    start, end = parse_time(entry["start"]), parse_time(entry["end"])
+    if start == end:
+        raise _ProgramError(f"slot {entry['slot']}: the program ends when it starts",
+                            "give an end time different from the start (it may be past midnight)")
+    return ChargeProgram(entry["slot"], start, end, parse_days(entry["days"]), entry.get("enabled", True))

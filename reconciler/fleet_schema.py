@@ -1,0 +1,226 @@
+"""JSON Schema validation of fleet.yaml, every error mapped back to FILE:LINE:COL.
+
+The published schema (``schemas/fleet.schema.json``) is the one applied here.
+A schema node may carry ``x-hint``: what to write instead, shown under the error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from .errors import Problem
+from .yaml_source import Path, Source
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "nothing",
+}
+
+
+@dataclass
+class SchemaReport:
+    """Problems found, and which parts of the file they concern."""
+
+    problems: list[Problem] = field(default_factory=list)
+    # Where errors were found, so later checks skip exactly what is malformed
+    # and still check everything else.
+    errors_at: set[tuple[Any, ...]] = field(default_factory=set)
+    errors_under: set[tuple[Any, ...]] = field(default_factory=set)
+
+    def is_bad(self, *path: Any) -> bool:
+        """True when an error was found at ``path``, inside it, or at one of its parents.
+
+        An error about the document itself (a missing top-level key) spoils nothing below.
+        """
+        if not self.errors_at:
+            return False
+        return path in self.errors_under or any(path[:n] in self.errors_at for n in range(1, len(path)))
+
+    def broken(self, *path: Any) -> bool:
+        """True when ``path`` itself, or one of its parents, is malformed (not merely something inside it)."""
+        return any(path[:n] in self.errors_at for n in range(1, len(path) + 1))
+
+    def add(self, path: tuple[Any, ...]) -> None:
+        self.errors_at.add(path)
+        self.errors_under.update(path[:n] for n in range(len(path) + 1))
+
+
+@cache
+def fleet_schema() -> dict[str, Any]:
+    """The published fleet.yaml schema."""
+    text = resources.files("reconciler").joinpath("schemas/fleet.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validators() -> tuple[Draft202012Validator, Draft202012Validator]:
+    schema = fleet_schema()
+    vehicle = {"$ref": "#/$defs/vehicle", "$defs": schema["$defs"]}
+    return Draft202012Validator(schema), Draft202012Validator(vehicle)
+
+
+def validate(source: Source) -> SchemaReport:
+    """Check ``source.data`` against the schema; report every error with its place.
+
+    Vehicles are checked one by one and the verdict is cached by content: a
+    10,000-vehicle fleet has a few dozen distinct vehicle bodies, so this costs
+    a lookup per vehicle instead of a schema walk.
+    """
+    whole, one_vehicle = _validators()
+    report = SchemaReport()
+    data = source.data
+    vehicles = data.get("vehicles") if isinstance(data, dict) else None
+    if isinstance(vehicles, dict):
+        data = {**data, "vehicles": {}}
+    _collect(report, source, whole.iter_errors(data), ())
+    if not isinstance(vehicles, dict):
+        return report
+    verdicts: dict[str, bool] = {}
+    for vin, body in vehicles.items():
+        key = repr(body)
+        valid = verdicts.get(key)
+        if valid is None:
+            valid = verdicts[key] = one_vehicle.is_valid(body)
+        if not valid:
+            _collect(report, source, one_vehicle.iter_errors(body), ("vehicles", vin))
+    return report
+
+
+def _collect(
+    report: SchemaReport, source: Source, errors: Iterable[ValidationError], prefix: Path
+) -> None:
+    for error in _leaves(errors):
+        path = (*prefix, *error.absolute_path)
+        report.add(tuple(path))
+        report.problems.extend(_problems(source, error, path))
+
+
+def _leaves(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:
+    """The specific errors: an if/then/else or $ref failure is shown by its causes."""
+    for error in errors:
+        if error.context:
+            yield from _leaves(error.context)
+        else:
+            yield error
+
+
+def describe_path(path: Path) -> str:
+    """``vehicles.VF3….preconditioning[0].start`` for a path into the data."""
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text or "the file"
+
+
+def _problems(source: Source, error: ValidationError, path: Path) -> list[Problem]:
+    where = describe_path(path)
+    schema: Any = error.schema
+    hint = str(schema.get("x-hint", "")) if isinstance(schema, dict) else ""
+    kind = error.validator
+    instance: Any = error.instance
+    expected: Any = error.validator_value
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        return _unknown_keys(source, error, path)
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "a key"
+        return [Problem(source.locate(path), f"{where}: missing required key {missing!r}", hint)]
+    if kind == "propertyNames":
+        return [Problem(source.locate(path, key=True), f"{where}: invalid name", hint)]
+    if kind == "type":
+        message = f"{where}: expected {_expected(expected)}, got {_show(instance)}"
+        return [Problem(source.locate(path), message, _type_hint(error, instance) or hint)]
+    if kind in ("enum", "const"):
+        allowed = expected if kind == "enum" else [expected]
+        message = f"{where}: {_show(instance)} is not one of {', '.join(map(str, allowed))}"
+        guess = did_you_mean(str(instance), [str(a) for a in allowed])
+        return [Problem(source.locate(path), message, guess or hint)]
+    if kind == "uniqueItems":
+        dup = _first_duplicate(instance)
+        return [Problem(source.locate(path), f"{where}: {dup!r} is listed twice", "list it once")]
+    if kind == "maxItems":
+        message = f"{where}: {len(instance)} entries, at most {expected} allowed"
+        return [Problem(source.locate(path), message, hint)]
+    if kind in ("minimum", "maximum", "minItems", "minProperties", "maxLength", "minLength"):
+        message = f"{where}: {_show(instance)} is too {'small' if kind.startswith('min') else 'large'}"
+        return [Problem(source.locate(path), message, hint or error.message)]
+    if kind == "pattern":
+        return [Problem(source.locate(path), f"{where}: {_show(instance)} is not in the expected form", hint)]
+    return [Problem(source.locate(path), f"{where}: {error.message}", hint)]
+
+
+def _unknown_keys(source: Source, error: ValidationError, path: Path) -> list[Problem]:
+    schema: Any = error.schema
+    instance: Any = error.instance
+    allowed = list(schema.get("properties", {}))
+    unknown = [key for key in instance if key not in allowed]
+    problems = []
+    for key in unknown:
+        hint = did_you_mean(key, allowed) or f"allowed here: {', '.join(allowed)}"
+        where = describe_path(path)
+        problems.append(
+            Problem(source.locate((*path, key), key=True), f"{where}: unknown key {key!r}", hint)
+        )
+    return problems
+
+
+def suggest(word: str, choices: list[str]) -> str | None:
+    """The choice closest to ``word`` (ignoring case), if any is close."""
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """``did you mean 'x'?`` or nothing."""
+    close = suggest(word, choices)
+    return f"did you mean {close!r}?" if close else ""
+
+
+def _expected(types: Any) -> str:
+    names = [types] if isinstance(types, str) else list(types)
+    return " or ".join(_TYPE_NAMES.get(t, t) for t in names if t != "null") or "nothing"
+
+
+def _type_hint(error: ValidationError, instance: Any) -> str:
+    wanted: Any = error.validator_value
+    if wanted == "boolean" and isinstance(instance, str):
+        return f"write true or false (this file is read as YAML 1.2: {instance!r} is text)"
+    if wanted == "string" and isinstance(instance, (int, float, bool)):
+        return "put the value in quotes"
+    return ""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _first_duplicate(items: Any) -> Any:
+    seen: list[Any] = []
+    for item in items if isinstance(items, list) else []:
+        if item in seen:
+            return item
+        seen.append(item)
+    return None

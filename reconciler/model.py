@@ -1,0 +1,221 @@
+"""The values the planner works on: what is desired, recorded and observed.
+
+All records are frozen; derive new ones with ``dataclasses.replace``. Times are
+minutes after midnight, days are tuples in week order, so two programs that
+mean the same thing compare equal however they were written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value taken from the environment (``${VAR}``): never shown, never stored."""
+
+    variable: str
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return "(sensitive)"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the state keeps of a secret: a keyed digest, enough to tell a change."""
+
+    digest: str
+
+    def __str__(self) -> str:
+        return "(sensitive)"
+
+
+Value = str | Secret | Fingerprint
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A webhook attribute: a Header, Query or Body key/value the API adds to events."""
+
+    kind: str
+    key: str
+    value: Value
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    policy: str
+    retry_number: int | None = None
+    retry_delay: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchNotify:
+    size: int
+    time_window: int | None = None
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A remote callback as fleet.yaml declares it (or as the state recorded it)."""
+
+    label: str
+    target: Value
+    name: str
+    remote_types: tuple[str, ...]
+    attributes: tuple[Attribute, ...] = ()
+    retry_policy: RetryPolicy | None = None
+    batch_notify: BatchNotify | None = None
+    status: str = "Running"
+
+    def same_body(self, other: Callback) -> bool:
+        """True when a PUT of one would leave the other unchanged (status aside)."""
+        return (
+            self.target == other.target
+            and self.name == other.name
+            and self.remote_types == other.remote_types
+            and self.attributes == other.attributes
+            and self.retry_policy == other.retry_policy
+            and self.batch_notify == other.batch_notify
+        )
+
+
+@dataclass(frozen=True)
+class AirProgram:
+    """A recurring air-conditioning (preconditioning) program in one slot."""
+
+    slot: int
+    start: int
+    days: tuple[str, ...]
+    enabled: bool = True
+    recurrence: str = "Daily"
+
+
+@dataclass(frozen=True)
+class ChargeProgram:
+    """A charging schedule program in one slot."""
+
+    slot: int
+    start: int
+    end: int
+    days: tuple[str, ...]
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ChargingPreferences:
+    level: str | None = None
+    type: str | None = None
+
+
+AirPrograms = Mapping[int, AirProgram]
+ChargePrograms = Mapping[int, ChargeProgram]
+
+
+@dataclass(frozen=True)
+class VehicleConfig:
+    """What is managed on one vehicle; None means "not managed", never "empty"."""
+
+    preconditioning: AirPrograms | None = None
+    charging_schedule: ChargePrograms | None = None
+    charging_preferences: ChargingPreferences | None = None
+    immobilized: bool | None = None
+    stolen: bool | None = None
+
+
+@dataclass(frozen=True)
+class DesiredVehicle:
+    vin: str
+    config: VehicleConfig
+    # remote type -> label of the callback its actions go through
+    routes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Desired:
+    """fleet.yaml, loaded, checked and resolved (profiles applied, secrets read)."""
+
+    fleet: str
+    api_url: str
+    callbacks: Mapping[str, Callback]
+    vehicles: Mapping[str, DesiredVehicle]
+    prune: bool = False
+    source: str = "fleet.yaml"
+
+
+@dataclass(frozen=True)
+class RecordedCallback:
+    """A callback the reconciler created or adopted: its id and last confirmed body."""
+
+    label: str
+    id: str
+    config: Callback
+
+
+@dataclass(frozen=True)
+class RecordedVehicle:
+    """The last configuration confirmed applied to a vehicle, and its vid."""
+
+    vin: str
+    vid: str | None = None
+    config: VehicleConfig = VehicleConfig()
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    """A remote action accepted by the API whose outcome is not known yet."""
+
+    address: str
+    key: str
+    status: str
+    remote_action_id: str | None = None
+    sent_at: str = ""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """An address not to retry before ``until`` (ISO-8601 UTC), and why."""
+
+    address: str
+    cause: str
+    until: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What earlier runs recorded in the state store."""
+
+    lineage: str
+    serial: int = 0
+    fingerprint_key: bytes = b""
+    callbacks: Mapping[str, RecordedCallback] = field(default_factory=dict)
+    vehicles: Mapping[str, RecordedVehicle] = field(default_factory=dict)
+    pending: Mapping[str, PendingAction] = field(default_factory=dict)
+    backoffs: Mapping[str, Backoff] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObservedCallback:
+    """A callback as the API lists it now (secrets already fingerprinted)."""
+
+    id: str
+    config: Callback
+
+
+@dataclass(frozen=True)
+class ObservedVehicle:
+    """What a vehicle's status reports now; None where the status says nothing."""
+
+    vin: str
+    vid: str | None = None
+    config: VehicleConfig = VehicleConfig()
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a refresh read from the API."""
+
+    callbacks: Mapping[str, ObservedCallback] = field(default_factory=dict)  # by label
+    vehicles: Mapping[str, ObservedVehicle] = field(default_factory=dict)

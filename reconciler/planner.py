@@ -1,0 +1,386 @@
+"""The planner: ``plan(desired, recorded, observed) -> Plan``, with no I/O.
+
+Current state is what the API reports where a refresh observed it, else what
+the state recorded. Only what differs is planned: a preconditioning change
+carries ``Set`` for added or changed slots and ``Delete`` for slots the
+reconciler set before and the file no longer has; slots it never managed are
+never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from . import addresses, api_bodies, api_spec, codec
+from .changes import Change, Drift, Held, Plan, Request, SensitiveField
+from .model import (
+    AirProgram,
+    AirPrograms,
+    Callback,
+    ChargeProgram,
+    ChargePrograms,
+    ChargingPreferences,
+    Desired,
+    Fingerprint,
+    Observed,
+    ObservedVehicle,
+    Recorded,
+    RecordedVehicle,
+    Secret,
+    VehicleConfig,
+)
+from .sensitive import seal, seal_callback
+from .timeofday import describe_days, to_hhmm
+
+_NO_CONFIG = VehicleConfig()
+
+
+def plan(
+    desired: Desired,
+    recorded: Recorded,
+    observed: Observed | None = None,
+    *,
+    targets: Iterable[str] = (),
+    now: str = "",
+) -> Plan:
+    """Everything apply must send to bring the fleet to ``desired``.
+
+    ``now`` (ISO-8601 UTC) decides which backed-off failures are due again;
+    ``targets`` keeps only the changes under those addresses, plus the creation
+    of any callback they need.
+    """
+    builder = _Planner(desired, recorded, observed or Observed(), now)
+    builder.callbacks()
+    builder.vehicles()
+    changes, drift, held = builder.changes, builder.drift, builder.held
+    targets = tuple(targets)
+    if targets:
+        changes = _targeted(changes, targets)
+        drift = [d for d in drift if addresses.matches(d.address, targets)]
+        held = [h for h in held if addresses.matches(h.address, targets)]
+    lookups = len({c.vin for c in changes if c.vin and "{vid}" in c.request.path})
+    return Plan(
+        fleet=desired.fleet,
+        lineage=recorded.lineage,
+        serial=recorded.serial,
+        changes=tuple(changes),
+        drift=tuple(drift),
+        held=tuple(held),
+        lookups=lookups,
+        targets=targets,
+    )
+
+
+def action_key(lineage: str, serial: int, address: str) -> str:
+    """The unique key put in a remote action's label, to find it again after a timeout."""
+    digest = hashlib.sha256(f"{lineage}:{serial}:{address}".encode()).hexdigest()
+    return f"reconciler:{digest[:24]}"
+
+
+def _targeted(changes: list[Change], targets: tuple[str, ...]) -> list[Change]:
+    kept = [c for c in changes if addresses.matches(c.address, targets)]
+    needed = {c.callback for c in kept if c.vin and "{cbid}" in c.request.path}
+    creates = [
+        c for c in changes
+        if c.action == "create" and c.callback in needed and c not in kept
+    ]
+    return creates + kept
+
+
+class _Planner:
+    def __init__(self, desired: Desired, recorded: Recorded, observed: Observed, now: str) -> None:
+        self.desired = desired
+        self.recorded = recorded
+        self.observed = observed
+        self.now = now
+        self.key = recorded.fingerprint_key
+        self.changes: list[Change] = []
+        self.drift: list[Drift] = []
+        self.held: list[Held] = []
+        self.callback_ids: dict[str, str] = {}
+        self.fleet_path = f"/fleets/{desired.fleet}"
+        self._memos: dict[tuple[int, Callable[..., Any]], tuple[Any, Any]] = {}
+
+    def memo(self, fn: Callable[[Any], Any], value: Any) -> Any:
+        """``fn(value)``, computed once per object: vehicles of a profile share their programs.
+
+        The value is kept with the result so that its id cannot be reused.
+        """
+        key = (id(value), fn)
+        hit = self._memos.get(key)
+        if hit is None:
+            hit = self._memos[key] = (value, fn(value))
+        return hit[1]
+
+    # callbacks
+
+    def callbacks(self) -> None:
+        for label, wanted in self.desired.callbacks.items():
+            self._callback(label, wanted)
+        for label, rec in self.recorded.callbacks.items():
+            if label not in self.desired.callbacks:
+                path = f"{self.fleet_path}/remote/callbacks/{rec.id}"
+                self.changes.append(Change(
+                    addresses.callback(label), "delete", codec.callback_to_json(rec.config), None,
+                    Request("DELETE", path), f"delete callback {label} ({rec.id})", callback=label,
+                ))
+
+    def _callback(self, label: str, wanted: Callback) -> None:
+        address = addresses.callback(label)
+        rec = self.recorded.callbacks.get(label)
+        obs = self.observed.callbacks.get(label)
+        sealed = seal_callback(wanted, self.key)
+        if rec and obs and (not rec.config.same_body(obs.config) or rec.config.status != obs.config.status):
+            self._callback_drift(address, rec.config, obs.config)
+        current = obs.config if obs else rec.config if rec else None
+        cb_id = obs.id if obs else rec.id if rec else None
+        after = codec.callback_to_json(wanted)
+        sensitive = _sensitive_fields(wanted, current, self.key)
+        body = api_bodies.callback_subscribe(wanted)
+        if current is None or cb_id is None:
+            self.changes.append(Change(
+                address, "create", None, after,
+                Request("POST", f"{self.fleet_path}/remote/callbacks", body),
+                f"create callback {label}", callback=label, sensitive=sensitive,
+            ))
+            if wanted.status == api_spec.CALLBACK_PAUSED:
+                self._status_change(address, label, None, after, "{cbid}", "pause")
+            return
+        self.callback_ids[label] = cb_id
+        before = codec.callback_to_json(current)
+        if not sealed.same_body(current):
+            self.changes.append(Change(
+                address, "update", before, after,
+                Request("PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}", body),
+                f"update callback {label} ({cb_id})", callback=label, sensitive=sensitive,
+            ))
+        if sealed.status != current.status:
+            action = "pause" if sealed.status == api_spec.CALLBACK_PAUSED else "resume"
+            self._status_change(address, label, before, after, cb_id, action)
+
+    def _status_change(self, address: str, label: str, before: Any, after: Any, cb_id: str, action: str) -> None:
+        status = api_spec.CALLBACK_PAUSED if action == "pause" else api_spec.CALLBACK_RUNNING
+        self.changes.append(Change(
+            address, action, before, after,
+            Request("PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}/status", api_bodies.callback_status(status)),
+            f"{action} callback {label}", callback=label,
+        ))
+
+    def _callback_drift(self, address: str, recorded: Callback, observed: Callback) -> None:
+        rec, obs = codec.callback_to_json(recorded), codec.callback_to_json(observed)
+        for name in sorted(set(rec) | set(obs)):
+            if rec.get(name) != obs.get(name):
+                self.drift.append(Drift(address, name, rec.get(name), obs.get(name)))
+        if rec == obs:  # differs only in a secret's fingerprint
+            self.drift.append(Drift(address, "webhook", "(sensitive)", "(sensitive, changed)"))
+
+    # vehicles
+
+    def vehicles(self) -> None:
+        recorded, observed = self.recorded.vehicles, self.observed.vehicles
+        for vin, wanted in self.desired.vehicles.items():
+            self._vehicle(vin, wanted.config, wanted.routes, recorded.get(vin), observed.get(vin))
+        if self.desired.prune:
+            for vin, rec in recorded.items():
+                if vin not in self.desired.vehicles:
+                    self._prune(vin, rec, observed.get(vin))
+
+    def _vehicle(
+        self,
+        vin: str,
+        want: VehicleConfig,
+        routes: Mapping[str, str],
+        rec: RecordedVehicle | None,
+        obs: ObservedVehicle | None,
+    ) -> None:
+        had = rec.config if rec else _NO_CONFIG
+        seen = obs.config if obs else _NO_CONFIG
+        target = _Target(vin, (obs.vid if obs else None) or (rec.vid if rec else None), routes)
+        if want.preconditioning is not None:
+            self._air(target, want.preconditioning, had.preconditioning, seen.preconditioning)
+        if want.charging_schedule is not None:
+            self._schedule(target, want.charging_schedule, had.charging_schedule, seen.charging_schedule)
+        if want.charging_preferences is not None:
+            self._preferences(target, want.charging_preferences, had.charging_preferences, seen.charging_preferences)
+        if want.immobilized is not None:
+            self._flag(target, addresses.IMMOBILIZATION, want.immobilized, had.immobilized, seen.immobilized)
+        if want.stolen is not None:
+            self._flag(target, addresses.STOLEN, want.stolen, had.stolen, seen.stolen)
+
+    def _prune(self, vin: str, rec: RecordedVehicle, obs: ObservedVehicle | None) -> None:
+        """A vehicle gone from the file under ``prune: true``: remove the programs set for it.
+
+        Flags and preferences have nothing to remove and are left as they are.
+        """
+        seen = obs.config if obs else _NO_CONFIG
+        target = _Target(vin, (obs.vid if obs else None) or rec.vid, {}, pruned=True)
+        if rec.config.preconditioning:
+            self._air(target, {}, rec.config.preconditioning, seen.preconditioning)
+        if rec.config.charging_schedule:
+            self._schedule(target, {}, rec.config.charging_schedule, seen.charging_schedule)
+
+    def _air(self, t: _Target, want: AirPrograms, had: AirPrograms | None, seen: AirPrograms | None) -> None:
+        address = addresses.vehicle(t.vin, addresses.PRECONDITIONING)
+        self._slot_drift(address, had, seen)
+        current = seen if seen is not None else (had or {})
+        sets = [p for slot, p in sorted(want.items()) if current.get(slot) != p]
+        deletes = sorted(slot for slot in (had or {}) if slot not in want and slot in current)
+        if not sets and not deletes:
+            return
+        entries = [self.memo(api_bodies.air_set, p) for p in sets] + [api_bodies.air_delete(s) for s in deletes]
+        words = [self.memo(_describe_air, p) for p in sets] + [f"Delete slot {s}" for s in deletes]
+        self._send(
+            t, address, api_spec.THERMAL_PRECONDITIONING,
+            before=self._before(current, want, had), after=self.memo(codec.programs_to_json, want),
+            body=lambda label: api_bodies.preconditioning(label, entries), summary=", ".join(words),
+        )
+
+    def _schedule(self, t: _Target, want: ChargePrograms, had: ChargePrograms | None,
+                  seen: ChargePrograms | None) -> None:
+        address = addresses.vehicle(t.vin, addresses.CHARGING_SCHEDULE)
+        self._slot_drift(address, had, seen)
+        current = seen if seen is not None else (had or {})
+        sets = [p for slot, p in sorted(want.items()) if current.get(slot) != p]
+        # The charging API has no Delete: a removed slot is sent disabled.
+        disables = [
+            replace(current[slot], enabled=False)
+            for slot in sorted(had or {})
+            if slot not in want and slot in current and current[slot].enabled
+        ]
+        if not sets and not disables:
+            return
+        words = [self.memo(_describe_charge, p) for p in sets] + [f"Disable slot {p.slot}" for p in disables]
+        after = {**want, **{p.slot: p for p in disables}} if disables else want
+        entries = [self.memo(api_bodies.charge_program, p) for p in sets + disables]
+        self._send(
+            t, address, api_spec.CHARGING,
+            before=self._before(current, want, had), after=self.memo(codec.programs_to_json, after),
+            body=lambda label: api_bodies.charging_schedule(label, entries), summary=", ".join(words),
+        )
+
+    def _preferences(self, t: _Target, want: ChargingPreferences, had: ChargingPreferences | None,
+                     seen: ChargingPreferences | None) -> None:
+        address = addresses.vehicle(t.vin, addresses.CHARGING_PREFERENCES)
+        if had is not None and seen is not None and seen != had:
+            self.drift.append(Drift(address, "preferences", codec.preferences_to_json(had),
+                                    codec.preferences_to_json(seen)))
+        current = seen if seen is not None else had
+        if current is not None and all(
+            w is None or w == c for w, c in ((want.level, current.level), (want.type, current.type))
+        ):
+            return
+        described = " ".join(v for v in (want.level, want.type) if v)
+        self._send(
+            t, address, api_spec.CHARGING,
+            before=codec.preferences_to_json(current), after=codec.preferences_to_json(want),
+            body=lambda label: api_bodies.charging_preferences(label, want), summary=f"set preferences {described}",
+        )
+
+    def _flag(self, t: _Target, part: str, want: bool, had: bool | None, seen: bool | None) -> None:
+        address = addresses.vehicle(t.vin, part)
+        name = "immobilized" if part == addresses.IMMOBILIZATION else "stolen"
+        if had is not None and seen is not None and seen != had:
+            self.drift.append(Drift(address, name, had, seen))
+        current = seen if seen is not None else had
+        if current == want:
+            return
+        make: Callable[[str, bool], dict[str, Any]]
+        if part == addresses.IMMOBILIZATION:
+            remote_type, make = api_spec.IMMOBILIZATION, api_bodies.immobilization
+            summary = "immobilize" if want else "release immobilization"
+        else:
+            remote_type, make = api_spec.STOLEN, api_bodies.stolen
+            summary = "declare stolen" if want else "declare not stolen"
+        self._send(
+            t, address, remote_type,
+            before=None if current is None else {name: current}, after={name: want},
+            body=lambda label: make(label, want), summary=summary,
+        )
+
+    def _before(self, current: Mapping[int, Any], want: Mapping[int, Any], had: Mapping[int, Any] | None) -> Any:
+        """The current programs of the slots this address manages (desired or set before)."""
+        if not current:
+            return []
+        managed = {s: p for s, p in current.items() if s in want or (had and s in had)}
+        return codec.programs_to_json(managed)
+
+    def _slot_drift(self, address: str, had: Mapping[int, Any] | None, seen: Mapping[int, Any] | None) -> None:
+        if had is None or seen is None:
+            return
+        for slot in sorted(had):
+            if seen.get(slot) != had[slot]:
+                before = codec.programs_to_json({slot: had[slot]})
+                after = codec.programs_to_json({slot: seen[slot]}) if slot in seen else None
+                self.drift.append(Drift(address, f"slot {slot}", before[0] if before else None,
+                                        after[0] if after else None))
+
+    def _send(self, t: _Target, address: str, remote_type: str, *, before: Any, after: Any,
+              body: Any, summary: str) -> None:
+        pending = self.recorded.pending.get(address)
+        if pending is not None:
+            self.held.append(Held(address, f"action {pending.remote_action_id or pending.key} "
+                                           f"is still {pending.status}; planned again once it ends"))
+            return
+        backoff = self.recorded.backoffs.get(address)
+        if backoff is not None and self.now and self.now < backoff.until:
+            self.held.append(Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}"))
+            return
+        label = t.routes.get(remote_type)
+        if label is None and t.pruned:
+            label = self._any_callback(remote_type)
+        cb_id = self.callback_ids.get(label or "", "{cbid}")
+        key = action_key(self.recorded.lineage, self.recorded.serial, address)
+        path = f"{self.fleet_path}/vehicles/{t.vid or '{vid}'}/callbacks/{cb_id}/remotes"
+        self.changes.append(Change(
+            address, "send", before, after, Request("POST", path, body(key)), summary,
+            key=key, vin=t.vin, remote_type=remote_type, callback=label,
+        ))
+
+    def _any_callback(self, remote_type: str) -> str | None:
+        for label, cb in self.desired.callbacks.items():
+            if remote_type in cb.remote_types:
+                return label
+        return None
+
+
+class _Target:
+    """The vehicle a change is for: VIN, vid if known, and its callback routes."""
+
+    __slots__ = ("pruned", "routes", "vid", "vin")
+
+    def __init__(self, vin: str, vid: str | None, routes: Mapping[str, str], pruned: bool = False) -> None:
+        self.vin = vin
+        self.vid = vid
+        self.routes = routes
+        self.pruned = pruned
+
+
+def _describe_air(p: AirProgram) -> str:
+    return f"Set slot {p.slot} ({to_hhmm(p.start)} {describe_days(p.days)})"
+
+
+def _describe_charge(p: ChargeProgram) -> str:
+    return f"Set slot {p.slot} ({to_hhmm(p.start)}–{to_hhmm(p.end)} {describe_days(p.days)})"
+
+
+def _sensitive_fields(wanted: Callback, current: Callback | None, key: bytes) -> tuple[SensitiveField, ...]:
+    """Each secret of ``wanted``, and whether it differs from what ``current`` holds."""
+    fields = []
+    old = {("target", ""): current.target} if current else {}
+    if current:
+        old.update({(a.kind, a.key): a.value for a in current.attributes})
+    values = [(("target", ""), wanted.target)] + [((a.kind, a.key), a.value) for a in wanted.attributes]
+    for (kind, name), value in values:
+        if isinstance(value, Secret):
+            previous = old.get((kind, name))
+            changed = not isinstance(previous, Fingerprint) or previous != seal(value, key)
+            where = "webhook.target" if kind == "target" else f"webhook.{_section(kind)}.{name}"
+            fields.append(SensitiveField(where, changed))
+    return tuple(fields)
+
+
+def _section(kind: str) -> str:
+    return {"Header": "headers", "Query": "query", "Body": "body"}[kind]

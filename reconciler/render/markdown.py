@@ -1,0 +1,92 @@
+"""The plan as a pull-request comment: summary, warnings, a collapsed section per vehicle."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..changes import Change, Plan
+from .details import change_lines
+
+LIMIT = 65_000
+_ICONS = {"create": "➕", "update": "✏️", "delete": "🗑️", "pause": "⏸️", "resume": "▶️", "send": "📡"}
+
+
+def render(plan: Plan, *, limit: int = LIMIT) -> str:
+    """Markdown of at most ``limit`` characters; what does not fit is counted in a note."""
+    head = _head(plan)
+    sections = _sections(plan)
+    out = [head]
+    used = len(head)
+    for index, section in enumerate(sections):
+        left = len(sections) - index
+        note = (f"\n> ✂️ {left} more sections not shown: the plan is too long for a comment. "
+                "Run `reconciler plan` to see it all.\n")
+        if used + len(section) + len(note) > limit:
+            out.append(note)
+            break
+        out.append(section)
+        used += len(section)
+    return "".join(out)
+
+
+def _head(plan: Plan) -> str:
+    lines = [f"### reconciler plan for fleet `{plan.fleet}`\n"]
+    deletes = [c for c in plan.changes if c.action == "delete" or "Delete slot" in c.summary]
+    immobilized = [c.vin for c in plan.changes if c.summary == "immobilize"]
+    if deletes or immobilized:
+        lines.append("> [!WARNING]")
+        if deletes:
+            lines.append(f"> This plan **deletes**: {', '.join(f'`{c.address}`' for c in deletes[:20])}"
+                         + (f" and {len(deletes) - 20} more" if len(deletes) > 20 else ""))
+        if immobilized:
+            lines.append(f"> This plan **immobilizes** {len(immobilized)} vehicle(s): "
+                         + ", ".join(f"`{v}`" for v in immobilized[:20]))
+        lines.append("")
+    if not plan.changes:
+        lines.append("**No changes.** The fleet matches the configuration.\n")
+    else:
+        lines.append("| action | count |\n|---|---:|")
+        for action, count in plan.summary().items():
+            if count:
+                lines.append(f"| {_ICONS[action]} {action} | {count} |")
+        lines.append(f"\nApply will make **{plan.api_calls} API calls** "
+                     f"({len(plan.changes)} changes, {plan.lookups} VIN look-ups), plus status polls.\n")
+    if plan.drift:
+        lines.append(f"**Drift:** {len(plan.drift)} difference(s) changed outside reconciler.\n")
+    if plan.held:
+        lines.append(f"**Held back:** {len(plan.held)} address(es) with pending or backed-off actions.\n")
+    return "\n".join(lines) + "\n"
+
+
+def _sections(plan: Plan) -> list[str]:
+    sections = []
+    callbacks = [c for c in plan.changes if not c.vin]
+    if callbacks:
+        body = "".join(_change(c) for c in callbacks)
+        sections.append(_collapsed(f"<b>Callbacks</b> — {len(callbacks)} change(s)", body))
+    by_vehicle: dict[str, list[Change]] = defaultdict(list)
+    for change in plan.changes:
+        if change.vin:
+            by_vehicle[change.vin].append(change)
+    for vin, changes in by_vehicle.items():
+        body = "".join(_change(c) for c in changes)
+        sections.append(_collapsed(f"<code>{vin}</code> — {len(changes)} change(s)", body))
+    if plan.drift:
+        rows = "".join(f"| `{d.address}` | {d.field} | {d.recorded} | {d.observed} |\n" for d in plan.drift)
+        sections.append(_collapsed("<b>Drift</b>", f"| address | field | recorded | now |\n|---|---|---|---|\n{rows}"))
+    if plan.held:
+        rows = "".join(f"- `{h.address}`: {h.reason}\n" for h in plan.held)
+        sections.append(_collapsed("<b>Held back</b>", rows))
+    return sections
+
+
+def _collapsed(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n</details>\n\n"
+
+
+def _change(change: Change) -> str:
+    text = f"- {_ICONS[change.action]} `{change.address}` — {change.summary}\n"
+    lines = change_lines(change)
+    if lines:
+        text += "\n  ```diff\n" + "".join(f"  {sign} {line}\n" for sign, line in lines) + "  ```\n"
+    return text

@@ -1,0 +1,70 @@
+"""The plan for a terminal or a log: Terraform-like, coloured when asked to."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import TextIO
+
+from ..changes import Plan
+from .details import change_lines
+
+_SIGNS = {"create": "+", "update": "~", "delete": "-", "pause": "~", "resume": "~", "send": "~"}
+_COLOURS = {"+": "32", "-": "31", "~": "33", "!": "35"}
+
+
+def render(plan: Plan, *, color: bool = False) -> str:
+    """The plan as text (see ``write``)."""
+    out = io.StringIO()
+    write(plan, out, color=color)
+    return out.getvalue()
+
+
+def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
+    """Write the plan for people, change by change."""
+    def paint(sign: str, text: str) -> str:
+        code = _COLOURS.get(sign)
+        return f"\033[{code}m{text}\033[0m" if color and code else text
+
+    out = _Lines(stream)
+    if plan.changes:
+        out.append(f"reconciler will make these changes to fleet {plan.fleet}:\n")
+        for change in plan.changes:
+            sign = _SIGNS[change.action]
+            out.append(paint(sign, f"  {sign} {change.address}") + f"  ({change.summary})")
+            for line_sign, text in change_lines(change):
+                out.append(paint(line_sign, f"      {line_sign} {text}"))
+        out.append("")
+    if plan.drift:
+        out.append("Changed outside reconciler (drift):")
+        for d in plan.drift:
+            out.append(paint("!", f"  ! {d.address} {d.field}") + f": recorded {d.recorded}, now {d.observed}")
+        out.append("")
+    if plan.held:
+        out.append("Left alone this time:")
+        out.extend(f"  . {h.address}: {h.reason}" for h in plan.held)
+        out.append("")
+    if not plan.changes:
+        out.append(f"No changes. Fleet {plan.fleet} matches the configuration.")
+        return
+    counts = plan.summary()
+    out.append("Plan: " + ", ".join(f"{n} to {action}" for action, n in counts.items() if n) + ".")
+    out.append(
+        f"Apply will make {plan.api_calls} API calls ({len(plan.changes)} changes"
+        + (f", {plan.lookups} VIN look-ups" if plan.lookups else "")
+        + "), plus status polls while it waits for the vehicles."
+    )
+
+
+class _Lines:
+    """Writes each line as it comes, so a 10,000-vehicle plan is never one big string."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def append(self, line: str) -> None:
+        self.stream.write(line + "\n")
+
+    def extend(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.append(line)

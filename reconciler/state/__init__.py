@@ -1,0 +1,1 @@
+"""The state store: what earlier runs recorded (DESIGN §6)."""

@@ -1,0 +1,72 @@
+"""The ``StateStore`` interface every backend implements, and choosing a backend by URL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import StateError
+from ..model import Callback, Recorded, VehicleConfig
+
+DEFAULT_STATE = ".reconciler/state.db"
+
+
+class StateStore(Protocol):
+    """Where recorded state lives. Writes happen inside ``transaction()``."""
+
+    url: str
+
+    def read(self) -> Recorded:
+        """Everything recorded; a store never written gives a fresh lineage and serial 0."""
+        ...
+
+    def record_callback(self, label: str, callback_id: str, config: Callback) -> None:
+        """Record ``config`` (secrets sealed) as confirmed for callback ``label``."""
+        ...
+
+    def forget_callback(self, label: str) -> None:
+        ...
+
+    def record_vehicle(self, vin: str, vid: str | None, config: VehicleConfig) -> None:
+        """Record ``config`` as the vehicle's confirmed configuration."""
+        ...
+
+    def commit_serial(self) -> int:
+        """Bump the serial after a run changed the state; returns the new serial."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def state_url(fleet_file: str | Path, env: Mapping[str, str]) -> str:
+    """``RECONCILER_STATE``, else ``sqlite:///`` + ``.reconciler/state.db`` beside the fleet file."""
+    url = env.get("RECONCILER_STATE")
+    if url:
+        return url
+    path = Path(fleet_file).resolve().parent / DEFAULT_STATE
+    return f"sqlite:///{path}"
+
+
+def open_store(url: str, *, readonly: bool = False) -> StateStore:
+    """The backend for ``url``; ``readonly`` opens without creating or migrating anything."""
+    if url.startswith("sqlite:///"):
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(url, readonly=readonly)
+    if url.startswith(("postgresql://", "postgres://")):
+        raise StateError("PostgreSQL state is not available in this version; use sqlite:///PATH")
+    raise StateError(f"unsupported state URL {url!r}; use sqlite:///PATH or postgresql://…")
+
+
+def fresh_recorded() -> Recorded:
+    """The state of a store never written: a new lineage, serial 0, a new fingerprint key."""
+    return Recorded(lineage=str(uuid.uuid4()), serial=0, fingerprint_key=secrets.token_bytes(32))
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(os.path.expanduser(url[len("sqlite:///"):]))
