@@ -19,7 +19,12 @@ from .commands import validate as validate_command
 from .errors import ReconcilerError
 
 _FILE = click.option(
-    "-f", "--file", "fleet_file", default="fleet.yaml", show_default=True, metavar="FILE",
+    "-f",
+    "--file",
+    "fleet_file",
+    default="fleet.yaml",
+    show_default=True,
+    metavar="FILE",
     help="The fleet file to read.",
 )
 
@@ -53,16 +58,33 @@ def validate(fleet_file: str) -> int:
 @cli.command()
 @_FILE
 @click.option("--out", "out_file", metavar="PLAN", help="Also save the plan here, for `reconciler apply PLAN`.")
-@click.option("--format", "fmt", type=click.Choice(plan_command.FORMATS), default="text", show_default=True,
-              help="text for people, json for programs, markdown for a pull-request comment.")
-@click.option("--refresh/--no-refresh", default=True, show_default=True,
-              help="Read the vehicles' and callbacks' current state from the API first.")
-@click.option("--target", "targets", multiple=True, metavar="ADDR",
-              help="Plan only this address (callback.LABEL, vehicle.VIN, vehicle.VIN.PART); repeatable.")
-@click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 2 when there are changes, 0 when there are none, 1 on error.")
-def plan(fleet_file: str, out_file: str | None, fmt: str, refresh: bool, targets: tuple[str, ...],
-         detailed_exitcode: bool) -> int:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(plan_command.FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs, markdown for a pull-request comment.",
+)
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Read the vehicles' and callbacks' current state from the API first.",
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDR",
+    help="Plan only this address (callback.LABEL, vehicle.VIN, vehicle.VIN.PART); repeatable.",
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when there are none, 1 on error."
+)
+def plan(
+    fleet_file: str, out_file: str | None, fmt: str, refresh: bool, targets: tuple[str, ...], detailed_exitcode: bool
+) -> int:
     """Show what apply would change, and how many API calls it would make.
 
     With --format json only JSON goes to stdout; messages go to stderr.
@@ -70,16 +92,22 @@ def plan(fleet_file: str, out_file: str | None, fmt: str, refresh: bool, targets
     except the --out file.
     """
     return plan_command.run(
-        fleet_file, fmt=fmt, out_file=out_file, refresh=refresh, targets=targets,
-        detailed_exitcode=detailed_exitcode, env=os.environ, stdout=sys.stdout, stderr=sys.stderr,
+        fleet_file,
+        fmt=fmt,
+        out_file=out_file,
+        refresh=refresh,
+        targets=targets,
+        detailed_exitcode=detailed_exitcode,
+        env=os.environ,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code instead of raising."""
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler",
-                          standalone_mode=False)
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:

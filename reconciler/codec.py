@@ -82,9 +82,7 @@ def callback_from_json(label: str, data: Mapping[str, Any]) -> Callback:
         name=webhook["name"],
         remote_types=tuple(data["remoteTypes"]),
         attributes=tuple(sorted(attributes, key=lambda a: (a.kind, a.key))),
-        retry_policy=RetryPolicy(retry["policy"], retry.get("retryNumber"), retry.get("retryDelay"))
-        if retry
-        else None,
+        retry_policy=RetryPolicy(retry["policy"], retry.get("retryNumber"), retry.get("retryDelay")) if retry else None,
         batch_notify=BatchNotify(batch["size"], batch.get("timeWindow")) if batch else None,
         status=data.get("status", "Running"),
     )
@@ -101,9 +99,7 @@ def air_to_json(program: AirProgram) -> dict[str, Any]:
 
 
 def air_from_json(data: Mapping[str, Any]) -> AirProgram:
-    return AirProgram(
-        data["slot"], parse_time(data["start"]), tuple(data["days"]), data["enabled"], data["recurrence"]
-    )
+    return AirProgram(data["slot"], parse_time(data["start"]), tuple(data["days"]), data["enabled"], data["recurrence"])
 
 
 def charge_to_json(program: ChargeProgram) -> dict[str, Any]:

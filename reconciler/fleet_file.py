@@ -208,8 +208,12 @@ class _Builder:
                     continue
                 folded = key.lower() if kind == api_spec.ATTRIBUTE_HEADER else key
                 if folded in seen:
-                    self.problem(where, f"header {key!r} repeats {seen[folded]!r}",
-                                 "header names ignore case; keep one of them", key=True)
+                    self.problem(
+                        where,
+                        f"header {key!r} repeats {seen[folded]!r}",
+                        "header names ignore case; keep one of them",
+                        key=True,
+                    )
                 seen[folded] = key
                 attributes.append(Attribute(kind, key, self._value(value, where)))
         return tuple(sorted(attributes, key=lambda a: (a.kind, a.key)))
@@ -228,8 +232,11 @@ class _Builder:
             return text
         missing = [n for n in names if n not in self.env]
         if missing:
-            self.problem(path, f"environment variable {missing[0]} is not set",
-                         f"export {missing[0]}=… before running reconciler")
+            self.problem(
+                path,
+                f"environment variable {missing[0]} is not set",
+                f"export {missing[0]}=… before running reconciler",
+            )
             return text
         return Secret(",".join(names), _ENV_REF.sub(lambda m: self.env[m.group(1)], text))
 
@@ -239,11 +246,19 @@ class _Builder:
         policy = raw["policy"]
         number, delay = raw.get("retryNumber"), raw.get("retryDelay")
         if policy != "Bounded" and number is not None:
-            self.problem((*path, "retryNumber"), f"retryNumber applies only to policy Bounded, not {policy}",
-                         "remove retryNumber or write policy: Bounded", key=True)
+            self.problem(
+                (*path, "retryNumber"),
+                f"retryNumber applies only to policy Bounded, not {policy}",
+                "remove retryNumber or write policy: Bounded",
+                key=True,
+            )
         if policy == "None" and delay is not None:
-            self.problem((*path, "retryDelay"), "retryDelay does not apply to policy None",
-                         "remove retryDelay or choose policy Bounded or Always", key=True)
+            self.problem(
+                (*path, "retryDelay"),
+                "retryDelay does not apply to policy None",
+                "remove retryDelay or choose policy Bounded or Always",
+                key=True,
+            )
         if policy == "None":
             return RetryPolicy(policy)
         return RetryPolicy(
@@ -282,7 +297,9 @@ class _Builder:
             preferences = ChargingPreferences(prefs.get("level"), prefs.get("type"))
         immobilized, stolen = body.get("immobilized"), body.get("stolen")
         return VehicleConfig(
-            air, schedule, preferences,
+            air,
+            schedule,
+            preferences,
             immobilized if isinstance(immobilized, bool) else None,
             stolen if isinstance(stolen, bool) else None,
         )
@@ -301,8 +318,11 @@ class _Builder:
                 continue
             if slot in first_at:
                 first = self.source.locate((*path, first_at[slot]))
-                self.problem((*path, index, "slot"), f"slot {slot} is used twice (first at line {first.line})",
-                             "each slot 1–4 may hold one program; pick a free slot")
+                self.problem(
+                    (*path, index, "slot"),
+                    f"slot {slot} is used twice (first at line {first.line})",
+                    "each slot 1–4 may hold one program; pick a free slot",
+                )
                 ok = False
                 continue
             first_at[slot] = index
@@ -320,8 +340,9 @@ class _Builder:
             self._program_cache[key] = programs
         return programs
 
-    def _vehicles(self, profiles: dict[str, VehicleConfig | None],
-                  callbacks: dict[str, Callback]) -> dict[str, DesiredVehicle]:
+    def _vehicles(
+        self, profiles: dict[str, VehicleConfig | None], callbacks: dict[str, Callback]
+    ) -> dict[str, DesiredVehicle]:
         raw = self.data.get("vehicles")
         if not isinstance(raw, dict) or self.report.broken("vehicles"):
             return {}
@@ -363,8 +384,9 @@ class _Builder:
         )
         self.problem((*path, kind), f"{kind} {name!r} is not declared", hint)
 
-    def _routes(self, vin: str, body: dict[str, Any], config: VehicleConfig,
-                callbacks: dict[str, Callback]) -> dict[str, str]:
+    def _routes(
+        self, vin: str, body: dict[str, Any], config: VehicleConfig, callbacks: dict[str, Callback]
+    ) -> dict[str, str]:
         needed = []
         if config.preconditioning is not None:
             needed.append(api_spec.THERMAL_PRECONDITIONING)
@@ -400,11 +422,21 @@ def _resolve_routes(chosen: str | None, needed: list[str], callbacks: Mapping[st
         if len(candidates) == 1:
             routes.append((remote_type, candidates[0]))
         elif not candidates:
-            failures.append((remote_type, f"no callback subscribes to {remote_type}",
-                             f"add {remote_type} to the remoteTypes of a callback"))
+            failures.append(
+                (
+                    remote_type,
+                    f"no callback subscribes to {remote_type}",
+                    f"add {remote_type} to the remoteTypes of a callback",
+                )
+            )
         else:
-            failures.append((remote_type, f"callbacks {', '.join(candidates)} all subscribe to {remote_type}",
-                             "set callback: on the vehicle to say which one to use"))
+            failures.append(
+                (
+                    remote_type,
+                    f"callbacks {', '.join(candidates)} all subscribe to {remote_type}",
+                    "set callback: on the vehicle to say which one to use",
+                )
+            )
     return tuple(routes), tuple(failures)
 
 
@@ -438,6 +470,8 @@ def _air_program(entry: dict[str, Any]) -> AirProgram:
 def _charge_program(entry: dict[str, Any]) -> ChargeProgram:
     start, end = parse_time(entry["start"]), parse_time(entry["end"])
     if start == end:
-        raise _ProgramError(f"slot {entry['slot']}: the program ends when it starts",
-                            "give an end time different from the start (it may be past midnight)")
+        raise _ProgramError(
+            f"slot {entry['slot']}: the program ends when it starts",
+            "give an end time different from the start (it may be past midnight)",
+        )
     return ChargeProgram(entry["slot"], start, end, parse_days(entry["days"]), entry.get("enabled", True))

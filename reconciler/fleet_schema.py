@@ -101,9 +101,7 @@ def validate(source: Source) -> SchemaReport:
     return report
 
 
-def _collect(
-    report: SchemaReport, source: Source, errors: Iterable[ValidationError], prefix: Path
-) -> None:
+def _collect(report: SchemaReport, source: Source, errors: Iterable[ValidationError], prefix: Path) -> None:
     for error in _leaves(errors):
         path = (*prefix, *error.absolute_path)
         report.add(tuple(path))
@@ -172,9 +170,7 @@ def _unknown_keys(source: Source, error: ValidationError, path: Path) -> list[Pr
     for key in unknown:
         hint = did_you_mean(key, allowed) or f"allowed here: {', '.join(allowed)}"
         where = describe_path(path)
-        problems.append(
-            Problem(source.locate((*path, key), key=True), f"{where}: unknown key {key!r}", hint)
-        )
+        problems.append(Problem(source.locate((*path, key), key=True), f"{where}: unknown key {key!r}", hint))
     return problems
 
 

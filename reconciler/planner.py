@@ -83,10 +83,7 @@ def action_key(lineage: str, serial: int, address: str) -> str:
 def _targeted(changes: list[Change], targets: tuple[str, ...]) -> list[Change]:
     kept = [c for c in changes if addresses.matches(c.address, targets)]
     needed = {c.callback for c in kept if c.vin and "{cbid}" in c.request.path}
-    creates = [
-        c for c in changes
-        if c.action == "create" and c.callback in needed and c not in kept
-    ]
+    creates = [c for c in changes if c.action == "create" and c.callback in needed and c not in kept]
     return creates + kept
 
 
@@ -123,10 +120,17 @@ class _Planner:
         for label, rec in self.recorded.callbacks.items():
             if label not in self.desired.callbacks:
                 path = f"{self.fleet_path}/remote/callbacks/{rec.id}"
-                self.changes.append(Change(
-                    addresses.callback(label), "delete", codec.callback_to_json(rec.config), None,
-                    Request("DELETE", path), f"delete callback {label} ({rec.id})", callback=label,
-                ))
+                self.changes.append(
+                    Change(
+                        addresses.callback(label),
+                        "delete",
+                        codec.callback_to_json(rec.config),
+                        None,
+                        Request("DELETE", path),
+                        f"delete callback {label} ({rec.id})",
+                        callback=label,
+                    )
+                )
 
     def _callback(self, label: str, wanted: Callback) -> None:
         address = addresses.callback(label)
@@ -141,33 +145,55 @@ class _Planner:
         sensitive = _sensitive_fields(wanted, current, self.key)
         body = api_bodies.callback_subscribe(wanted)
         if current is None or cb_id is None:
-            self.changes.append(Change(
-                address, "create", None, after,
-                Request("POST", f"{self.fleet_path}/remote/callbacks", body),
-                f"create callback {label}", callback=label, sensitive=sensitive,
-            ))
+            self.changes.append(
+                Change(
+                    address,
+                    "create",
+                    None,
+                    after,
+                    Request("POST", f"{self.fleet_path}/remote/callbacks", body),
+                    f"create callback {label}",
+                    callback=label,
+                    sensitive=sensitive,
+                )
+            )
             if wanted.status == api_spec.CALLBACK_PAUSED:
                 self._status_change(address, label, None, after, "{cbid}", "pause")
             return
         self.callback_ids[label] = cb_id
         before = codec.callback_to_json(current)
         if not sealed.same_body(current):
-            self.changes.append(Change(
-                address, "update", before, after,
-                Request("PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}", body),
-                f"update callback {label} ({cb_id})", callback=label, sensitive=sensitive,
-            ))
+            self.changes.append(
+                Change(
+                    address,
+                    "update",
+                    before,
+                    after,
+                    Request("PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}", body),
+                    f"update callback {label} ({cb_id})",
+                    callback=label,
+                    sensitive=sensitive,
+                )
+            )
         if sealed.status != current.status:
             action = "pause" if sealed.status == api_spec.CALLBACK_PAUSED else "resume"
             self._status_change(address, label, before, after, cb_id, action)
 
     def _status_change(self, address: str, label: str, before: Any, after: Any, cb_id: str, action: str) -> None:
         status = api_spec.CALLBACK_PAUSED if action == "pause" else api_spec.CALLBACK_RUNNING
-        self.changes.append(Change(
-            address, action, before, after,
-            Request("PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}/status", api_bodies.callback_status(status)),
-            f"{action} callback {label}", callback=label,
-        ))
+        self.changes.append(
+            Change(
+                address,
+                action,
+                before,
+                after,
+                Request(
+                    "PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}/status", api_bodies.callback_status(status)
+                ),
+                f"{action} callback {label}",
+                callback=label,
+            )
+        )
 
     def _callback_drift(self, address: str, recorded: Callback, observed: Callback) -> None:
         rec, obs = codec.callback_to_json(recorded), codec.callback_to_json(observed)
@@ -233,13 +259,18 @@ class _Planner:
         entries = [self.memo(api_bodies.air_set, p) for p in sets] + [api_bodies.air_delete(s) for s in deletes]
         words = [self.memo(_describe_air, p) for p in sets] + [f"Delete slot {s}" for s in deletes]
         self._send(
-            t, address, api_spec.THERMAL_PRECONDITIONING,
-            before=self._before(current, want, had), after=self.memo(codec.programs_to_json, want),
-            body=lambda label: api_bodies.preconditioning(label, entries), summary=", ".join(words),
+            t,
+            address,
+            api_spec.THERMAL_PRECONDITIONING,
+            before=self._before(current, want, had),
+            after=self.memo(codec.programs_to_json, want),
+            body=lambda label: api_bodies.preconditioning(label, entries),
+            summary=", ".join(words),
         )
 
-    def _schedule(self, t: _Target, want: ChargePrograms, had: ChargePrograms | None,
-                  seen: ChargePrograms | None) -> None:
+    def _schedule(
+        self, t: _Target, want: ChargePrograms, had: ChargePrograms | None, seen: ChargePrograms | None
+    ) -> None:
         address = addresses.vehicle(t.vin, addresses.CHARGING_SCHEDULE)
         self._slot_drift(address, had, seen)
         current = seen if seen is not None else (had or {})
@@ -256,17 +287,23 @@ class _Planner:
         after = {**want, **{p.slot: p for p in disables}} if disables else want
         entries = [self.memo(api_bodies.charge_program, p) for p in sets + disables]
         self._send(
-            t, address, api_spec.CHARGING,
-            before=self._before(current, want, had), after=self.memo(codec.programs_to_json, after),
-            body=lambda label: api_bodies.charging_schedule(label, entries), summary=", ".join(words),
+            t,
+            address,
+            api_spec.CHARGING,
+            before=self._before(current, want, had),
+            after=self.memo(codec.programs_to_json, after),
+            body=lambda label: api_bodies.charging_schedule(label, entries),
+            summary=", ".join(words),
         )
 
-    def _preferences(self, t: _Target, want: ChargingPreferences, had: ChargingPreferences | None,
-                     seen: ChargingPreferences | None) -> None:
+    def _preferences(
+        self, t: _Target, want: ChargingPreferences, had: ChargingPreferences | None, seen: ChargingPreferences | None
+    ) -> None:
         address = addresses.vehicle(t.vin, addresses.CHARGING_PREFERENCES)
         if had is not None and seen is not None and seen != had:
-            self.drift.append(Drift(address, "preferences", codec.preferences_to_json(had),
-                                    codec.preferences_to_json(seen)))
+            self.drift.append(
+                Drift(address, "preferences", codec.preferences_to_json(had), codec.preferences_to_json(seen))
+            )
         current = seen if seen is not None else had
         if current is not None and all(
             w is None or w == c for w, c in ((want.level, current.level), (want.type, current.type))
@@ -274,9 +311,13 @@ class _Planner:
             return
         described = " ".join(v for v in (want.level, want.type) if v)
         self._send(
-            t, address, api_spec.CHARGING,
-            before=codec.preferences_to_json(current), after=codec.preferences_to_json(want),
-            body=lambda label: api_bodies.charging_preferences(label, want), summary=f"set preferences {described}",
+            t,
+            address,
+            api_spec.CHARGING,
+            before=codec.preferences_to_json(current),
+            after=codec.preferences_to_json(want),
+            body=lambda label: api_bodies.charging_preferences(label, want),
+            summary=f"set preferences {described}",
         )
 
     def _flag(self, t: _Target, part: str, want: bool, had: bool | None, seen: bool | None) -> None:
@@ -295,9 +336,13 @@ class _Planner:
             remote_type, make = api_spec.STOLEN, api_bodies.stolen
             summary = "declare stolen" if want else "declare not stolen"
         self._send(
-            t, address, remote_type,
-            before=None if current is None else {name: current}, after={name: want},
-            body=lambda label: make(label, want), summary=summary,
+            t,
+            address,
+            remote_type,
+            before=None if current is None else {name: current},
+            after={name: want},
+            body=lambda label: make(label, want),
+            summary=summary,
         )
 
     def _before(self, current: Mapping[int, Any], want: Mapping[int, Any], had: Mapping[int, Any] | None) -> Any:
@@ -314,15 +359,22 @@ class _Planner:
             if seen.get(slot) != had[slot]:
                 before = codec.programs_to_json({slot: had[slot]})
                 after = codec.programs_to_json({slot: seen[slot]}) if slot in seen else None
-                self.drift.append(Drift(address, f"slot {slot}", before[0] if before else None,
-                                        after[0] if after else None))
+                self.drift.append(
+                    Drift(address, f"slot {slot}", before[0] if before else None, after[0] if after else None)
+                )
 
-    def _send(self, t: _Target, address: str, remote_type: str, *, before: Any, after: Any,
-              body: Any, summary: str) -> None:
+    def _send(
+        self, t: _Target, address: str, remote_type: str, *, before: Any, after: Any, body: Any, summary: str
+    ) -> None:
         pending = self.recorded.pending.get(address)
         if pending is not None:
-            self.held.append(Held(address, f"action {pending.remote_action_id or pending.key} "
-                                           f"is still {pending.status}; planned again once it ends"))
+            self.held.append(
+                Held(
+                    address,
+                    f"action {pending.remote_action_id or pending.key} "
+                    f"is still {pending.status}; planned again once it ends",
+                )
+            )
             return
         backoff = self.recorded.backoffs.get(address)
         if backoff is not None and self.now and self.now < backoff.until:
@@ -334,10 +386,20 @@ class _Planner:
         cb_id = self.callback_ids.get(label or "", "{cbid}")
         key = action_key(self.recorded.lineage, self.recorded.serial, address)
         path = f"{self.fleet_path}/vehicles/{t.vid or '{vid}'}/callbacks/{cb_id}/remotes"
-        self.changes.append(Change(
-            address, "send", before, after, Request("POST", path, body(key)), summary,
-            key=key, vin=t.vin, remote_type=remote_type, callback=label,
-        ))
+        self.changes.append(
+            Change(
+                address,
+                "send",
+                before,
+                after,
+                Request("POST", path, body(key)),
+                summary,
+                key=key,
+                vin=t.vin,
+                remote_type=remote_type,
+                callback=label,
+            )
+        )
 
     def _any_callback(self, remote_type: str) -> str | None:
         for label, cb in self.desired.callbacks.items():

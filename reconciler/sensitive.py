@@ -31,9 +31,7 @@ def seal(value: Value, key: bytes) -> Value:
 
 def seal_callback(callback: Callback, key: bytes) -> Callback:
     """``callback`` as the state records it: every secret replaced by its fingerprint."""
-    if not any(isinstance(a.value, Secret) for a in callback.attributes) and not isinstance(
-        callback.target, Secret
-    ):
+    if not any(isinstance(a.value, Secret) for a in callback.attributes) and not isinstance(callback.target, Secret):
         return callback
     return replace(
         callback,

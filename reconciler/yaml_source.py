@@ -66,9 +66,7 @@ class Source:
     data: Any
     root: yaml.Node | None
     problems: list[Problem] = field(default_factory=list)
-    _key_index: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = field(
-        default_factory=dict, repr=False
-    )
+    _key_index: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = field(default_factory=dict, repr=False)
 
     def locate(self, path: Path, *, key: bool = False) -> Location:
         """Where the value at ``path`` starts (or its key, with ``key=True``).

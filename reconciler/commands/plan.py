@@ -67,8 +67,9 @@ def warn_unmatched_targets(targets: Sequence[str], desired: Desired, recorded: R
     known = [addresses.callback(label) for label in (*desired.callbacks, *recorded.callbacks)]
     known += [f"vehicle.{vin}" for vin in (*desired.vehicles, *recorded.vehicles)]
     for target in targets:
-        if not any(addresses.matches(k, [target]) or k.startswith(target + ".") or target.startswith(k + ".")
-                   for k in known):
+        if not any(
+            addresses.matches(k, [target]) or k.startswith(target + ".") or target.startswith(k + ".") for k in known
+        ):
             stderr.write(f"warning: --target {target} matches nothing in the fleet file or the state\n")
 
 

@@ -21,8 +21,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "targets": list(plan.targets),
         "changes": [_change(c) for c in plan.changes],
         "drift": [
-            {"address": d.address, "field": d.field, "recorded": d.recorded, "observed": d.observed}
-            for d in plan.drift
+            {"address": d.address, "field": d.field, "recorded": d.recorded, "observed": d.observed} for d in plan.drift
         ],
         "held": [{"address": h.address, "reason": h.reason} for h in plan.held],
         "summary": {**summary, "drift": len(plan.drift), "held": len(plan.held)},
@@ -39,11 +38,11 @@ def write(plan: Plan, out: TextIO) -> None:
     """
     out.write("{")
     for index, (name, value) in enumerate(plan_document(plan).items()):
-        out.write(f'{"," if index else ""}\n {json.dumps(name)}: ')
+        out.write(f"{',' if index else ''}\n {json.dumps(name)}: ")
         if isinstance(value, list) and value:
             out.write("[")
             for number, entry in enumerate(value):
-                out.write(f'{"," if number else ""}\n  {dumps(entry)}')
+                out.write(f"{',' if number else ''}\n  {dumps(entry)}")
             out.write("\n ]")
         else:
             out.write(dumps(value))

@@ -19,8 +19,10 @@ def render(plan: Plan, *, limit: int = LIMIT) -> str:
     used = len(head)
     for index, section in enumerate(sections):
         left = len(sections) - index
-        note = (f"\n> ✂️ {left} more sections not shown: the plan is too long for a comment. "
-                "Run `reconciler plan` to see it all.\n")
+        note = (
+            f"\n> ✂️ {left} more sections not shown: the plan is too long for a comment. "
+            "Run `reconciler plan` to see it all.\n"
+        )
         if used + len(section) + len(note) > limit:
             out.append(note)
             break
@@ -36,11 +38,15 @@ def _head(plan: Plan) -> str:
     if deletes or immobilized:
         lines.append("> [!WARNING]")
         if deletes:
-            lines.append(f"> This plan **deletes**: {', '.join(f'`{c.address}`' for c in deletes[:20])}"
-                         + (f" and {len(deletes) - 20} more" if len(deletes) > 20 else ""))
+            lines.append(
+                f"> This plan **deletes**: {', '.join(f'`{c.address}`' for c in deletes[:20])}"
+                + (f" and {len(deletes) - 20} more" if len(deletes) > 20 else "")
+            )
         if immobilized:
-            lines.append(f"> This plan **immobilizes** {len(immobilized)} vehicle(s): "
-                         + ", ".join(f"`{v}`" for v in immobilized[:20]))
+            lines.append(
+                f"> This plan **immobilizes** {len(immobilized)} vehicle(s): "
+                + ", ".join(f"`{v}`" for v in immobilized[:20])
+            )
         lines.append("")
     if not plan.changes:
         lines.append("**No changes.** The fleet matches the configuration.\n")
@@ -49,8 +55,10 @@ def _head(plan: Plan) -> str:
         for action, count in plan.summary().items():
             if count:
                 lines.append(f"| {_ICONS[action]} {action} | {count} |")
-        lines.append(f"\nApply will make **{plan.api_calls} API calls** "
-                     f"({len(plan.changes)} changes, {plan.lookups} VIN look-ups), plus status polls.\n")
+        lines.append(
+            f"\nApply will make **{plan.api_calls} API calls** "
+            f"({len(plan.changes)} changes, {plan.lookups} VIN look-ups), plus status polls.\n"
+        )
     if plan.drift:
         lines.append(f"**Drift:** {len(plan.drift)} difference(s) changed outside reconciler.\n")
     if plan.held:

@@ -22,6 +22,7 @@ def render(plan: Plan, *, color: bool = False) -> str:
 
 def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
     """Write the plan for people, change by change."""
+
     def paint(sign: str, text: str) -> str:
         code = _COLOURS.get(sign)
         return f"\033[{code}m{text}\033[0m" if color and code else text

@@ -28,8 +28,7 @@ class StateStore(Protocol):
         """Record ``config`` (secrets sealed) as confirmed for callback ``label``."""
         ...
 
-    def forget_callback(self, label: str) -> None:
-        ...
+    def forget_callback(self, label: str) -> None: ...
 
     def record_vehicle(self, vin: str, vid: str | None, config: VehicleConfig) -> None:
         """Record ``config`` as the vehicle's confirmed configuration."""
@@ -39,8 +38,7 @@ class StateStore(Protocol):
         """Bump the serial after a run changed the state; returns the new serial."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def state_url(fleet_file: str | Path, env: Mapping[str, str]) -> str:
@@ -69,4 +67,4 @@ def fresh_recorded() -> Recorded:
 
 
 def sqlite_path(url: str) -> Path:
-    return Path(os.path.expanduser(url[len("sqlite:///"):]))
+    return Path(os.path.expanduser(url[len("sqlite:///") :]))

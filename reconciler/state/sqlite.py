@@ -163,8 +163,11 @@ class SQLiteStore:
                 return
             db.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("lineage", recorded.lineage), ("serial", str(recorded.serial)),
-                 ("fingerprint_key", recorded.fingerprint_key.hex())],
+                [
+                    ("lineage", recorded.lineage),
+                    ("serial", str(recorded.serial)),
+                    ("fingerprint_key", recorded.fingerprint_key.hex()),
+                ],
             )
 
     def record_callback(self, label: str, callback_id: str, config: Callback) -> None:

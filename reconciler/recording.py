@@ -1,0 +1,63 @@
+"""What the state records once a change is confirmed: pure, for apply and for tests.
+
+A confirmed change makes its ``after`` the recorded configuration of its
+address (DESIGN §6). Callbacks are recorded from the desired callback, sealed,
+since a plan never holds a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from . import addresses, api_spec, codec
+from .changes import Change
+from .model import ChargingPreferences, Desired, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
+from .sensitive import seal_callback
+
+
+def record_success(recorded: Recorded, change: Change, desired: Desired, *, callback_id: str = "") -> Recorded:
+    """``recorded`` with ``change`` confirmed (Success or AlreadyDone, or a 2xx for callbacks)."""
+    if change.vin is None:
+        return _record_callback(recorded, change, desired, callback_id)
+    vehicle = recorded.vehicles.get(change.vin) or RecordedVehicle(change.vin)
+    config = _apply(vehicle.config, change)
+    vehicles = {**recorded.vehicles, change.vin: replace(vehicle, config=config)}
+    return replace(recorded, vehicles=vehicles)
+
+
+def _record_callback(recorded: Recorded, change: Change, desired: Desired, callback_id: str) -> Recorded:
+    label = change.callback or change.address.split(".", 1)[1]
+    callbacks = dict(recorded.callbacks)
+    if change.action == "delete":
+        callbacks.pop(label, None)
+        return replace(recorded, callbacks=callbacks)
+    previous = callbacks.get(label)
+    sealed = seal_callback(desired.callbacks[label], recorded.fingerprint_key)
+    cb_id = callback_id or (previous.id if previous else "")
+    if change.action in ("pause", "resume"):
+        status = api_spec.CALLBACK_PAUSED if change.action == "pause" else api_spec.CALLBACK_RUNNING
+        base = previous.config if previous else replace(sealed, status=api_spec.CALLBACK_RUNNING)
+        callbacks[label] = RecordedCallback(label, cb_id, replace(base, status=status))
+    else:
+        # A POST or PUT body carries no status: a new callback runs, an updated one keeps its own.
+        status = previous.config.status if previous else api_spec.CALLBACK_RUNNING
+        callbacks[label] = RecordedCallback(label, cb_id, replace(sealed, status=status))
+    return replace(recorded, callbacks=callbacks)
+
+
+def _apply(config: VehicleConfig, change: Change) -> VehicleConfig:
+    part = change.address.split(".", 2)[2]
+    after = change.after
+    if part == addresses.PRECONDITIONING:
+        return replace(config, preconditioning={p["slot"]: codec.air_from_json(p) for p in after})
+    if part == addresses.CHARGING_SCHEDULE:
+        return replace(config, charging_schedule={p["slot"]: codec.charge_from_json(p) for p in after})
+    if part == addresses.CHARGING_PREFERENCES:
+        old = config.charging_preferences or ChargingPreferences()
+        prefs = ChargingPreferences(after.get("level", old.level), after.get("type", old.type))
+        return replace(config, charging_preferences=prefs)
+    if part == addresses.IMMOBILIZATION:
+        return replace(config, immobilized=after["immobilized"])
+    if part == addresses.STOLEN:
+        return replace(config, stolen=after["stolen"])
+    raise ValueError(f"unknown address {change.address}")

@@ -1,0 +1,165 @@
+"""The command line, end to end in a temp dir: exit codes, formats, files written or not."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE, MINIMAL
+
+from reconciler import fleet_file
+from reconciler.cli import main
+from reconciler.sensitive import seal_callback
+from reconciler.state.base import fresh_recorded
+from reconciler.state.sqlite import SQLiteStore
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text)
+    return path
+
+
+def files_under(path: Path) -> set[Path]:
+    return {p for p in path.rglob("*") if p.is_file()}
+
+
+def test_validate_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "-f", str(EXAMPLE)]) == 0
+    assert "is valid: 3 callbacks, 6 vehicles" in capsys.readouterr().out
+
+
+def test_bad_file_exits_1_with_located_errors_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = write(tmp_path, MINIMAL + "    immobilized: yes\n  VF3ABCDE0FG123456: {}\n")
+    before = files_under(tmp_path)
+    for argv in (["validate"], ["plan", "--out", "p.json"], ["plan", "--format", "json"]):
+        assert main([*argv, "-f", str(fleet)]) == 1
+        err = capsys.readouterr().err
+        assert "fleet.yaml:12:18: vehicles.VF3ABCDE0FG123456.immobilized" in err
+        assert "fleet.yaml:13:3: duplicate key" in err
+        assert "Traceback" not in err
+    assert files_under(tmp_path) == before
+
+
+def test_usage_errors_exit_1_not_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--no-such-flag"]) == 1
+    assert main(["plan", "--format", "yaml"]) == 1
+    assert "Usage:" in capsys.readouterr().err
+
+
+def test_missing_fleet_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan"]) == 1
+    assert "fleet.yaml: no such file" in capsys.readouterr().err
+
+
+def test_plan_json_writes_only_json_to_stdout_and_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = write(tmp_path, EXAMPLE.read_text())
+    assert main(["plan", "-f", str(fleet), "--format", "json", "--no-refresh"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["send"] == 20
+    assert files_under(tmp_path) == {fleet}  # planning never creates the state
+
+
+def test_detailed_exitcode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    assert main(["plan", "-f", str(fleet), "--no-refresh", "--detailed-exitcode"]) == 2
+    record_everything(fleet)
+    assert main(["plan", "-f", str(fleet), "--no-refresh", "--detailed-exitcode"]) == 0
+    assert "No changes." in capsys.readouterr().out
+
+
+def record_everything(fleet: Path) -> None:
+    desired = fleet_file.read(fleet, os.environ)
+    store = SQLiteStore(f"sqlite:///{fleet.parent / '.reconciler' / 'state.db'}")
+    recorded = fresh_recorded()
+    store.initialize(recorded)
+    for label, cb in desired.callbacks.items():
+        store.record_callback(label, f"cb-{label}", seal_callback(cb, recorded.fingerprint_key))
+    store.record_vehicles([(vin, f"vid-{vin}", v.config) for vin, v in desired.vehicles.items()])
+    store.close()
+
+
+def test_plan_against_recorded_state_plans_only_the_edit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    record_everything(fleet)
+    fleet.write_text(MINIMAL.replace('"07:30"', '"08:15"'))
+    assert main(["plan", "-f", str(fleet), "--format", "json", "--no-refresh"]) == 0
+    [change] = json.loads(capsys.readouterr().out)["changes"]
+    assert change["address"] == "vehicle.VF3ABCDE0FG123456.preconditioning"
+    assert (
+        change["request"]["path"]
+        == "/fleets/0a123bc5d1e873066454b4d9/vehicles/vid-VF3ABCDE0FG123456/callbacks/cb-ops/remotes"
+    )
+    assert change["request"]["body"]["preconditioning"]["airConditioning"]["programs"][0]["start"] == "PT8H15M"
+
+
+def test_saved_plan_carries_lineage_serial_and_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    assert main(["plan", "-f", str(fleet), "--out", str(tmp_path / "plan.json"), "--no-refresh"]) == 0
+    saved = json.loads((tmp_path / "plan.json").read_text())
+    assert saved["kind"] == "reconciler-plan"
+    assert saved["state"]["serial"] == 0 and saved["state"]["lineage"]
+    assert saved["source"]["file"] == str(fleet)
+    assert "reconciler apply" in capsys.readouterr().err
+
+
+def test_secret_stays_out_of_every_output_and_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_TOKEN", "hunter2-abcdef")
+    fleet = write(
+        tmp_path,
+        MINIMAL.replace(
+            '"https://hooks.example.com/x"}',
+            '"https://hooks.example.com/x", headers: {Authorization: "${HOOK_TOKEN}"}}',
+        ),
+    )
+    for fmt in ("text", "json", "markdown"):
+        assert main(["plan", "-f", str(fleet), "--format", fmt, "--out", str(tmp_path / f"p.{fmt}")]) == 0
+    captured = capsys.readouterr()
+    assert "hunter2" not in captured.out + captured.err
+    for path in files_under(tmp_path):
+        assert b"hunter2" not in path.read_bytes(), path
+
+
+def test_target_must_be_an_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    assert main(["plan", "-f", str(fleet), "--target", "VF3ABCDE0FG123456"]) == 1
+    assert "is not an address" in capsys.readouterr().err
+    assert main(["plan", "-f", str(fleet), "--target", "vehicle.VF3ABCDE0FG123457", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["changes"] == []
+    assert "matches nothing" in captured.err
+
+
+def test_no_color_is_honoured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    assert main(["plan", "-f", str(fleet)]) == 0
+    assert "\033[" not in capsys.readouterr().out  # not a terminal
+
+
+def test_help_teaches_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "validate" in out and "plan" in out
+    assert main(["plan", "--help"]) == 0
+    assert "--detailed-exitcode" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "-f", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,107 @@
+"""Plan output: the JSON contract, the Markdown comment, the terminal text."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+
+from planning import OPS, VIN, VIN2, air, desired, recorded
+
+from reconciler.changes import Plan
+from reconciler.model import Attribute, Callback, ChargingPreferences, Secret, VehicleConfig
+from reconciler.planner import plan
+from reconciler.render import json_plan, markdown, text
+
+SECRET = "tok-9f8e7d6c5b4a"
+
+
+def secret_plan() -> Plan:
+    hook = replace(OPS, attributes=(Attribute("Header", "Authorization", Secret("T", SECRET)),))
+    return plan(
+        desired({VIN: VehicleConfig(preconditioning={1: air(1)}, immobilized=True)}, (hook,)), recorded(callbacks=())
+    )
+
+
+def json_of(p: Plan) -> dict:  # type: ignore[type-arg]
+    out = io.StringIO()
+    json_plan.write(p, out)
+    return json.loads(out.getvalue())  # type: ignore[no-any-return]
+
+
+def test_json_plan_has_the_documented_shape() -> None:
+    doc = json_of(secret_plan())
+    assert {"format_version", "fleet", "state", "changes", "drift", "summary"} <= set(doc)
+    assert doc["state"] == {"lineage": "L1", "serial": 4}
+    assert doc["summary"]["create"] == 1 and doc["summary"]["send"] == 2
+    for change in doc["changes"]:
+        assert {"address", "action", "before", "after", "request"} <= set(change)
+        assert {"method", "path", "body"} <= set(change["request"])
+    assert doc["api_calls"] == {"total": 4, "changes": 3, "lookups": 1}
+
+
+def test_secrets_never_appear_in_any_format() -> None:
+    p = secret_plan()
+    out = io.StringIO()
+    json_plan.write(p, out)
+    rendered = [out.getvalue(), text.render(p), markdown.render(p)]
+    for output in rendered:
+        assert SECRET not in output
+    body = json.loads(rendered[0])["changes"][0]["request"]["body"]
+    assert body["callback"]["webhook"]["attributes"][0]["value"] == "(sensitive)"
+    assert "webhook.headers.Authorization: (sensitive, changed)" in rendered[1]
+
+
+def test_text_is_coloured_only_when_asked() -> None:
+    p = secret_plan()
+    assert "\033[" not in text.render(p, color=False)
+    assert "\033[32m" in text.render(p, color=True)
+
+
+def test_text_shows_field_level_changes() -> None:
+    d = desired(
+        {
+            VIN: VehicleConfig(
+                preconditioning={1: air(1, 480)}, charging_preferences=ChargingPreferences("Level4", "Full")
+            )
+        }
+    )
+    r = recorded(
+        {
+            VIN: VehicleConfig(
+                preconditioning={1: air(1, 450), 2: air(2)}, charging_preferences=ChargingPreferences("Level2", "Full")
+            )
+        }
+    )
+    output = text.render(plan(d, r))
+    assert "~ slot 1.start: 07:30 → 08:00" in output
+    assert "- slot 2: 07:30 weekdays" in output
+    assert "~ level: Level2 → Level4" in output
+    assert "Plan: 2 to send." in output
+
+
+def test_no_changes_says_so() -> None:
+    d = desired({VIN: VehicleConfig(preconditioning={1: air(1)})})
+    r = recorded({VIN: VehicleConfig(preconditioning={1: air(1)})})
+    assert "No changes." in text.render(plan(d, r))
+    assert "**No changes.**" in markdown.render(plan(d, r))
+
+
+def test_markdown_has_summary_banner_and_collapsed_vehicles() -> None:
+    old = Callback("old", "https://old.example.com", "old", ("Horn",))
+    d = desired({VIN: VehicleConfig(immobilized=True), VIN2: VehicleConfig(preconditioning={1: air(1)})})
+    output = markdown.render(plan(d, recorded(callbacks=(OPS, old))))
+    assert "> [!WARNING]" in output
+    assert "**deletes**: `callback.old`" in output
+    assert f"**immobilizes** 1 vehicle(s): `{VIN}`" in output
+    assert "| 📡 send | 2 |" in output
+    assert f"<details><summary><code>{VIN}</code>" in output
+
+
+def test_markdown_is_cut_to_fit_a_comment_with_a_note() -> None:
+    vins = [f"VF3ABCDE0FG{n:06d}" for n in range(3000)]
+    d = desired({vin: VehicleConfig(preconditioning={1: air(1), 2: air(2, 900)}) for vin in vins})
+    output = markdown.render(plan(d, recorded()))
+    assert len(output) <= 65_000
+    assert "more sections not shown" in output
+    assert output.count("<details>") < 3000
