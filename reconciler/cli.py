@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import click
 
 from .commands import plan as plan_command
+from .commands import simulator as simulator_command
 from .commands import validate as validate_command
 from .errors import ReconcilerError
 
@@ -101,6 +102,84 @@ def plan(
         env=os.environ,
         stdout=sys.stdout,
         stderr=sys.stderr,
+    )
+
+
+@cli.command()
+@click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
+@click.option(
+    "--dir",
+    "directory",
+    default=".reconciler/simulator",
+    show_default=True,
+    help="Where the simulator keeps its fleet, CA, certificates and credentials.",
+)
+@click.option("--fleet", default="", help="Fleet id (default: the one kept in --dir, or a new one).")
+@click.option(
+    "--vehicles",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="How many vehicles a new fleet gets (deterministic VINs).",
+)
+@click.option("--vins", "vins_file", metavar="FILE", help="Add these vehicles instead (one VIN a line).")
+@click.option(
+    "--latency",
+    type=click.FloatRange(0),
+    default=0.2,
+    show_default=True,
+    help="Seconds each step of a remote action takes.",
+)
+@click.option(
+    "--fail-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Probability that a remote action fails (VehicleConnectionTimeout).",
+)
+@click.option(
+    "--rate-per-second",
+    type=click.FloatRange(min=0.1),
+    default=50.0,
+    show_default=True,
+    help="Burst limit: requests per second before 429.",
+)
+@click.option(
+    "--rate-per-day", type=click.IntRange(1), default=1_000_000, show_default=True, help="Daily quota before 429."
+)
+def simulator(
+    port: int,
+    directory: str,
+    fleet: str,
+    vehicles: int,
+    vins_file: str | None,
+    latency: float,
+    fail_rate: float,
+    rate_per_second: float,
+    rate_per_day: int,
+) -> int:
+    """Serve the embedded Fleet API simulator on 127.0.0.1 over HTTPS with mutual TLS.
+
+    Once listening it prints `export RECONCILER_…=…` lines (URL, client id,
+    credentials, client certificate and key, CA bundle, fleet id), so that
+
+    \b
+      eval "$(reconciler simulator --port 0 &)"   # or copy the lines
+
+    points reconciler at it. State, CA and credentials persist in --dir.
+    Stop it with Ctrl-C or SIGTERM.
+    """
+    return simulator_command.run(
+        port=port,
+        directory=directory,
+        fleet=fleet,
+        vehicles=vehicles,
+        vins_file=vins_file,
+        latency=latency,
+        fail_rate=fail_rate,
+        per_second=rate_per_second,
+        per_day=rate_per_day,
+        out=sys.stdout,
     )
 
 

@@ -1,0 +1,67 @@
+"""``reconciler simulator``: serve the embedded Fleet API simulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import ReconcilerError
+from ..simulator.server import Connection, Settings, Simulator
+
+
+def run(
+    *,
+    port: int,
+    directory: str,
+    fleet: str,
+    vehicles: int,
+    vins_file: str | None,
+    latency: float,
+    fail_rate: float,
+    per_second: float,
+    per_day: int,
+    out: TextIO,
+) -> int:
+    vins = _read_vins(vins_file) if vins_file else []
+    if not 0 <= fail_rate <= 1:
+        raise ReconcilerError("--fail-rate is a probability from 0 to 1")
+    settings = Settings(Path(directory), port, fleet, vehicles, vins, latency, fail_rate, per_second, per_day)
+    try:
+        simulator = Simulator(settings)
+    except OSError as exc:
+        raise ReconcilerError(f"cannot start the simulator in {directory}: {exc}") from exc
+
+    def ready(connection: Connection) -> None:
+        for name, value in connection.environment().items():
+            out.write(f"export {name}={shlex.quote(value)}\n")
+        out.flush()
+
+    # uvicorn stops on SIGINT and SIGTERM, then raises the signal again under the
+    # handler that was there before: make SIGTERM's a KeyboardInterrupt, so a
+    # stop by either signal ends with exit code 0.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        simulator.serve_forever(ready)
+    except OSError as exc:
+        raise ReconcilerError(f"cannot listen on 127.0.0.1:{port}: {exc}") from exc
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the signal it stopped on: that is a normal stop
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _read_vins(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ReconcilerError(f"cannot read --vins {path}: {exc}") from exc
+    vins = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    bad = [v for v in vins if len(v) != 17]
+    if bad:
+        raise ReconcilerError(f"{path}: {bad[0]!r} is not a 17-character VIN")
+    return vins
