@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from conftest import EXAMPLE, MINIMAL, REFERENCE
 from jsonschema import Draft4Validator
 
@@ -20,6 +19,7 @@ from reconciler.changes import Change
 from reconciler.planner import plan
 from reconciler.sensitive import reveal
 from reconciler.state.base import fresh_recorded
+from reconciler.yaml_source import load
 
 SPEC = REFERENCE / "stellantis-fleet-api-b2b.yaml"
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="the reference OpenAPI file is not beside the project")
@@ -51,7 +51,7 @@ RICH = (
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    return yaml.load(SPEC.read_text(), Loader=yaml.CSafeLoader)  # type: ignore[no-any-return]
+    return load(SPEC.read_text(), SPEC.name).data  # type: ignore[no-any-return]
 
 
 def operation_schema(spec: dict[str, Any], change: Change) -> dict[str, Any]:
