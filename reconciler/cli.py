@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 import click
 
+from .commands import apply as apply_command
 from .commands import plan as plan_command
 from .commands import simulator as simulator_command
+from .commands import state as state_command
 from .commands import validate as validate_command
 from .errors import ReconcilerError
 
@@ -103,6 +105,104 @@ def plan(
         stdout=sys.stdout,
         stderr=sys.stderr,
     )
+
+
+@cli.command()
+@click.argument("plan_file", required=False, metavar="[PLAN]")
+@_FILE
+@click.option("--auto-approve", is_flag=True, help="Do not ask for approval (needed without a terminal).")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for each action's outcome, or stop once the API accepted it.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for outcomes; what is still pending then is reported (exit 4).",
+)
+@click.option(
+    "--parallelism", type=click.IntRange(1, 64), default=8, show_default=True, help="Vehicles handled at once."
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for the state lock; by default fail at once (exit 3).",
+)
+@click.option("--target", "targets", multiple=True, metavar="ADDR", help="Apply only this address; repeatable.")
+def apply(
+    plan_file: str | None,
+    fleet_file: str,
+    auto_approve: bool,
+    wait: bool,
+    timeout: float,
+    parallelism: int,
+    lock_timeout: float,
+    targets: tuple[str, ...],
+) -> int:
+    """Send exactly the calls that close the gap, and record what the vehicles answer.
+
+    \b
+    reconciler apply -f fleet.yaml          plan, show it, ask, apply
+    reconciler apply PLAN                   apply a plan saved by `plan --out`
+                                            (exit 3 if the state changed since)
+
+    Exit codes: 0 converged; 1 error; 3 stale plan or state locked (retry);
+    4 partially applied (some actions failed or were still pending at
+    --timeout; the next run picks them up).
+    """
+    options = apply_command.Options(auto_approve, wait, timeout, parallelism, lock_timeout, targets)
+    return apply_command.run(
+        fleet_file,
+        plan_file,
+        options,
+        env=os.environ,
+        interactive=sys.stdin.isatty(),
+        stdin=sys.stdin,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+@cli.group()
+def state() -> None:
+    """Inspect the recorded state and its history; release a stuck lock."""
+
+
+@state.command("list")
+@_FILE
+def state_list(fleet_file: str) -> int:
+    """Every recorded address (callbacks with their ids, vehicle parts)."""
+    return state_command.list_addresses(fleet_file, env=os.environ, out=sys.stdout)
+
+
+@state.command("show")
+@click.argument("address")
+@_FILE
+def state_show(address: str, fleet_file: str) -> int:
+    """What is recorded for ADDRESS, and every action sent for it with each status seen (JSON)."""
+    return state_command.show(fleet_file, address, env=os.environ, out=sys.stdout)
+
+
+@state.command("history")
+@click.argument("address", required=False)
+@_FILE
+def state_history(address: str | None, fleet_file: str) -> int:
+    """The audit history, of everything or of ADDRESS (and what lies under it)."""
+    return state_command.history(fleet_file, address, env=os.environ, out=sys.stdout)
+
+
+@state.command("unlock")
+@click.argument("lock_id")
+@_FILE
+def state_unlock(lock_id: str, fleet_file: str) -> int:
+    """Release the state lock LOCK_ID left by a process that is gone."""
+    return state_command.unlock(fleet_file, lock_id, env=os.environ, out=sys.stdout)
 
 
 @cli.command()

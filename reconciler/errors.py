@@ -8,6 +8,12 @@ the exit code the contract gives it. The tree::
     ├── ConfigError                 fleet.yaml is unreadable, malformed or contradictory
     ├── StateError                  the state store is unreadable or of another version
     ├── PlanFileError               a saved plan cannot be read
+    ├── ApiError                    the API answered with an error (its code and uuid)
+    │   ├── AuthError               401/403: credentials, client_id, certificate or fleet refused
+    │   ├── NotFoundError           404
+    │   └── RateLimitedError        429 past what the run can wait for
+    ├── UnreachableError            no answer: DNS, TLS, connection, timeout (on a retriable call)
+    ├── UnknownOutcome              a POST may or may not have been carried out
     └── RetryableError              exit 3: try again later
         ├── StalePlanError          the saved plan's lineage or serial changed
         └── LockHeldError           another process holds the state lock
@@ -80,3 +86,35 @@ class StalePlanError(RetryableError):
 
 class LockHeldError(RetryableError):
     """Another process holds the state lock."""
+
+
+class ApiError(ReconcilerError):
+    """The API refused a call; the message carries the API's code and uuid."""
+
+    def __init__(self, status: int, message: str, *, code: int | None = None, uuid: str = "", call: str = "") -> None:
+        self.status = status
+        self.code = code
+        self.uuid = uuid
+        self.call = call
+        detail = f"HTTP {status}" + (f", code {code}" if code is not None else "") + (f", uuid {uuid}" if uuid else "")
+        super().__init__(f"{call}: {message} ({detail})" if call else f"{message} ({detail})")
+
+
+class AuthError(ApiError):
+    """401 or 403."""
+
+
+class NotFoundError(ApiError):
+    """404."""
+
+
+class RateLimitedError(ApiError):
+    """429 with a Retry-After longer than the run may wait."""
+
+
+class UnreachableError(ReconcilerError):
+    """The API did not answer (network, TLS or timeout), after retries where they are safe."""
+
+
+class UnknownOutcome(ReconcilerError):
+    """A non-idempotent call was sent but its answer was lost: it may have been carried out."""

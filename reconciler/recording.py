@@ -8,6 +8,7 @@ since a plan never holds a secret.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from . import addresses, api_spec, codec
 from .changes import Change
@@ -20,7 +21,7 @@ def record_success(recorded: Recorded, change: Change, desired: Desired, *, call
     if change.vin is None:
         return _record_callback(recorded, change, desired, callback_id)
     vehicle = recorded.vehicles.get(change.vin) or RecordedVehicle(change.vin)
-    config = _apply(vehicle.config, change)
+    config = apply_after(vehicle.config, change.address, change.after)
     vehicles = {**recorded.vehicles, change.vin: replace(vehicle, config=config)}
     return replace(recorded, vehicles=vehicles)
 
@@ -45,9 +46,9 @@ def _record_callback(recorded: Recorded, change: Change, desired: Desired, callb
     return replace(recorded, callbacks=callbacks)
 
 
-def _apply(config: VehicleConfig, change: Change) -> VehicleConfig:
-    part = change.address.split(".", 2)[2]
-    after = change.after
+def apply_after(config: VehicleConfig, address: str, after: Any) -> VehicleConfig:
+    """``config`` with the confirmed ``after`` of a vehicle address (a plan's, or the journal's)."""
+    part = address.split(".", 2)[2]
     if part == addresses.PRECONDITIONING:
         return replace(config, preconditioning={p["slot"]: codec.air_from_json(p) for p in after})
     if part == addresses.CHARGING_SCHEDULE:
@@ -60,4 +61,4 @@ def _apply(config: VehicleConfig, change: Change) -> VehicleConfig:
         return replace(config, immobilized=after["immobilized"])
     if part == addresses.STOLEN:
         return replace(config, stolen=after["stolen"])
-    raise ValueError(f"unknown address {change.address}")
+    raise ValueError(f"unknown address {address}")

@@ -6,13 +6,45 @@ import os
 import secrets
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import StateError
 from ..model import Callback, Recorded, VehicleConfig
 
 DEFAULT_STATE = ".reconciler/state.db"
+
+# Journal statuses of a call whose outcome is not known yet: "Sending" is
+# written before the request goes out, the others are the API's own.
+PENDING_JOURNAL_STATUSES = ("Sending", "Accepted", "WakingUpVehicle", "CheckingVehicle", "SentToVehicle")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One mutating call: what was sent (secrets sealed), for which address, and what came of it."""
+
+    key: str
+    address: str
+    vin: str | None
+    callback: str | None
+    remote_type: str | None
+    method: str
+    request: Any
+    after: Any
+    remote_action_id: str | None = None
+    status: str = "Sending"
+    failure_cause: str = ""
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    lock_id: str
+    owner: str
+    pid: int
+    host: str
+    acquired_at: str
 
 
 class StateStore(Protocol):

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from .. import codec
-from ..errors import StateError
+from ..errors import LockHeldError, StateError
 from ..model import (
     Backoff,
     Callback,
@@ -18,7 +24,7 @@ from ..model import (
     RecordedVehicle,
     VehicleConfig,
 )
-from .base import fresh_recorded, sqlite_path
+from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, fresh_recorded, sqlite_path
 
 # Each entry migrates from version i to i + 1; PRAGMA user_version holds the version.
 MIGRATIONS: tuple[str, ...] = (
@@ -40,9 +46,26 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, serial INTEGER NOT NULL,
         address TEXT, event TEXT NOT NULL, detail TEXT);
     """,
+    """
+    CREATE TABLE lock (
+        id INTEGER PRIMARY KEY CHECK (id = 1), lock_id TEXT NOT NULL, owner TEXT NOT NULL,
+        pid INTEGER NOT NULL, host TEXT NOT NULL, acquired_at TEXT NOT NULL);
+    ALTER TABLE actions ADD COLUMN method TEXT NOT NULL DEFAULT 'POST';
+    CREATE INDEX history_by_address ON history (address);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-_PENDING = ("Accepted", "WakingUpVehicle", "CheckingVehicle", "SentToVehicle", "Sending")
+_PENDING = PENDING_JOURNAL_STATUSES
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _now() -> str:
@@ -57,6 +80,7 @@ class SQLiteStore:
         self.path = sqlite_path(url)
         self.readonly = readonly
         self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()  # apply's worker threads share one connection
         if readonly and not self.path.exists():
             return
         try:
@@ -64,7 +88,7 @@ class SQLiteStore:
                 self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._check_version()
@@ -108,7 +132,8 @@ class SQLiteStore:
         if self._db is None:
             return fresh_recorded()
         try:
-            return self._read(self._db)
+            with self._lock:
+                return self._read(self._db)
         except (sqlite3.Error, KeyError, ValueError) as exc:
             raise StateError(f"cannot read the state {self.path}: {exc}") from exc
 
@@ -130,7 +155,7 @@ class SQLiteStore:
             address: PendingAction(address, key, status, rid, created)
             for key, address, status, rid, created in db.execute(
                 f"SELECT key, address, status, remote_action_id, created_at FROM actions "
-                f"WHERE status IN ({marks}) ORDER BY created_at",
+                f"WHERE status IN ({marks}) AND vin IS NOT NULL ORDER BY created_at",
                 _PENDING,
             )
         }
@@ -155,6 +180,13 @@ class SQLiteStore:
             raise StateError(f"the state {self.path} is open read-only")
         return self._db
 
+    def is_initialized(self) -> bool:
+        """Whether the state has its lineage yet (it is given one by its first apply)."""
+        if self._db is None:
+            return False
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM meta WHERE key = 'lineage'").fetchone() is not None
+
     def initialize(self, recorded: Recorded) -> None:
         """Give an empty store its lineage and fingerprint key (those of ``recorded``)."""
         db = self._writable()
@@ -173,6 +205,11 @@ class SQLiteStore:
     def record_callback(self, label: str, callback_id: str, config: Callback) -> None:
         db = self._writable()
         body = json.dumps(codec.callback_to_json(config, codec.stored))
+        with self._lock:
+            self._record_callback(db, label, callback_id, body)
+
+    @staticmethod
+    def _record_callback(db: sqlite3.Connection, label: str, callback_id: str, body: str) -> None:
         db.execute(
             "INSERT INTO callbacks (label, id, config, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (label) DO UPDATE SET id = excluded.id, config = excluded.config, "
@@ -181,7 +218,8 @@ class SQLiteStore:
         )
 
     def forget_callback(self, label: str) -> None:
-        self._writable().execute("DELETE FROM callbacks WHERE label = ?", (label,))
+        with self._lock:
+            self._writable().execute("DELETE FROM callbacks WHERE label = ?", (label,))
 
     def record_vehicle(self, vin: str, vid: str | None, config: VehicleConfig) -> None:
         self.record_vehicles([(vin, vid, config)])
@@ -189,7 +227,7 @@ class SQLiteStore:
     def record_vehicles(self, rows: list[tuple[str, str | None, VehicleConfig]]) -> None:
         db = self._writable()
         now = _now()
-        with _transaction(db):
+        with self._lock, _transaction(db):
             db.executemany(
                 "INSERT INTO vehicles (vin, vid, config, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (vin) DO UPDATE SET vid = excluded.vid, config = excluded.config, "
@@ -197,13 +235,228 @@ class SQLiteStore:
                 [(vin, vid, json.dumps(codec.vehicle_config_to_json(c)), now) for vin, vid, c in rows],
             )
 
+    def record_vids(self, vids: dict[str, str]) -> None:
+        """Remember VIN → vid, keeping each vehicle's recorded configuration."""
+        db = self._writable()
+        now = _now()
+        with self._lock, _transaction(db):
+            db.executemany(
+                "INSERT INTO vehicles (vin, vid, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (vin) DO UPDATE SET vid = excluded.vid",
+                [(vin, vid, now) for vin, vid in vids.items()],
+            )
+
+    def update_vehicle(self, vin: str, change: Callable[[VehicleConfig], VehicleConfig]) -> None:
+        """Read, change and write one vehicle's configuration in one transaction."""
+        db = self._writable()
+        with self._lock, _transaction(db):
+            row = db.execute("SELECT config FROM vehicles WHERE vin = ?", (vin,)).fetchone()
+            config = codec.vehicle_config_from_json(json.loads(row[0])) if row else VehicleConfig()
+            text = json.dumps(codec.vehicle_config_to_json(change(config)))
+            db.execute(
+                "INSERT INTO vehicles (vin, config, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (vin) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
+                (vin, text, _now()),
+            )
+
     def commit_serial(self) -> int:
         db = self._writable()
-        with _transaction(db):
+        with self._lock, _transaction(db):
             (serial,) = db.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
             new = int(serial) + 1
             db.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(new),))
         return new
+
+    # the journal: every mutating call, written before it is sent
+
+    def journal_start(self, entry: JournalEntry) -> None:
+        db = self._writable()
+        now = _now()
+        with self._lock, _transaction(db):
+            db.execute(
+                "INSERT INTO actions (key, address, vin, callback, remote_type, method, request, after, "
+                "remote_action_id, status, failure_cause, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'Sending', NULL, ?, ?)",
+                (
+                    entry.key,
+                    entry.address,
+                    entry.vin,
+                    entry.callback,
+                    entry.remote_type,
+                    entry.method,
+                    json.dumps(entry.request),
+                    json.dumps(entry.after),
+                    now,
+                    now,
+                ),
+            )
+            db.execute(
+                "INSERT INTO action_events (key, status, failure_cause, at) VALUES (?, 'Sending', NULL, ?)",
+                (entry.key, now),
+            )
+
+    def journal_update(
+        self, key: str, status: str, *, remote_action_id: str | None = None, failure_cause: str | None = None
+    ) -> None:
+        """Record a status seen for the call ``key`` (once per distinct status)."""
+        db = self._writable()
+        now = _now()
+        with self._lock, _transaction(db):
+            row = db.execute("SELECT status, failure_cause FROM actions WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise StateError(f"no journal entry {key}")
+            db.execute(
+                "UPDATE actions SET status = ?, remote_action_id = COALESCE(?, remote_action_id), "
+                "failure_cause = COALESCE(?, failure_cause), updated_at = ? WHERE key = ?",
+                (status, remote_action_id, failure_cause, now, key),
+            )
+            if (status, failure_cause) != tuple(row):
+                db.execute(
+                    "INSERT INTO action_events (key, status, failure_cause, at) VALUES (?, ?, ?, ?)",
+                    (key, status, failure_cause, now),
+                )
+
+    def journal(self, *, pending_only: bool = False, address: str | None = None) -> list[JournalEntry]:
+        db = self._db
+        if db is None:
+            return []
+        query = (
+            "SELECT key, address, vin, callback, remote_type, method, request, after, remote_action_id, "
+            "status, failure_cause, created_at FROM actions"
+        )
+        where, args = [], []
+        if pending_only:
+            where.append(f"status IN ({','.join('?' * len(_PENDING))})")
+            args += list(_PENDING)
+        if address:
+            where.append("address = ?")
+            args.append(address)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        with self._lock:
+            rows = db.execute(query + " ORDER BY created_at, rowid", args).fetchall()
+        return [
+            JournalEntry(
+                key,
+                address,
+                vin,
+                callback,
+                remote_type,
+                method,
+                json.loads(request),
+                json.loads(after),
+                rid,
+                status,
+                cause or "",
+                created,
+            )
+            for key, address, vin, callback, remote_type, method, request, after, rid, status, cause, created in rows
+        ]
+
+    def events(self, key: str) -> list[tuple[str, str, str]]:
+        """(status, failure cause, time) of every status seen for ``key``."""
+        db = self._db
+        if db is None:
+            return []
+        with self._lock:
+            rows = db.execute(
+                "SELECT status, failure_cause, at FROM action_events WHERE key = ? ORDER BY rowid", (key,)
+            ).fetchall()
+        return [(status, cause or "", at) for status, cause, at in rows]
+
+    # backoffs and history
+
+    def set_backoff(self, address: str, cause: str, until: str) -> None:
+        db = self._writable()
+        with self._lock:
+            db.execute(
+                "INSERT OR REPLACE INTO backoffs (address, cause, until) VALUES (?, ?, ?)", (address, cause, until)
+            )
+
+    def clear_backoff(self, address: str) -> None:
+        db = self._writable()
+        with self._lock:
+            db.execute("DELETE FROM backoffs WHERE address = ?", (address,))
+
+    def add_history(self, address: str | None, event: str, detail: str = "") -> None:
+        db = self._writable()
+        with self._lock:
+            (serial,) = db.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone() or ("0",)
+            db.execute(
+                "INSERT INTO history (at, serial, address, event, detail) VALUES (?, ?, ?, ?, ?)",
+                (_now(), int(serial), address, event, detail),
+            )
+
+    def history(self, address: str | None = None) -> list[tuple[str, int, str, str, str]]:
+        """(time, serial, address, event, detail), oldest first; under ``address`` when given."""
+        db = self._db
+        if db is None:
+            return []
+        query = "SELECT at, serial, COALESCE(address, ''), event, COALESCE(detail, '') FROM history"
+        args: list[str] = []
+        if address:
+            query += " WHERE address = ? OR address LIKE ?"
+            args = [address, address + ".%"]
+        with self._lock:
+            return [tuple(row) for row in db.execute(query + " ORDER BY id", args)]
+
+    # the lock
+
+    def acquire_lock(self, owner: str, timeout: float = 0.0) -> str:
+        """Take the state lock or raise ``LockHeldError`` naming its holder.
+
+        A lock left by a process of this host that no longer exists (killed,
+        crashed) is taken over; any other waits up to ``timeout`` seconds.
+        """
+        db = self._writable()
+        lock_id = str(uuid.uuid4())
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock, _transaction(db):
+                holder = self._holder(db)
+                if holder is None or (holder.host == socket.gethostname() and not _alive(holder.pid)):
+                    db.execute("DELETE FROM lock")
+                    db.execute(
+                        "INSERT INTO lock (id, lock_id, owner, pid, host, acquired_at) VALUES (1, ?, ?, ?, ?, ?)",
+                        (lock_id, owner, os.getpid(), socket.gethostname(), _now()),
+                    )
+                    return lock_id
+            if time.monotonic() >= deadline:
+                raise LockHeldError(
+                    f"the state {self.path} is locked by {holder.owner} (pid {holder.pid} on {holder.host}, "
+                    f"since {holder.acquired_at}, lock id {holder.lock_id}); wait for it, pass --lock-timeout, "
+                    f"or if it is gone: reconciler state unlock {holder.lock_id}"
+                )
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+    def release_lock(self, lock_id: str) -> None:
+        if self._db is None or self.readonly:
+            return
+        with self._lock:
+            self._db.execute("DELETE FROM lock WHERE lock_id = ?", (lock_id,))
+
+    def lock_holder(self) -> LockInfo | None:
+        if self._db is None:
+            return None
+        with self._lock:
+            return self._holder(self._db)
+
+    def unlock(self, lock_id: str) -> LockInfo:
+        """Release a lock left behind, by its id; ``StateError`` if it is not the one held."""
+        db = self._writable()
+        with self._lock, _transaction(db):
+            holder = self._holder(db)
+            if holder is None or holder.lock_id != lock_id:
+                raise StateError(
+                    f"no lock {lock_id} is held" + (f"; the lock held is {holder.lock_id}" if holder else "")
+                )
+            db.execute("DELETE FROM lock")
+            return holder
+
+    @staticmethod
+    def _holder(db: sqlite3.Connection) -> LockInfo | None:
+        row = db.execute("SELECT lock_id, owner, pid, host, acquired_at FROM lock").fetchone()
+        return LockInfo(*row) if row else None
 
     def close(self) -> None:
         if self._db is not None:

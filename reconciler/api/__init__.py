@@ -1,0 +1,1 @@
+"""The Fleet Owner API client: connection settings, pacing, retries, paging."""

@@ -1,0 +1,210 @@
+"""The HTTP client of the Fleet Owner API.
+
+Every call carries ``client_id``, HTTP Basic credentials and, when configured,
+the TLS client certificate; server certificates are always verified (there is
+no switch to turn that off). GET, PUT and DELETE are retried with jittered
+backoff on 5xx and network errors; a POST never is once it may have reached
+the server: its outcome is then unknown (``UnknownOutcome``) and the caller
+resolves it by looking up the key it put in the body. A 429 is waited out
+(``Retry-After``) for every method, since nothing was done.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+from ..errors import ApiError, AuthError, NotFoundError, RateLimitedError, UnknownOutcome, UnreachableError
+from .pacing import Pacer
+from .settings import ApiSettings
+
+RETRIES = 5
+MAX_RETRY_AFTER = 120.0
+USER_AGENT = "reconciler/0.1"
+
+
+class _ClientAuth(httpx.BasicAuth):
+    """HTTP Basic plus ``client_id`` in the query, merged into whatever query the URL has.
+
+    (httpx's client-level ``params`` would replace the query of ``_links.next``.)
+    """
+
+    def __init__(self, settings: ApiSettings) -> None:
+        super().__init__(settings.username, settings.password)
+        self.client_id = settings.client_id
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        if "client_id" not in request.url.params:
+            request.url = request.url.copy_merge_params({"client_id": self.client_id})
+        yield from super().auth_flow(request)
+
+
+class FleetApi:
+    """Calls to one API base URL; thread-safe (one connection pool, one pacer)."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.pacer = Pacer(sleep=sleep)
+        self._sleep = sleep
+        self._jitter = jitter
+        self.calls = 0
+        self.counts: dict[str, int] = {}
+        self._count_lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=settings.base_url,
+            auth=_ClientAuth(settings),
+            verify=_tls_context(settings),
+            timeout=httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/hal+json, application/json"},
+            transport=transport,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> FleetApi:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # the verbs
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self._call("GET", path, params=params, retry=True)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self._call("PUT", path, json=body, retry=True)
+
+    def delete(self, path: str) -> Any:
+        return self._call("DELETE", path, retry=True)
+
+    def post(self, path: str, body: Any) -> Any:
+        """POST once; ``UnknownOutcome`` when it may have been carried out without our knowing."""
+        return self._call("POST", path, json=body, retry=False)
+
+    def pages(self, path: str, name: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of a collection, page after page through ``_links.next``.
+
+        Neither ``total`` nor page sizes are trusted: paging stops when there is no next link
+        (or a next link that was already followed).
+        """
+        url: str | None = path
+        seen: set[str] = set()
+        query = params
+        while url and url not in seen:
+            seen.add(url)
+            page = self.get(url, query)
+            query = None  # the next link carries its own query
+            yield from (page.get("_embedded") or {}).get(name) or []
+            url = ((page.get("_links") or {}).get("next") or {}).get("href")
+
+    # the machinery
+
+    def _call(self, method: str, path: str, *, retry: bool, **kwargs: Any) -> Any:
+        call = f"{method} {_short(path)}"
+        attempt = 0
+        while True:
+            attempt += 1
+            self.pacer.acquire()
+            self._count(method)
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # Nothing reached the server: safe to try again, even for a POST.
+                if attempt <= RETRIES:
+                    self._backoff(attempt)
+                    continue
+                raise UnreachableError(f"{call}: cannot connect to {self.settings.base_url}: {exc}") from exc
+            except httpx.HTTPError as exc:
+                if not retry:
+                    raise UnknownOutcome(f"{call}: the answer was lost ({type(exc).__name__})") from exc
+                if attempt <= RETRIES:
+                    self._backoff(attempt)
+                    continue
+                raise UnreachableError(f"{call}: no answer from the API ({type(exc).__name__}: {exc})") from exc
+            self.pacer.observe(response.headers)
+            if response.status_code == 429:
+                wait = _retry_after(response)
+                if wait > MAX_RETRY_AFTER or attempt > RETRIES * 4:
+                    raise _api_error(response, call, RateLimitedError)
+                self.pacer.block(wait)
+                continue
+            if response.status_code >= 500:
+                if not retry:
+                    raise UnknownOutcome(f"{call}: the API answered {response.status_code}; it may have acted")
+                if attempt <= RETRIES:
+                    self._backoff(attempt)
+                    continue
+            if response.status_code >= 400:
+                kind = {401: AuthError, 403: AuthError, 404: NotFoundError}.get(response.status_code, ApiError)
+                raise _api_error(response, call, kind)
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise ApiError(response.status_code, "the answer is not JSON", call=call) from exc
+
+    def _backoff(self, attempt: int) -> None:
+        """Exponential, with full jitter: 0.5 s, 1 s, 2 s … times a random factor in [0.5, 1.5)."""
+        self._sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + self._jitter()))
+
+    def _count(self, method: str) -> None:
+        with self._count_lock:
+            self.calls += 1
+            self.counts[method] = self.counts.get(method, 0) + 1
+
+
+def _tls_context(settings: ApiSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.ca_bundle)
+    if settings.client_cert and settings.client_key:
+        try:
+            context.load_cert_chain(settings.client_cert, settings.client_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise UnreachableError(f"cannot load the client certificate {settings.client_cert}: {exc}") from exc
+    return context
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0
+
+
+def _api_error(response: httpx.Response, call: str, kind: type[ApiError]) -> ApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    code = body.get("code")
+    return kind(
+        response.status_code,
+        str(body.get("message") or response.reason_phrase or "error"),
+        code=code if isinstance(code, int) else None,
+        uuid=str(body.get("uuid") or ""),
+        call=call,
+    )
+
+
+def _short(path: str) -> str:
+    """The path without scheme, host and query, for messages."""
+    text = str(httpx.URL(path).path) if "://" in path else path.split("?", 1)[0]
+    return text

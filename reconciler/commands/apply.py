@@ -1,0 +1,197 @@
+"""``reconciler apply``: execute a fresh plan (``-f``) or a saved one (``PLAN``)."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .. import fleet_file, gcpause, planner, sandbox, saved_plan
+from ..api.client import FleetApi
+from ..api.settings import ApiSettings, from_environment
+from ..changes import Plan
+from ..errors import ReconcilerError, StalePlanError
+from ..executor import ACCEPTED, CONFIRMED, PENDING, Executor, Outcome
+from ..model import Desired, Recorded
+from ..render import report, text
+from ..render.json_plan import dumps, plan_document
+from ..render.report import BarProgress, LineProgress
+from ..state.base import state_url
+from ..state.sqlite import SQLiteStore
+from .plan import check_targets
+
+
+@dataclass(frozen=True)
+class Options:
+    auto_approve: bool = False
+    wait: bool = True
+    timeout: float = 300.0
+    parallelism: int = 8
+    lock_timeout: float = 0.0
+    targets: tuple[str, ...] = ()
+
+
+def run(
+    fleet_path: str,
+    plan_file: str | None,
+    options: Options,
+    *,
+    env: Mapping[str, str],
+    interactive: bool,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    check_targets(options.targets)
+    saved = _read_saved(plan_file) if plan_file else None
+    if saved is not None:
+        fleet_path = saved["source"]["file"]
+        targets = tuple(saved.get("targets", ()))
+    else:
+        targets = options.targets
+    if saved is None and not options.auto_approve and not interactive:
+        raise ReconcilerError("apply needs --auto-approve when there is no terminal to ask for approval")
+    with gcpause.paused():
+        desired = fleet_file.read(fleet_path, env)
+    url = state_url(fleet_path, env)
+    store = SQLiteStore(url) if url.startswith("sqlite:///") else _unsupported(url)
+    try:
+        lock_id = store.acquire_lock(f"reconciler apply ({_user()})", options.lock_timeout)
+        try:
+            return _apply_locked(
+                store, desired, saved, targets, options, url, fleet_path, env, interactive, stdin, stdout, stderr
+            )
+        finally:
+            store.release_lock(lock_id)
+    finally:
+        store.close()
+
+
+def _apply_locked(
+    store: SQLiteStore,
+    desired: Desired,
+    saved: dict[str, Any] | None,
+    targets: tuple[str, ...],
+    options: Options,
+    url: str,
+    fleet_path: str,
+    env: Mapping[str, str],
+    interactive: bool,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    recorded = store.read()
+    if saved is not None:
+        recorded = _check_fresh(saved, recorded, store)
+    store.initialize(recorded)
+    with connect(desired, url, fleet_path, env) as api:
+        progress = BarProgress(stderr) if interactive and stderr.isatty() else LineProgress(stderr)
+        executor = Executor(
+            api,
+            store,
+            desired,
+            parallelism=options.parallelism,
+            wait=options.wait,
+            timeout=options.timeout,
+            progress=progress,
+        )
+        settled = executor.settle()
+        recorded = store.read()
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        result = planner.plan(desired, recorded, None, targets=targets, now=now)
+        if saved is not None and _changes(result) != saved["changes"]:
+            raise StalePlanError(
+                "the state changed since the plan was made (earlier actions finished); run reconciler plan again"
+            )
+        if saved is None:
+            text.write(result, stdout)
+        if not result.changes:
+            return _finish(settled, result, [], stdout)
+        if saved is None and not options.auto_approve and not _approved(stdin, stdout):
+            stdout.write("Apply cancelled: nothing was sent.\n")
+            return 1
+        store.commit_serial()
+        outcomes = executor.run(result)
+    return _finish(settled, result, outcomes, stdout)
+
+
+def _finish(settled: list[Outcome], result: Plan, outcomes: list[Outcome], out: TextIO) -> int:
+    held = [Outcome(h.address, PENDING, h.reason) for h in result.held]
+    everything = [o for o in settled if o.result != "skipped"] + outcomes + held
+    if not everything:
+        return 0
+    report.report(everything, out)
+    ok = all(o.result in (CONFIRMED, ACCEPTED) for o in outcomes + held)
+    return 0 if ok else 4
+
+
+@contextmanager
+def connect(desired: Desired, url: str, fleet_path: str, env: Mapping[str, str]) -> Iterator[FleetApi]:
+    """The API client: for the embedded sandbox, or for the API at ``api.url``."""
+    if desired.api_url == fleet_file.SANDBOX:
+        folder = sandbox.directory(url, fleet_path)
+        with sandbox.running(desired, folder) as settings, FleetApi(_with_timeout(settings, env)) as api:
+            yield api
+        return
+    with FleetApi(from_environment(desired.api_url, env)) as api:
+        yield api
+
+
+def _with_timeout(settings: ApiSettings, env: Mapping[str, str]) -> ApiSettings:
+    timeout = env.get("RECONCILER_HTTP_TIMEOUT")
+    return replace(settings, timeout=float(timeout)) if timeout else settings
+
+
+def _read_saved(path: str) -> dict[str, Any]:
+    saved = saved_plan.read(path)
+    source = Path(saved["source"]["file"])
+    try:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise StalePlanError(f"the plan's fleet file {source} cannot be read: {exc}") from exc
+    if digest != saved["source"]["sha256"]:
+        raise StalePlanError(f"{source} changed since the plan was made; run reconciler plan again")
+    return saved
+
+
+def _check_fresh(saved: dict[str, Any], recorded: Recorded, store: SQLiteStore) -> Recorded:
+    """The saved plan's lineage and serial must still be the state's (exit 3 if not)."""
+    lineage, serial = saved["state"]["lineage"], saved["state"]["serial"]
+    if not store.is_initialized() and serial == 0:
+        return replace(recorded, lineage=lineage)  # a state never written takes the plan's lineage
+    if (recorded.lineage, recorded.serial) != (lineage, serial):
+        raise StalePlanError(
+            f"the plan was made against state {lineage} serial {serial}, the state is now "
+            f"{recorded.lineage} serial {recorded.serial}; run reconciler plan again"
+        )
+    return recorded
+
+
+def _changes(result: Plan) -> Any:
+    """The plan's changes as a saved plan holds them, to compare the two."""
+    return json.loads(dumps(plan_document(result)["changes"]))
+
+
+def _approved(stdin: TextIO, stdout: TextIO) -> bool:
+    stdout.write("\nApply these changes? Only 'yes' is accepted: ")
+    stdout.flush()
+    return stdin.readline().strip() == "yes"
+
+
+def _user() -> str:
+    try:
+        return f"{getpass.getuser()}, pid {os.getpid()}"
+    except (KeyError, OSError):
+        return f"pid {os.getpid()}"
+
+
+def _unsupported(url: str) -> SQLiteStore:
+    raise ReconcilerError(f"apply supports sqlite:/// state only in this version, not {url}")

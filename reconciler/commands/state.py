@@ -1,0 +1,120 @@
+"""``reconciler state list | show ADDR | history [ADDR] | unlock LOCK_ID``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TextIO
+
+from .. import addresses, codec
+from ..errors import ReconcilerError, StateError
+from ..model import RecordedVehicle
+from ..state.base import state_url
+from ..state.sqlite import SQLiteStore
+
+
+def _open(fleet_path: str, env: Mapping[str, str], *, readonly: bool = True) -> SQLiteStore:
+    url = state_url(fleet_path, env)
+    if not url.startswith("sqlite:///"):
+        raise ReconcilerError(f"state commands support sqlite:/// state only in this version, not {url}")
+    return SQLiteStore(url, readonly=readonly)
+
+
+def list_addresses(fleet_path: str, *, env: Mapping[str, str], out: TextIO) -> int:
+    store = _open(fleet_path, env)
+    try:
+        recorded = store.read()
+        pending = {e.address for e in store.journal(pending_only=True)}
+    finally:
+        store.close()
+    out.write(f"# state lineage {recorded.lineage}, serial {recorded.serial}\n")
+    for label, callback in sorted(recorded.callbacks.items()):
+        out.write(f"{addresses.callback(label)}  id={callback.id} status={callback.config.status}\n")
+    for vin, vehicle in sorted(recorded.vehicles.items()):
+        for address in _vehicle_addresses(vin, vehicle):
+            flag = "  (action pending)" if address in pending else ""
+            out.write(f"{address}{flag}\n")
+    return 0
+
+
+def _vehicle_addresses(vin: str, vehicle: RecordedVehicle) -> list[str]:
+    parts = codec.vehicle_config_to_json(vehicle.config)
+    names = {
+        "preconditioning": addresses.PRECONDITIONING,
+        "charging_schedule": addresses.CHARGING_SCHEDULE,
+        "charging_preferences": addresses.CHARGING_PREFERENCES,
+        "immobilized": addresses.IMMOBILIZATION,
+        "stolen": addresses.STOLEN,
+    }
+    return [addresses.vehicle(vin, names[key]) for key in parts]
+
+
+def show(fleet_path: str, address: str, *, env: Mapping[str, str], out: TextIO) -> int:
+    if not addresses.is_valid_target(address):
+        raise ReconcilerError(f"{address!r} is not an address; see reconciler state list")
+    store = _open(fleet_path, env)
+    try:
+        recorded = store.read()
+        journal = store.journal(address=address)
+        events = {entry.key: store.events(entry.key) for entry in journal}
+    finally:
+        store.close()
+    document: dict[str, object] = {"address": address}
+    vin = addresses.vin_of(address)
+    if vin is None:
+        callback = recorded.callbacks.get(address.split(".", 1)[1])
+        if callback is None:
+            raise StateError(f"nothing is recorded for {address}")
+        document.update(id=callback.id, recorded=codec.callback_to_json(callback.config))
+    else:
+        vehicle = recorded.vehicles.get(vin)
+        if vehicle is None:
+            raise StateError(f"nothing is recorded for {address}")
+        config = codec.vehicle_config_to_json(vehicle.config)
+        part = address.split(".", 2)[2] if address.count(".") >= 2 else ""
+        key = {
+            "charging.schedule": "charging_schedule",
+            "charging.preferences": "charging_preferences",
+            "immobilization": "immobilized",
+        }.get(part, part)
+        document.update(vid=vehicle.vid, recorded=config.get(key) if key else config)
+    if address in recorded.backoffs:
+        backoff = recorded.backoffs[address]
+        document["backoff"] = {"cause": backoff.cause, "until": backoff.until}
+    document["actions"] = [
+        {
+            "key": e.key,
+            "method": e.method,
+            "remote_action_id": e.remote_action_id,
+            "status": e.status,
+            "failure_cause": e.failure_cause or None,
+            "request": e.request,
+            "statuses": [{"status": s, "cause": c or None, "at": at} for s, c, at in events[e.key]],
+        }
+        for e in journal
+    ]
+    out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def history(fleet_path: str, address: str | None, *, env: Mapping[str, str], out: TextIO) -> int:
+    store = _open(fleet_path, env)
+    try:
+        rows = store.history(address)
+    finally:
+        store.close()
+    for at, serial, where, event, detail in rows:
+        out.write(f"{at}  serial {serial:<4} {where or '-':<48} {event:<12} {detail}\n")
+    if not rows:
+        out.write("No history recorded" + (f" for {address}" if address else "") + ".\n")
+    return 0
+
+
+def unlock(fleet_path: str, lock_id: str, *, env: Mapping[str, str], out: TextIO) -> int:
+    store = _open(fleet_path, env, readonly=False)
+    try:
+        holder = store.unlock(lock_id)
+    finally:
+        store.close()
+    out.write(f"Released lock {lock_id} held by {holder.owner} (pid {holder.pid} on {holder.host}).\n")
+    return 0

@@ -1,0 +1,71 @@
+"""The end-of-apply report and the progress shown while apply runs."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import TextIO
+
+from ..executor import ACCEPTED, CONFIRMED, FAILED, PENDING, SKIPPED, Outcome, Progress
+
+_MARKS = {CONFIRMED: "✓", ACCEPTED: "→", PENDING: "…", FAILED: "✗", SKIPPED: "-"}
+
+
+def report(outcomes: Sequence[Outcome], out: TextIO) -> None:
+    """One line per address, then the counts."""
+    width = max((len(o.address) for o in outcomes), default=0)
+    for outcome in outcomes:
+        out.write(f"  {_MARKS[outcome.result]} {outcome.address:<{width}}  {outcome.result}: {outcome.detail}\n")
+    counts = Counter(o.result for o in outcomes)
+    summary = ", ".join(
+        f"{counts.get(r, 0)} {r}"
+        for r in (CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED)
+        if counts.get(r) or r in (CONFIRMED, FAILED)
+    )
+    out.write(f"Apply finished: {summary}.\n")
+
+
+class LineProgress(Progress):
+    """One line per finished action: for logs and pipelines."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def done(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.out.write(f"{outcome.address}: {outcome.result} {outcome.detail}\n")
+            self.out.flush()
+
+
+class BarProgress(Progress):
+    """A progress bar redrawn in place: for a terminal."""
+
+    def __init__(self, out: TextIO, width: int = 30) -> None:
+        self.out = out
+        self.width = width
+        self.total = 0
+        self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self._draw()
+
+    def done(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.counts[outcome.result] += 1
+            self._draw()
+
+    def finish(self) -> None:
+        self.out.write("\n")
+        self.out.flush()
+
+    def _draw(self) -> None:
+        finished = sum(self.counts.values())
+        filled = self.width * finished // self.total if self.total else self.width
+        bar = "#" * filled + "-" * (self.width - filled)
+        failed = f", {self.counts[FAILED]} failed" if self.counts[FAILED] else ""
+        self.out.write(f"\rapplying [{bar}] {finished}/{self.total}{failed}")
+        self.out.flush()

@@ -1,0 +1,44 @@
+"""``api.url: sandbox``: the embedded simulator, started in this process, as the API.
+
+Its fleet (the fleet file's id and vehicles), CA and credentials persist in a
+``sandbox`` folder beside the state store, so sandbox runs continue where they
+stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .api.settings import ApiSettings
+from .model import Desired
+from .state.base import sqlite_path
+
+
+def directory(state_url: str, fleet_file: str | Path) -> Path:
+    """Where the sandbox keeps its fleet: beside a SQLite state, else beside the fleet file."""
+    if state_url.startswith("sqlite:///"):
+        return sqlite_path(state_url).parent / "sandbox"
+    return Path(fleet_file).resolve().parent / ".reconciler" / "sandbox"
+
+
+@contextmanager
+def running(desired: Desired, folder: Path, timeout: float = 30.0) -> Iterator[ApiSettings]:
+    """Start the simulator for ``desired``'s fleet; yield how to reach it; stop it after."""
+    from .simulator.server import Settings, Simulator  # the server stack loads only for the sandbox
+
+    simulator = Simulator(Settings(folder, fleet_id=desired.fleet, vins=sorted(desired.vehicles)))
+    with simulator:
+        connection = simulator.connection
+        credentials = connection.credentials
+        yield ApiSettings(
+            base_url=connection.url,
+            client_id=credentials.client_id,
+            username=credentials.username,
+            password=credentials.password,
+            client_cert=str(connection.material.client_cert),
+            client_key=str(connection.material.client_key),
+            ca_bundle=str(connection.material.ca_cert),
+            timeout=timeout,
+        )
