@@ -27,6 +27,11 @@ def vehicle(vin: str, part: str) -> str:
     return f"vehicle.{vin}.{part}"
 
 
+def vehicle_prefix(vin: str) -> str:
+    """``vehicle.<VIN>``: what a vehicle-wide backoff is recorded under."""
+    return f"vehicle.{vin}"
+
+
 def vin_of(address: str) -> str | None:
     """The VIN in a vehicle address, None for a callback address."""
     if address.startswith("vehicle."):

@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import api_spec
+from . import addresses, api_spec
 from .api.client import FleetApi
 from .changes import Change, Plan
-from .errors import ApiError, NotFoundError, ReconcilerError, UnknownOutcome
+from .errors import ApiError, AuthError, NotFoundError, ReconcilerError, UnknownOutcome, UnreachableError
 from .model import Desired
 from .recording import apply_after
 from .sensitive import json_default, reveal, seal_callback
@@ -35,6 +35,8 @@ from .state.sqlite import SQLiteStore
 CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED = "confirmed", "accepted", "pending", "failed", "skipped"
 _FINAL_OK = api_spec.SUCCESS_STATUSES
 _POLL_DELAYS = (0.5, 1.0, 2.0, 3.0, 5.0)  # then every 5 s
+# Errors that end the whole run (exit 1): going on would only repeat them.
+_FATAL = (AuthError, UnreachableError)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class Executor:
             config = recorded.config if recorded else seal_callback(wanted, self._key)
             self.store.record_callback(label, cb_id, replace(config, status=body["status"]))
             return Outcome(change.address, CONFIRMED, f"{change.action}d {cb_id}")
+        except _FATAL:
+            raise
         except (ApiError, UnknownOutcome) as exc:
             self.store.add_history(change.address, "failed", str(exc))
             return Outcome(change.address, FAILED, str(exc))
@@ -228,6 +232,8 @@ class Executor:
             self.api.delete(path)
         except NotFoundError:
             pass  # already gone
+        except _FATAL:
+            raise
         except ApiError as exc:
             self.store.journal_update(key, "Failed", failure_cause=str(exc))
             return Outcome(change.address, FAILED, str(exc))
@@ -290,6 +296,8 @@ class Executor:
             last = index == len(chain) - 1
             try:
                 outcome = self._send(change, vids, deadline, wait=self.wait or not last)
+            except _FATAL:
+                raise
             except ReconcilerError as exc:
                 outcome = Outcome(change.address, FAILED, str(exc))
             outcomes.append(self._report(outcome))
@@ -338,6 +346,8 @@ class Executor:
                 if attempt == 2:
                     self.store.journal_update(entry.key, "Sending", failure_cause=str(exc))
                     return Outcome(entry.address, PENDING, f"outcome unknown, checked on the next run: {exc}")
+            except _FATAL:
+                raise
             except ApiError as exc:
                 self.store.journal_update(entry.key, "Rejected", failure_cause=str(exc))
                 self.store.add_history(entry.address, "rejected", str(exc))
@@ -371,16 +381,18 @@ class Executor:
     def _confirmed(self, entry: JournalEntry, status: str, rid: str) -> Outcome:
         assert entry.vin is not None
         self.store.update_vehicle(entry.vin, lambda config: apply_after(config, entry.address, entry.after))
-        self.store.clear_backoff(entry.address)
+        self.store.clear_backoff(addresses.vehicle_prefix(entry.vin))
         self.store.add_history(entry.address, status, rid)
         return Outcome(entry.address, CONFIRMED, f"{status} ({rid})")
 
     def _failed(self, entry: JournalEntry, status: str, cause: str, rid: str) -> Outcome:
         self.store.add_history(entry.address, "failed", f"{cause} ({rid})")
         if cause in api_spec.SLOW_FAILURE_CAUSES:
+            # These causes are the vehicle's (its wake-up budget, privacy, rights, battery):
+            # every action on it would fail the same way, so the whole vehicle waits.
             until = _backoff_until(cause)
-            self.store.set_backoff(entry.address, cause, until)
-            return Outcome(entry.address, FAILED, f"{cause} ({rid}); not retried before {until}")
+            self.store.set_backoff(addresses.vehicle_prefix(entry.vin or ""), cause, until)
+            return Outcome(entry.address, FAILED, f"{cause} ({rid}); vehicle not retried before {until}")
         return Outcome(entry.address, FAILED, f"{cause} ({rid})")
 
 

@@ -376,7 +376,8 @@ class _Planner:
                 )
             )
             return
-        backoff = self.recorded.backoffs.get(address)
+        backoffs = self.recorded.backoffs
+        backoff = backoffs.get(address) or backoffs.get(addresses.vehicle_prefix(t.vin))
         if backoff is not None and self.now and self.now < backoff.until:
             self.held.append(Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}"))
             return

@@ -25,6 +25,7 @@ from .pacing import Pacer
 from .settings import ApiSettings
 
 RETRIES = 5
+MAX_WAITS = 30  # 429s in a row for one call before giving up
 MAX_RETRY_AFTER = 120.0
 USER_AGENT = "reconciler/0.1"
 
@@ -54,10 +55,11 @@ class FleetApi:
         *,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
-        self.pacer = Pacer(sleep=sleep)
+        self.pacer = Pacer(clock=clock, sleep=sleep)
         self._sleep = sleep
         self._jitter = jitter
         self.calls = 0
@@ -117,15 +119,16 @@ class FleetApi:
 
     def _call(self, method: str, path: str, *, retry: bool, **kwargs: Any) -> Any:
         call = f"{method} {_short(path)}"
-        attempt = 0
+        attempt = 0  # tries after errors; waits for a 429 are counted apart
+        waits = 0
         while True:
-            attempt += 1
             self.pacer.acquire()
             self._count(method)
             try:
                 response = self._http.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the server: safe to try again, even for a POST.
+                attempt += 1
                 if attempt <= RETRIES:
                     self._backoff(attempt)
                     continue
@@ -133,6 +136,7 @@ class FleetApi:
             except httpx.HTTPError as exc:
                 if not retry:
                     raise UnknownOutcome(f"{call}: the answer was lost ({type(exc).__name__})") from exc
+                attempt += 1
                 if attempt <= RETRIES:
                     self._backoff(attempt)
                     continue
@@ -140,13 +144,15 @@ class FleetApi:
             self.pacer.observe(response.headers)
             if response.status_code == 429:
                 wait = _retry_after(response)
-                if wait > MAX_RETRY_AFTER or attempt > RETRIES * 4:
+                waits += 1
+                if wait > MAX_RETRY_AFTER or waits > MAX_WAITS:
                     raise _api_error(response, call, RateLimitedError)
                 self.pacer.block(wait)
                 continue
             if response.status_code >= 500:
                 if not retry:
                     raise UnknownOutcome(f"{call}: the API answered {response.status_code}; it may have acted")
+                attempt += 1
                 if attempt <= RETRIES:
                     self._backoff(attempt)
                     continue

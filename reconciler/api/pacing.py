@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 DEFAULT_RATE = 20.0  # requests per second until the API says otherwise
+_EPSILON = 1e-9
 
 
 class Pacer:
@@ -23,7 +24,7 @@ class Pacer:
         self._sleep = sleep
         self._lock = threading.Lock()
         self.rate = DEFAULT_RATE
-        self._tokens = 1.0
+        self._tokens = DEFAULT_RATE  # full, as the server's bucket starts
         self._last = clock()
         self._blocked_until = 0.0
 
@@ -34,12 +35,13 @@ class Pacer:
                 now = self._clock()
                 self._refill(now)
                 wait = max(self._blocked_until - now, 0.0)
-                if wait == 0.0 and self._tokens >= 1:
-                    self._tokens -= 1
+                if wait == 0.0 and self._tokens >= 1 - _EPSILON:
+                    self._tokens = max(0.0, self._tokens - 1)
                     return
                 if wait == 0.0:
                     wait = (1 - self._tokens) / self.rate
-            self._sleep(wait)
+            # At least a millisecond: a wait rounded to nothing would spin forever.
+            self._sleep(max(wait, 0.001))
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Learn the limit and what is left of it from an answer's headers."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import math
 import re
 import secrets
@@ -47,8 +48,20 @@ class ApiError(Exception):
 Handler = Callable[[Request, Engine, documents.Links], Awaitable[Response]]
 
 
-def create_app(engine: Engine, credentials: Credentials, limiter: RateLimiter, faults: Faults) -> Starlette:
-    """The ASGI app serving ``engine`` under ``/connectedcar/v3``."""
+@dataclass(frozen=True)
+class Served:
+    """One request as the simulator saw it, for tests that count calls."""
+
+    method: str
+    path: str
+    status: int
+    body: Any = None
+
+
+def create_app(
+    engine: Engine, credentials: Credentials, limiter: RateLimiter, faults: Faults, log: list[Served] | None = None
+) -> Starlette:
+    """The ASGI app serving ``engine`` under ``/connectedcar/v3``; every request is appended to ``log``."""
 
     def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
@@ -76,6 +89,8 @@ def create_app(engine: Engine, credentials: Credentials, limiter: RateLimiter, f
             except NotFound as exc:
                 response = _error(404, str(exc))
             response.headers.update(verdict.headers)
+            if log is not None:
+                log.append(Served(request.method, request.url.path, response.status_code, await _logged(request)))
             return response
 
         return run
@@ -231,6 +246,14 @@ def _offset(token: str | None) -> int:
     except (binascii.Error, UnicodeDecodeError):
         pass
     raise ApiError(400, "pageToken is not one this server issued")
+
+
+async def _logged(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode(errors="replace")
 
 
 async def _json(request: Request) -> Any:

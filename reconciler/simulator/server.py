@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 
 from . import tls
-from .app import Credentials, create_app
+from .app import Credentials, Served, create_app
 from .clock import Clock, WallClock
 from .engine import Engine, generated_vins
 from .faults import Faults
@@ -89,7 +89,8 @@ class Simulator:
         self.limiter = RateLimiter(self.clock, settings.per_second, settings.per_day)
         self.deliverer = Deliverer(self.clock, self.engine.fleet_id)
         self.engine.sinks.append(self.deliverer.enqueue)
-        self.app = create_app(self.engine, self.credentials, self.limiter, self.faults)
+        self.served: list[Served] = []
+        self.app = create_app(self.engine, self.credentials, self.limiter, self.faults, self.served)
         self._server: uvicorn.Server | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()

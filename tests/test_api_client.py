@@ -1,0 +1,149 @@
+"""The API client against a transport that plays the API: paging, errors, retries, pacing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from reconciler.api.client import FleetApi
+from reconciler.api.settings import ApiSettings
+from reconciler.errors import ApiError, AuthError, NotFoundError, RateLimitedError, UnknownOutcome, UnreachableError
+
+SETTINGS = ApiSettings("https://api.test/connectedcar/v3", "cid", "user", "pw")
+
+
+class FakeTime:
+    """A clock that moves only when the client sleeps; every sleep is recorded."""
+
+    def __init__(self, sleeps: list[float]) -> None:
+        self.now = 0.0
+        self.sleeps = sleeps
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def api(handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float] | None = None) -> FleetApi:
+    fake = FakeTime(sleeps if sleeps is not None else [])
+    return FleetApi(
+        SETTINGS, transport=httpx.MockTransport(handler), sleep=fake.sleep, clock=lambda: fake.now, jitter=lambda: 0.5
+    )
+
+
+def error(status: int, code: int, message: str = "nope", headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {"code": code, "uuid": "u-1", "message": message, "timestamp": "2026-01-01T00:00:00Z"}
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def test_every_call_carries_client_id_and_basic_auth() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    api(handler).get("/fleets/F/vehicles", {"vinPrefix": "VF3"})
+    [request] = seen
+    assert request.url.params["client_id"] == "cid" and request.url.params["vinPrefix"] == "VF3"
+    assert request.headers["authorization"].startswith("Basic ")
+
+
+def test_paging_follows_next_links_and_trusts_no_totals() -> None:
+    pages = {
+        None: {
+            "total": 1,
+            "_embedded": {"vehicles": [{"vin": "A"}]},
+            "_links": {"next": {"href": "https://api.test/connectedcar/v3/fleets/F/vehicles?pageToken=2&x=1"}},
+        },
+        "2": {
+            "total": 1,
+            "_embedded": {"vehicles": [{"vin": "B"}, {"vin": "C"}]},
+            "_links": {"next": {"href": "https://api.test/connectedcar/v3/fleets/F/vehicles?pageToken=3"}},
+        },
+        "3": {
+            "_embedded": {},
+            "_links": {"next": {"href": "https://api.test/connectedcar/v3/fleets/F/vehicles?pageToken=3"}},
+        },
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["client_id"] == "cid"  # kept beside the next link's own query
+        return httpx.Response(200, json=pages[request.url.params.get("pageToken")])
+
+    assert [v["vin"] for v in api(handler).pages("/fleets/F/vehicles", "vehicles")] == ["A", "B", "C"]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(400, ApiError), (401, AuthError), (403, AuthError), (404, NotFoundError)]
+)
+def test_errors_carry_the_api_code_and_uuid(status: int, kind: type[ApiError]) -> None:
+    with pytest.raises(kind) as caught:
+        api(lambda r: error(status, status * 100 + 1, "bad thing")).get("/fleets/F/vehicles")
+    message = str(caught.value)
+    assert "bad thing" in message and f"code {status * 100 + 1}" in message and "uuid u-1" in message
+    assert "GET /fleets/F/vehicles" in message
+
+
+def test_429_is_waited_out_for_every_method() -> None:
+    answers = [error(429, 42900, headers={"Retry-After": "3"}), httpx.Response(202, json={"remoteActionId": "r"})]
+    sleeps: list[float] = []
+    assert api(lambda r: answers.pop(0), sleeps).post("/x", {})["remoteActionId"] == "r"
+    assert sum(sleeps) >= 3
+
+
+def test_429_with_a_retry_after_too_long_gives_up() -> None:
+    with pytest.raises(RateLimitedError):
+        api(lambda r: error(429, 42900, headers={"Retry-After": "86400"})).get("/x")
+
+
+def test_5xx_on_get_is_retried_with_backoff() -> None:
+    answers = [error(503, 50300), error(502, 50200), httpx.Response(200, json={"ok": True})]
+    sleeps: list[float] = []
+    assert api(lambda r: answers.pop(0), sleeps).get("/x") == {"ok": True}
+    assert sleeps == [0.5, 1.0]  # 0.5 s then 1 s, times the jitter factor (1.0 here)
+
+
+def test_5xx_on_post_is_an_unknown_outcome_not_a_retry() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return error(500, 50000)
+
+    with pytest.raises(UnknownOutcome):
+        api(handler).post("/remotes", {"label": "k"})
+    assert len(calls) == 1
+
+
+def test_lost_answer_of_a_post_is_unknown_outcome() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    with pytest.raises(UnknownOutcome):
+        api(handler).post("/remotes", {})
+
+
+def test_connection_refused_is_retried_even_for_post_then_reported() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(UnreachableError, match="cannot connect"):
+        api(handler).post("/remotes", {})
+    assert len(calls) == 6
+
+
+def test_pacing_follows_the_rate_limit_headers() -> None:
+    headers = {"X-RateLimit-Limit-Second": "2", "X-RateLimit-Remaining-Second": "0"}
+    sleeps: list[float] = []
+    client = api(lambda r: httpx.Response(200, json={}, headers=headers), sleeps)
+    for _ in range(5):
+        client.get("/x")
+    assert client.pacer.rate == 2
+    # after the first answer said nothing is left, one request per half second
+    assert sum(sleeps) == pytest.approx(2.0)
