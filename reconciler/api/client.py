@@ -64,6 +64,9 @@ class FleetApi:
         self._jitter = jitter
         self.calls = 0
         self.counts: dict[str, int] = {}
+        self.started = clock()
+        self.throttled: list[float] = []  # seconds after start of each 429 answer
+        self._clock = clock
         self._count_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=settings.base_url,
@@ -143,6 +146,7 @@ class FleetApi:
                 raise UnreachableError(f"{call}: no answer from the API ({type(exc).__name__}: {exc})") from exc
             self.pacer.observe(response.headers)
             if response.status_code == 429:
+                self.throttled.append(self._clock() - self.started)
                 wait = _retry_after(response)
                 waits += 1
                 if wait > MAX_RETRY_AFTER or waits > MAX_WAITS:
@@ -165,6 +169,14 @@ class FleetApi:
                 return response.json()
             except ValueError as exc:
                 raise ApiError(response.status_code, "the answer is not JSON", call=call) from exc
+
+    def usage(self) -> str:
+        """``N calls (M POST, …), K answered 429``: for the end of a run."""
+        methods = ", ".join(f"{n} {m}" for m, n in sorted(self.counts.items()))
+        throttled = f"{len(self.throttled)} answered 429"
+        if self.throttled:
+            throttled += f" (the last {self.throttled[-1]:.1f} s after the start)"
+        return f"{self.calls} calls ({methods or 'none'}), {throttled}"
 
     def _backoff(self, attempt: int) -> None:
         """Exponential, with full jitter: 0.5 s, 1 s, 2 s … times a random factor in [0.5, 1.5)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 DEFAULT_RATE = 20.0  # requests per second until the API says otherwise
 _EPSILON = 1e-9
+HEADROOM = 0.97
 
 
 class Pacer:
@@ -48,7 +49,9 @@ class Pacer:
         with self._lock:
             limit = _number(headers.get("x-ratelimit-limit-second"))
             if limit:
-                self.rate = limit
+                # A little under the limit: the server's bucket and ours refill on
+                # different clocks, and a 429 costs a whole Retry-After.
+                self.rate = limit * HEADROOM
             remaining = _number(headers.get("x-ratelimit-remaining-second"))
             if remaining is not None:
                 self._refill(self._clock())

@@ -120,6 +120,7 @@ def _apply_locked(
             return 1
         store.commit_serial()
         outcomes = executor.run(result)
+        stderr.write(f"API: {api.usage()}\n")
     return _finish(settled, result, outcomes, stdout)
 
 
