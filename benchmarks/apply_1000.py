@@ -1,10 +1,10 @@
-"""Benchmark: apply 1,000 vehicles × 3 actions against the simulator limited to 100 requests/s.
+"""Benchmark: apply 1,000 vehicles x 3 actions against the simulator limited to 100 requests/s.
 
 Starts `reconciler simulator --rate-per-second 100` in its own process, applies
 a fleet of --vehicles vehicles (a preconditioning program, a charging schedule
 and charging preferences each: three remote actions), and prints the calls
 made, the time taken, the ideal time (calls ÷ rate) and their ratio, and the
-429 answers. Target (issue 4): at most 1.15 × ideal, no 429 after the first second.
+429 answers. Target (issue 4): at most 1.15 x ideal, no 429 after the first second.
 
     python benchmarks/apply_1000.py [--vehicles 1000] [--rate 100] [--parallelism 64]
 """
@@ -37,15 +37,31 @@ def main() -> None:
         "apiVersion: reconciler/v1\nfleet: 0a123bc5d1e873066454b4d9\n"
         "callbacks:\n  ops:\n    webhook: {target: https://hooks.example.com/ops}\n"
         "    remoteTypes: [ThermalPreconditioning, ElectricBatteryChargingRequest]\n"
-        "profiles:\n  p:\n    preconditioning:\n      - {slot: 1, start: \"07:30\", days: weekdays}\n"
-        "    charging:\n      schedule:\n        - {slot: 1, start: \"22:00\", end: \"06:00\", days: everyday}\n"
+        'profiles:\n  p:\n    preconditioning:\n      - {slot: 1, start: "07:30", days: weekdays}\n'
+        '    charging:\n      schedule:\n        - {slot: 1, start: "22:00", end: "06:00", days: everyday}\n'
         "      preferences: {level: Level3, type: Partial}\n"
         "vehicles:\n" + "".join(f"  {vin}: {{profile: p}}\n" for vin in vins)
     )
     server = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "simulator", "--dir", str(work / "sim"), "--vins", str(work / "vins.txt"),
-         "--fleet", "0a123bc5d1e873066454b4d9", "--latency", "0.05", "--rate-per-second", str(args.rate)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "simulator",
+            "--dir",
+            str(work / "sim"),
+            "--vins",
+            str(work / "vins.txt"),
+            "--fleet",
+            "0a123bc5d1e873066454b4d9",
+            "--latency",
+            "0.05",
+            "--rate-per-second",
+            str(args.rate),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert server.stdout is not None
@@ -54,9 +70,22 @@ def main() -> None:
         time.sleep(1.1)  # let the simulator's bucket fill, as a server that was idle
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "reconciler", "apply", "-f", str(fleet), "--auto-approve",
-             "--parallelism", str(args.parallelism), "--timeout", "600"],
-            env=env, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "apply",
+                "-f",
+                str(fleet),
+                "--auto-approve",
+                "--parallelism",
+                str(args.parallelism),
+                "--timeout",
+                "600",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         took = time.perf_counter() - started
     finally:
@@ -67,8 +96,10 @@ def main() -> None:
         sys.exit(f"apply exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     calls, methods, throttled, last = int(usage[1]), usage[2], int(usage[3]), usage[4]
     ideal = calls / args.rate
-    print(f"{args.vehicles} vehicles × 3 actions, simulator limited to {args.rate:.0f} requests/s, "
-          f"parallelism {args.parallelism}")
+    print(
+        f"{args.vehicles} vehicles × 3 actions, simulator limited to {args.rate:.0f} requests/s, "
+        f"parallelism {args.parallelism}"
+    )
     print(f"  API calls        {calls} ({methods})")
     print(f"  apply took       {took:.1f} s (whole process, start-up included)")
     print(f"  ideal            {ideal:.1f} s (calls ÷ rate)")

@@ -29,8 +29,7 @@ from .errors import ApiError, AuthError, NotFoundError, ReconcilerError, Unknown
 from .model import Desired
 from .recording import apply_after
 from .sensitive import json_default, reveal, seal_callback
-from .state.base import PENDING_JOURNAL_STATUSES, JournalEntry
-from .state.sqlite import SQLiteStore
+from .state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
 
 CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED = "confirmed", "accepted", "pending", "failed", "skipped"
 _FINAL_OK = api_spec.SUCCESS_STATUSES
@@ -62,7 +61,7 @@ class Executor:
     def __init__(
         self,
         api: FleetApi,
-        store: SQLiteStore,
+        store: StateStore,
         desired: Desired,
         *,
         parallelism: int = 8,

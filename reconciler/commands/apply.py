@@ -23,8 +23,7 @@ from ..model import Desired, Recorded
 from ..render import report, text
 from ..render.json_plan import dumps, plan_document
 from ..render.report import BarProgress, LineProgress
-from ..state.base import state_url
-from ..state.sqlite import SQLiteStore
+from ..state.base import StateStore, open_store, state_url
 from .plan import check_targets
 
 
@@ -61,7 +60,7 @@ def run(
     with gcpause.paused():
         desired = fleet_file.read(fleet_path, env)
     url = state_url(fleet_path, env)
-    store = SQLiteStore(url) if url.startswith("sqlite:///") else _unsupported(url)
+    store = open_store(url)
     try:
         lock_id = store.acquire_lock(f"reconciler apply ({_user()})", options.lock_timeout)
         try:
@@ -75,7 +74,7 @@ def run(
 
 
 def _apply_locked(
-    store: SQLiteStore,
+    store: StateStore,
     desired: Desired,
     saved: dict[str, Any] | None,
     targets: tuple[str, ...],
@@ -163,7 +162,7 @@ def _read_saved(path: str) -> dict[str, Any]:
     return saved
 
 
-def _check_fresh(saved: dict[str, Any], recorded: Recorded, store: SQLiteStore) -> Recorded:
+def _check_fresh(saved: dict[str, Any], recorded: Recorded, store: StateStore) -> Recorded:
     """The saved plan's lineage and serial must still be the state's (exit 3 if not)."""
     lineage, serial = saved["state"]["lineage"], saved["state"]["serial"]
     if not store.is_initialized() and serial == 0:
@@ -192,7 +191,3 @@ def _user() -> str:
         return f"{getpass.getuser()}, pid {os.getpid()}"
     except (KeyError, OSError):
         return f"pid {os.getpid()}"
-
-
-def _unsupported(url: str) -> SQLiteStore:
-    raise ReconcilerError(f"apply supports sqlite:/// state only in this version, not {url}")

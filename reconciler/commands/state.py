@@ -9,15 +9,11 @@ from typing import TextIO
 from .. import addresses, codec
 from ..errors import ReconcilerError, StateError
 from ..model import RecordedVehicle
-from ..state.base import state_url
-from ..state.sqlite import SQLiteStore
+from ..state.base import StateStore, open_store, state_url
 
 
-def _open(fleet_path: str, env: Mapping[str, str], *, readonly: bool = True) -> SQLiteStore:
-    url = state_url(fleet_path, env)
-    if not url.startswith("sqlite:///"):
-        raise ReconcilerError(f"state commands support sqlite:/// state only in this version, not {url}")
-    return SQLiteStore(url, readonly=readonly)
+def _open(fleet_path: str, env: Mapping[str, str], *, readonly: bool = True) -> StateStore:
+    return open_store(state_url(fleet_path, env), readonly=readonly)
 
 
 def list_addresses(fleet_path: str, *, env: Mapping[str, str], out: TextIO) -> int:

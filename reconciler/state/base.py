@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,12 +48,25 @@ class LockInfo:
 
 
 class StateStore(Protocol):
-    """Where recorded state lives. Writes happen inside ``transaction()``."""
+    """Where recorded state lives; every backend implements this with the same semantics.
+
+    Writes are transactional; methods are safe to call from apply's worker threads.
+    """
 
     url: str
 
     def read(self) -> Recorded:
         """Everything recorded; a store never written gives a fresh lineage and serial 0."""
+        ...
+
+    def is_initialized(self) -> bool: ...
+
+    def initialize(self, recorded: Recorded) -> None:
+        """Give a store never written the lineage and fingerprint key of ``recorded``."""
+        ...
+
+    def commit_serial(self) -> int:
+        """Increment the serial (each apply that sends something); returns the new one."""
         ...
 
     def record_callback(self, label: str, callback_id: str, config: Callback) -> None:
@@ -62,13 +75,43 @@ class StateStore(Protocol):
 
     def forget_callback(self, label: str) -> None: ...
 
-    def record_vehicle(self, vin: str, vid: str | None, config: VehicleConfig) -> None:
-        """Record ``config`` as the vehicle's confirmed configuration."""
+    def record_vehicle(self, vin: str, vid: str | None, config: VehicleConfig) -> None: ...
+
+    def record_vids(self, vids: dict[str, str]) -> None: ...
+
+    def update_vehicle(self, vin: str, change: Callable[[VehicleConfig], VehicleConfig]) -> None:
+        """Read, change and write one vehicle's configuration in one transaction."""
         ...
 
-    def commit_serial(self) -> int:
-        """Bump the serial after a run changed the state; returns the new serial."""
+    def journal_start(self, entry: JournalEntry) -> None:
+        """Journal a call before it is sent."""
         ...
+
+    def journal_update(
+        self, key: str, status: str, *, remote_action_id: str | None = None, failure_cause: str | None = None
+    ) -> None: ...
+
+    def journal(self, *, pending_only: bool = False, address: str | None = None) -> list[JournalEntry]: ...
+
+    def events(self, key: str) -> list[tuple[str, str, str]]: ...
+
+    def set_backoff(self, address: str, cause: str, until: str) -> None: ...
+
+    def clear_backoff(self, address: str) -> None: ...
+
+    def add_history(self, address: str | None, event: str, detail: str = "") -> None: ...
+
+    def history(self, address: str | None = None) -> list[tuple[str, int, str, str, str]]: ...
+
+    def acquire_lock(self, owner: str, timeout: float = 0.0) -> str:
+        """Take the lock or raise ``LockHeldError`` naming the holder; returns the lock id."""
+        ...
+
+    def release_lock(self, lock_id: str) -> None: ...
+
+    def lock_holder(self) -> LockInfo | None: ...
+
+    def unlock(self, lock_id: str) -> LockInfo: ...
 
     def close(self) -> None: ...
 
