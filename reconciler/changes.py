@@ -63,6 +63,19 @@ class Held:
 
 
 @dataclass(frozen=True)
+class Adoption:
+    """Something already as desired that the state does not record yet: recorded, nothing sent.
+
+    ``identity`` is the callback id or the vehicle's vid; ``after`` what is recorded
+    for a vehicle address (a callback is recorded from the fleet file).
+    """
+
+    address: str
+    identity: str
+    after: Any = None
+
+
+@dataclass(frozen=True)
 class Plan:
     fleet: str
     lineage: str
@@ -70,6 +83,8 @@ class Plan:
     changes: tuple[Change, ...] = ()
     drift: tuple[Drift, ...] = ()
     held: tuple[Held, ...] = ()
+    adoptions: tuple[Adoption, ...] = ()
+    refreshed: bool = False  # made against what the API reported, not only the state
     lookups: int = 0
     targets: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)

@@ -135,6 +135,12 @@ def plan(
     help="Seconds to wait for the state lock; by default fail at once (exit 3).",
 )
 @click.option("--target", "targets", multiple=True, metavar="ADDR", help="Apply only this address; repeatable.")
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Read what the API reports before planning: drift is corrected, what is in place adopted.",
+)
 def apply(
     plan_file: str | None,
     fleet_file: str,
@@ -144,6 +150,7 @@ def apply(
     parallelism: int,
     lock_timeout: float,
     targets: tuple[str, ...],
+    refresh: bool,
 ) -> int:
     """Send exactly the calls that close the gap, and record what the vehicles answer.
 
@@ -156,7 +163,7 @@ def apply(
     4 partially applied (some actions failed or were still pending at
     --timeout; the next run picks them up).
     """
-    options = apply_command.Options(auto_approve, wait, timeout, parallelism, lock_timeout, targets)
+    options = apply_command.Options(auto_approve, wait, timeout, parallelism, lock_timeout, targets, refresh)
     return apply_command.run(
         fleet_file,
         plan_file,

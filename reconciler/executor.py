@@ -26,7 +26,7 @@ from . import addresses, api_spec
 from .api.client import FleetApi
 from .changes import Change, Plan
 from .errors import ApiError, AuthError, NotFoundError, ReconcilerError, UnknownOutcome, UnreachableError
-from .model import Desired
+from .model import Desired, VehicleConfig
 from .recording import apply_after
 from .sensitive import json_default, reveal, seal_callback
 from .state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
@@ -116,6 +116,7 @@ class Executor:
 
     def run(self, plan: Plan) -> list[Outcome]:
         """Carry out ``plan``; one outcome per change."""
+        self._record_adoptions(plan)
         callbacks = [c for c in plan.changes if c.vin is None and c.action != "delete"]
         vehicles = [c for c in plan.changes if c.vin is not None]
         deletions = [c for c in plan.changes if c.action == "delete"]
@@ -132,6 +133,25 @@ class Executor:
             outcomes.append(self._report(self._delete_callback(change)))
         self.progress.finish()
         return outcomes
+
+    def _record_adoptions(self, plan: Plan) -> None:
+        """Record what refresh found already in place, and the vids it learnt; nothing is sent."""
+        vids = {c.vin: _vid_in(c.request.path) for c in plan.changes if c.vin and "{vid}" not in c.request.path}
+        for adoption in plan.adoptions:
+            vin = addresses.vin_of(adoption.address)
+            if vin is None:
+                label = adoption.address.split(".", 1)[1]
+                self._callback_ids[label] = adoption.identity
+                self.store.record_callback(
+                    label, adoption.identity, seal_callback(self.desired.callbacks[label], self._key)
+                )
+            else:
+                if adoption.identity:
+                    vids[vin] = adoption.identity
+                self.store.update_vehicle(vin, _applying(adoption.address, adoption.after))
+            self.store.add_history(adoption.address, "adopted", "already in place; recorded, nothing sent")
+        if vids:
+            self.store.record_vids({vin: vid for vin, vid in vids.items() if vid})
 
     def _report(self, outcome: Outcome) -> Outcome:
         self.progress.done(outcome)
@@ -393,6 +413,15 @@ class Executor:
             self.store.set_backoff(addresses.vehicle_prefix(entry.vin or ""), cause, until)
             return Outcome(entry.address, FAILED, f"{cause} ({rid}); vehicle not retried before {until}")
         return Outcome(entry.address, FAILED, f"{cause} ({rid})")
+
+
+def _applying(address: str, after: Any) -> Callable[[VehicleConfig], VehicleConfig]:
+    return lambda config: apply_after(config, address, after)
+
+
+def _vid_in(path: str) -> str:
+    """The vid in ``/fleets/F/vehicles/{vid}/callbacks/…``."""
+    return path.split("/vehicles/", 1)[1].split("/", 1)[0]
 
 
 def _backoff_until(cause: str) -> str:

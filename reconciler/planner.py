@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from . import addresses, api_bodies, api_spec, codec
-from .changes import Change, Drift, Held, Plan, Request, SensitiveField
+from .changes import Adoption, Change, Drift, Held, Plan, Request, SensitiveField
 from .model import (
     AirProgram,
     AirPrograms,
@@ -55,12 +55,13 @@ def plan(
     builder = _Planner(desired, recorded, observed or Observed(), now)
     builder.callbacks()
     builder.vehicles()
-    changes, drift, held = builder.changes, builder.drift, builder.held
+    changes, drift, held, adoptions = builder.changes, builder.drift, builder.held, builder.adoptions
     targets = tuple(targets)
     if targets:
         changes = _targeted(changes, targets)
         drift = [d for d in drift if addresses.matches(d.address, targets)]
         held = [h for h in held if addresses.matches(h.address, targets)]
+        adoptions = [a for a in adoptions if addresses.matches(a.address, targets)]
     lookups = len({c.vin for c in changes if c.vin and "{vid}" in c.request.path})
     return Plan(
         fleet=desired.fleet,
@@ -69,6 +70,8 @@ def plan(
         changes=tuple(changes),
         drift=tuple(drift),
         held=tuple(held),
+        adoptions=tuple(adoptions),
+        refreshed=observed is not None,
         lookups=lookups,
         targets=targets,
     )
@@ -97,6 +100,7 @@ class _Planner:
         self.changes: list[Change] = []
         self.drift: list[Drift] = []
         self.held: list[Held] = []
+        self.adoptions: list[Adoption] = []
         self.callback_ids: dict[str, str] = {}
         self.fleet_path = f"/fleets/{desired.fleet}"
         self._memos: dict[tuple[int, Callable[..., Any]], tuple[Any, Any]] = {}
@@ -162,6 +166,9 @@ class _Planner:
             return
         self.callback_ids[label] = cb_id
         before = codec.callback_to_json(current)
+        in_place = sealed.same_body(current) and sealed.status == current.status
+        if obs and in_place and (rec is None or rec.id != obs.id or not rec.config.same_body(sealed)):
+            self.adoptions.append(Adoption(address, obs.id))
         if not sealed.same_body(current):
             self.changes.append(
                 Change(
@@ -250,11 +257,13 @@ class _Planner:
 
     def _air(self, t: _Target, want: AirPrograms, had: AirPrograms | None, seen: AirPrograms | None) -> None:
         address = addresses.vehicle(t.vin, addresses.PRECONDITIONING)
+        seen = _days_filled(seen, had, want)
         self._slot_drift(address, had, seen)
         current = seen if seen is not None else (had or {})
         sets = [p for slot, p in sorted(want.items()) if current.get(slot) != p]
         deletes = sorted(slot for slot in (had or {}) if slot not in want and slot in current)
         if not sets and not deletes:
+            self._adopt(t, address, seen, had, want)
             return
         entries = [self.memo(api_bodies.air_set, p) for p in sets] + [api_bodies.air_delete(s) for s in deletes]
         words = [self.memo(_describe_air, p) for p in sets] + [f"Delete slot {s}" for s in deletes]
@@ -272,6 +281,7 @@ class _Planner:
         self, t: _Target, want: ChargePrograms, had: ChargePrograms | None, seen: ChargePrograms | None
     ) -> None:
         address = addresses.vehicle(t.vin, addresses.CHARGING_SCHEDULE)
+        seen = _days_filled(seen, had, want)
         self._slot_drift(address, had, seen)
         current = seen if seen is not None else (had or {})
         sets = [p for slot, p in sorted(want.items()) if current.get(slot) != p]
@@ -282,6 +292,8 @@ class _Planner:
             if slot not in want and slot in current and current[slot].enabled
         ]
         if not sets and not disables:
+            kept = {s: p for s, p in (had or {}).items() if s not in want and s in current}
+            self._adopt(t, address, seen, had, {**want, **kept})
             return
         words = [self.memo(_describe_charge, p) for p in sets] + [f"Disable slot {p.slot}" for p in disables]
         after = {**want, **{p.slot: p for p in disables}} if disables else want
@@ -308,6 +320,8 @@ class _Planner:
         if current is not None and all(
             w is None or w == c for w, c in ((want.level, current.level), (want.type, current.type))
         ):
+            if seen is not None and had != want:
+                self.adoptions.append(Adoption(address, t.vid or "", codec.preferences_to_json(want)))
             return
         described = " ".join(v for v in (want.level, want.type) if v)
         self._send(
@@ -327,6 +341,8 @@ class _Planner:
             self.drift.append(Drift(address, name, had, seen))
         current = seen if seen is not None else had
         if current == want:
+            if seen is not None and had != want:
+                self.adoptions.append(Adoption(address, t.vid or "", {name: want}))
             return
         make: Callable[[str, bool], dict[str, Any]]
         if part == addresses.IMMOBILIZATION:
@@ -344,6 +360,18 @@ class _Planner:
             body=lambda label: make(label, want),
             summary=summary,
         )
+
+    def _adopt(
+        self,
+        t: _Target,
+        address: str,
+        seen: Mapping[int, Any] | None,
+        had: Mapping[int, Any] | None,
+        after: Mapping[int, Any],
+    ) -> None:
+        """The vehicle already holds ``after``: record it if the state does not (lost state, first run)."""
+        if seen is not None and dict(had or {}) != dict(after):
+            self.adoptions.append(Adoption(address, t.vid or "", self.memo(codec.programs_to_json, after)))
 
     def _before(self, current: Mapping[int, Any], want: Mapping[int, Any], had: Mapping[int, Any] | None) -> Any:
         """The current programs of the slots this address manages (desired or set before)."""
@@ -419,6 +447,22 @@ class _Target:
         self.vid = vid
         self.routes = routes
         self.pruned = pruned
+
+
+def _days_filled(seen: Mapping[int, Any] | None, *references: Mapping[int, Any] | None) -> Mapping[int, Any] | None:
+    """Programs whose status said nothing of their days take them from the state or the file.
+
+    A status document without ``occurence`` is a gap, not a difference.
+    """
+    if not seen or all(p.days for p in seen.values()):
+        return seen
+    filled = dict(seen)
+    for slot, program in seen.items():
+        if not program.days:
+            known = next((r[slot] for r in references if r and slot in r), None)
+            if known is not None:
+                filled[slot] = replace(program, days=known.days)
+    return filled
 
 
 def _describe_air(p: AirProgram) -> str:

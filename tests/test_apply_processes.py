@@ -19,6 +19,7 @@ from simclient import client
 from reconciler.simulator.app import Credentials
 from reconciler.simulator.server import Connection
 from reconciler.simulator.tls import Material
+from reconciler.state.sqlite import SQLiteStore
 
 VINS = [f"VF3ABCDE0FG1234{n:02d}" for n in range(8)]
 FLEET = """\
@@ -148,7 +149,17 @@ def test_apply_killed_at_random_points_converges_without_sending_twice(
 
 def test_two_applies_at_once_one_exits_3(world: tuple[dict[str, str], Path, Connection]) -> None:
     env, fleet, _ = world
-    first, second = start_apply(env, fleet), start_apply(env, fleet)
+    first = start_apply(env, fleet)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # start the second once the first holds the lock
+        store = SQLiteStore(env["RECONCILER_STATE"], readonly=True)
+        try:
+            if store.lock_holder() is not None:
+                break
+        finally:
+            store.close()
+        time.sleep(0.02)
+    second = start_apply(env, fleet)
     results = sorted([first.wait(timeout=120), second.wait(timeout=120)])
     errors = (first.stderr.read() if first.stderr else "") + (second.stderr.read() if second.stderr else "")
     assert results == [0, 3], errors

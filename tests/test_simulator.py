@@ -499,18 +499,21 @@ def test_failed_delivery_is_retried_by_policy(
         receiver.close()
 
 
-def test_always_policy_retries_until_it_succeeds(sim: Simulator, api: httpx.Client) -> None:
+def test_always_policy_retries_until_it_succeeds(tmp_path: Path) -> None:
+    # Actions never move on here (latency of a million seconds): the only event is Accepted.
+    settings = Settings(tmp_path / "s", vins=VINS, latency=1e6, per_second=10_000)
     receiver = Receiver(codes=[503] * 6)
     try:
-        cbid = make_callback(
-            api, target=receiver.url, types=("Horn",), retryPolicy={"policy": "Always", "retryDelay": 60}
-        )
-        sim.engine.post_remote(vid(sim), cbid, {"horn": {"state": "Activated"}})
-        for _ in range(10):
-            sim.deliverer.deliver_due()
-            sim.clock.advance(60)  # type: ignore[attr-defined]
-        assert len(receiver.requests) == 7
-        assert sim.deliverer.log[-1].outcome == "delivered"
+        with Simulator(settings, FakeClock()) as sim, client(sim.connection) as api:
+            cbid = make_callback(
+                api, target=receiver.url, types=("Horn",), retryPolicy={"policy": "Always", "retryDelay": 60}
+            )
+            sim.engine.post_remote(vid(sim), cbid, {"horn": {"state": "Activated"}})
+            for _ in range(10):
+                sim.deliverer.deliver_due()
+                sim.clock.advance(60)  # type: ignore[attr-defined]
+            assert len(receiver.requests) == 7
+            assert [d.outcome for d in sim.deliverer.log] == ["delivered"]
     finally:
         receiver.close()
 

@@ -6,16 +6,13 @@ import getpass
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .. import fleet_file, gcpause, planner, sandbox, saved_plan
-from ..api.client import FleetApi
-from ..api.settings import ApiSettings, from_environment
+from .. import connection, fleet_file, gcpause, planner, saved_plan
 from ..changes import Plan
 from ..errors import ReconcilerError, StalePlanError
 from ..executor import ACCEPTED, CONFIRMED, PENDING, Executor, Outcome
@@ -35,6 +32,7 @@ class Options:
     parallelism: int = 8
     lock_timeout: float = 0.0
     targets: tuple[str, ...] = ()
+    refresh: bool = True
 
 
 def run(
@@ -53,6 +51,8 @@ def run(
     if saved is not None:
         fleet_path = saved["source"]["file"]
         targets = tuple(saved.get("targets", ()))
+        # Recomputed the way it was made, to compare like with like.
+        options = replace(options, refresh=bool(saved.get("refreshed")))
     else:
         targets = options.targets
     if saved is None and not options.auto_approve and not interactive:
@@ -91,7 +91,7 @@ def _apply_locked(
     if saved is not None:
         recorded = _check_fresh(saved, recorded, store)
     store.initialize(recorded)
-    with connect(desired, url, fleet_path, env) as api:
+    with connection.connect(desired, url, fleet_path, env) as api:
         progress = BarProgress(stderr) if interactive and stderr.isatty() else LineProgress(stderr)
         executor = Executor(
             api,
@@ -104,8 +104,11 @@ def _apply_locked(
         )
         settled = executor.settle()
         recorded = store.read()
+        observed = (
+            connection.refresh_or_warn(api, desired, recorded, stderr, options.parallelism) if options.refresh else None
+        )
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        result = planner.plan(desired, recorded, None, targets=targets, now=now)
+        result = planner.plan(desired, recorded, observed, targets=targets, now=now)
         if saved is not None and _changes(result) != saved["changes"]:
             raise StalePlanError(
                 "the state changed since the plan was made (earlier actions finished); run reconciler plan again"
@@ -113,6 +116,7 @@ def _apply_locked(
         if saved is None:
             text.write(result, stdout)
         if not result.changes:
+            executor.run(result)  # records what refresh found in place, if anything
             return _finish(settled, result, [], stdout)
         if saved is None and not options.auto_approve and not _approved(stdin, stdout):
             stdout.write("Apply cancelled: nothing was sent.\n")
@@ -131,23 +135,6 @@ def _finish(settled: list[Outcome], result: Plan, outcomes: list[Outcome], out: 
     report.report(everything, out)
     ok = all(o.result in (CONFIRMED, ACCEPTED) for o in outcomes + held)
     return 0 if ok else 4
-
-
-@contextmanager
-def connect(desired: Desired, url: str, fleet_path: str, env: Mapping[str, str]) -> Iterator[FleetApi]:
-    """The API client: for the embedded sandbox, or for the API at ``api.url``."""
-    if desired.api_url == fleet_file.SANDBOX:
-        folder = sandbox.directory(url, fleet_path)
-        with sandbox.running(desired, folder) as settings, FleetApi(_with_timeout(settings, env)) as api:
-            yield api
-        return
-    with FleetApi(from_environment(desired.api_url, env)) as api:
-        yield api
-
-
-def _with_timeout(settings: ApiSettings, env: Mapping[str, str]) -> ApiSettings:
-    timeout = env.get("RECONCILER_HTTP_TIMEOUT")
-    return replace(settings, timeout=float(timeout)) if timeout else settings
 
 
 def _read_saved(path: str) -> dict[str, Any]:

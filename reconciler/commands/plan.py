@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from .. import addresses, fleet_file, gcpause, planner, saved_plan
+from .. import addresses, connection, fleet_file, gcpause, planner, saved_plan
 from ..changes import Plan
 from ..errors import ReconcilerError
 from ..model import Desired, Recorded
@@ -30,13 +30,15 @@ def run(
     stderr: TextIO,
 ) -> int:
     check_targets(targets)
-    if refresh:
-        stderr.write("note: refresh from the API is not available yet; planning against the recorded state\n")
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with gcpause.paused():
         desired = fleet_file.read(path, env)
         recorded = read_recorded(path, env)
-        result = planner.plan(desired, recorded, None, targets=targets, now=now)
+    observed = (
+        connection.observe_for_plan(desired, recorded, state_url(path, env), path, env, stderr) if refresh else None
+    )
+    with gcpause.paused():
+        result = planner.plan(desired, recorded, observed, targets=targets, now=now)
     warn_unmatched_targets(targets, desired, recorded, stderr)
     if out_file:
         saved_plan.write(out_file, result, path)

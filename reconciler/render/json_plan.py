@@ -18,13 +18,15 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "fleet": plan.fleet,
         "state": {"lineage": plan.lineage, "serial": plan.serial},
+        "refreshed": plan.refreshed,
         "targets": list(plan.targets),
         "changes": [_change(c) for c in plan.changes],
         "drift": [
             {"address": d.address, "field": d.field, "recorded": d.recorded, "observed": d.observed} for d in plan.drift
         ],
         "held": [{"address": h.address, "reason": h.reason} for h in plan.held],
-        "summary": {**summary, "drift": len(plan.drift), "held": len(plan.held)},
+        "adoptions": [{"address": a.address, "id": a.identity, "after": a.after} for a in plan.adoptions],
+        "summary": {**summary, "adopt": len(plan.adoptions), "drift": len(plan.drift), "held": len(plan.held)},
         "api_calls": {"total": plan.api_calls, "changes": len(plan.changes), "lookups": plan.lookups},
     }
 

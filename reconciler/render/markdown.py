@@ -61,6 +61,8 @@ def _head(plan: Plan) -> str:
         )
     if plan.drift:
         lines.append(f"**Drift:** {len(plan.drift)} difference(s) changed outside reconciler.\n")
+    if plan.adoptions:
+        lines.append(f"**Already in place:** {len(plan.adoptions)} address(es) to record, nothing sent.\n")
     if plan.held:
         lines.append(f"**Held back:** {len(plan.held)} address(es) with pending or backed-off actions.\n")
     return "\n".join(lines) + "\n"

@@ -41,6 +41,10 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         for d in plan.drift:
             out.append(paint("!", f"  ! {d.address} {d.field}") + f": recorded {d.recorded}, now {d.observed}")
         out.append("")
+    if plan.adoptions:
+        out.append("Already in place, to be recorded without sending anything:")
+        out.extend(f"  = {a.address}" for a in plan.adoptions)
+        out.append("")
     if plan.held:
         out.append("Left alone this time:")
         out.extend(f"  . {h.address}: {h.reason}" for h in plan.held)

@@ -1,0 +1,144 @@
+"""Refresh: read what the API reports now into ``Observed`` (DESIGN §6).
+
+The callback list gives each callback's id, body and status; the paged fleet
+status (or, where the API refuses it, each vehicle's status, read concurrently
+within the rate limits) gives what every managed vehicle holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import api_spec, status_doc
+from .api.client import FleetApi
+from .errors import ApiError, AuthError
+from .model import (
+    Attribute,
+    BatchNotify,
+    Callback,
+    Desired,
+    Observed,
+    ObservedCallback,
+    ObservedVehicle,
+    Recorded,
+    RetryPolicy,
+    Secret,
+    Value,
+)
+from .sensitive import fingerprint
+
+_KINDS = (api_spec.ATTRIBUTE_HEADER, api_spec.ATTRIBUTE_QUERY, api_spec.ATTRIBUTE_BODY)
+
+
+def refresh(api: FleetApi, desired: Desired, recorded: Recorded, *, parallelism: int = 8) -> Observed:
+    """What the API reports now for the callbacks and vehicles this fleet file manages."""
+    fleet = f"/fleets/{desired.fleet}"
+    labels = set(desired.callbacks) | set(recorded.callbacks)
+    callbacks: dict[str, ObservedCallback] = {}
+    for item in api.pages(f"{fleet}/remote/callbacks", "callbacks"):
+        subscribe = item.get("subscribe") or {}
+        label = subscribe.get("label")
+        if label in labels and label not in callbacks:
+            guide = desired.callbacks.get(label)
+            config = callback_from_api(
+                label, subscribe, str(item.get("status", "Running")), guide, recorded.fingerprint_key
+            )
+            callbacks[label] = ObservedCallback(str(item["id"]), config)
+    vins = set(desired.vehicles) | (set(recorded.vehicles) if desired.prune else set())
+    statuses = _statuses(api, fleet, vins, recorded, parallelism)
+    vehicles = {vin: ObservedVehicle(vin, vid, status_doc.vehicle_config(doc)) for vin, (vid, doc) in statuses.items()}
+    return Observed(callbacks=callbacks, vehicles=vehicles)
+
+
+def _statuses(
+    api: FleetApi, fleet: str, vins: set[str], recorded: Recorded, parallelism: int
+) -> dict[str, tuple[str | None, dict[str, Any]]]:
+    if not vins:
+        return {}
+    vids = {vin: rv.vid for vin, rv in recorded.vehicles.items() if rv.vid and vin in vins}
+    try:
+        found: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        for doc in api.pages(f"{fleet}/status", "status"):
+            vin = doc.get("vin")
+            if vin in vins:
+                found[vin] = (vids.get(vin) or _vid_from_links(doc), doc)
+        return found
+    except AuthError:
+        raise
+    except ApiError:
+        pass  # the fleet status is deprecated: read each vehicle's instead
+    missing = vins - set(vids)
+    if missing:
+        for vehicle in api.pages(f"{fleet}/vehicles", "vehicles"):
+            if vehicle.get("vin") in missing:
+                vids[str(vehicle["vin"])] = str(vehicle["id"])
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        docs = pool.map(lambda vin: (vin, api.get(f"{fleet}/vehicles/{vids[vin]}/status")), sorted(vids))
+        return {vin: (vids[vin], doc) for vin, doc in docs}
+
+
+def _vid_from_links(doc: dict[str, Any]) -> str | None:
+    href = ((doc.get("_links") or {}).get("vehicle") or {}).get("href", "")
+    return href.rstrip("/").rsplit("/", 1)[-1] or None if href else None
+
+
+def callback_from_api(
+    label: str, subscribe: dict[str, Any], status: str, guide: Callback | None, key: bytes
+) -> Callback:
+    """A callback as the API lists it, in the model's terms.
+
+    Values the fleet file takes from the environment are fingerprinted at once,
+    so that they are compared, never kept; API defaults are filled in as the
+    loader fills them, so that an omitted default is no difference.
+    """
+    secret_places = _secret_places(guide)
+    webhook = (subscribe.get("callback") or {}).get("webhook") or {}
+    attributes = []
+    for item in webhook.get("attributes") or []:
+        if isinstance(item, dict) and item.get("type") in _KINDS:
+            place = (str(item["type"]), str(item.get("key", "")))
+            attributes.append(Attribute(*place, _value(str(item.get("value", "")), place, secret_places, key)))
+    attributes.sort(key=lambda a: (a.kind, a.key))
+    order = {t: i for i, t in enumerate(api_spec.REMOTE_TYPES)}
+    types = sorted((t for t in subscribe.get("remoteTypes") or [] if t in order), key=order.__getitem__)
+    return Callback(
+        label=label,
+        target=_value(str(webhook.get("target", "")), ("target", ""), secret_places, key),
+        name=str(webhook.get("name", label)),
+        remote_types=tuple(types),
+        attributes=tuple(attributes),
+        retry_policy=_retry(subscribe.get("retryPolicy")),
+        batch_notify=_batch(subscribe.get("batchNotify")),
+        status=status if status in api_spec.CALLBACK_STATUSES else api_spec.CALLBACK_RUNNING,
+    )
+
+
+def _secret_places(guide: Callback | None) -> set[tuple[str, str]]:
+    if guide is None:
+        return set()
+    places = {(a.kind, a.key) for a in guide.attributes if isinstance(a.value, Secret)}
+    if isinstance(guide.target, Secret):
+        places.add(("target", ""))
+    return places
+
+
+def _value(text: str, place: tuple[str, str], secret_places: Iterable[tuple[str, str]], key: bytes) -> Value:
+    return fingerprint(key, text) if place in secret_places else text
+
+
+def _retry(raw: Any) -> RetryPolicy | None:
+    if not isinstance(raw, dict) or "policy" not in raw:
+        return None
+    policy = str(raw["policy"])
+    if policy == "None":
+        return RetryPolicy(policy)
+    number = raw.get("retryNumber", api_spec.DEFAULT_RETRY_NUMBER) if policy == "Bounded" else None
+    return RetryPolicy(policy, number, raw.get("retryDelay", api_spec.DEFAULT_RETRY_DELAY))
+
+
+def _batch(raw: Any) -> BatchNotify | None:
+    if not isinstance(raw, dict) or "size" not in raw:
+        return None
+    return BatchNotify(int(raw["size"]), int(raw.get("timeWindow", api_spec.DEFAULT_BATCH_TIME_WINDOW)))
