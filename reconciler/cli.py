@@ -19,6 +19,7 @@ from .commands import plan as plan_command
 from .commands import simulator as simulator_command
 from .commands import state as state_command
 from .commands import validate as validate_command
+from .commands import webhook as webhook_command
 from .errors import ReconcilerError
 
 _FILE = click.option(
@@ -288,6 +289,37 @@ def simulator(
         per_day=rate_per_day,
         out=sys.stdout,
     )
+
+
+@cli.command()
+@_FILE
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8787, show_default=True)
+@click.option(
+    "--max-body",
+    type=click.IntRange(1024),
+    default=1024 * 1024,
+    show_default=True,
+    help="Largest request body accepted, in bytes (413 beyond).",
+)
+def webhook(fleet_file: str, host: str, port: int, max_body: int) -> int:
+    """Receive the API's remote events and record them in the state store.
+
+    Point a callback at it and give the callback a secret header, which every
+    request must carry (compared in constant time):
+
+    \b
+      callbacks:
+        ops:
+          webhook:
+            target: https://hooks.example.com/stellantis   # proxied to this receiver
+            headers: {X-Webhook-Token: "${WEBHOOK_TOKEN}"}
+
+    Pending actions then resolve without polling; duplicates are recorded once.
+    Answers 200 on receipt, 401 for a wrong secret, 400 for a malformed body,
+    413 for one too large, 500 when the events could not be stored.
+    """
+    return webhook_command.run(fleet_file, host=host, port=port, max_body=max_body, env=os.environ, out=sys.stdout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

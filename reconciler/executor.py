@@ -398,21 +398,35 @@ class Executor:
             polls += 1
 
     def _confirmed(self, entry: JournalEntry, status: str, rid: str) -> Outcome:
-        assert entry.vin is not None
-        self.store.update_vehicle(entry.vin, lambda config: apply_after(config, entry.address, entry.after))
-        self.store.clear_backoff(addresses.vehicle_prefix(entry.vin))
-        self.store.add_history(entry.address, status, rid)
+        record_final(self.store, entry, status, "", rid)
         return Outcome(entry.address, CONFIRMED, f"{status} ({rid})")
 
     def _failed(self, entry: JournalEntry, status: str, cause: str, rid: str) -> Outcome:
-        self.store.add_history(entry.address, "failed", f"{cause} ({rid})")
-        if cause in api_spec.SLOW_FAILURE_CAUSES:
-            # These causes are the vehicle's (its wake-up budget, privacy, rights, battery):
-            # every action on it would fail the same way, so the whole vehicle waits.
-            until = _backoff_until(cause)
-            self.store.set_backoff(addresses.vehicle_prefix(entry.vin or ""), cause, until)
+        until = record_final(self.store, entry, status, cause, rid)
+        if until:
             return Outcome(entry.address, FAILED, f"{cause} ({rid}); vehicle not retried before {until}")
         return Outcome(entry.address, FAILED, f"{cause} ({rid})")
+
+
+def record_final(store: StateStore, entry: JournalEntry, status: str, cause: str, rid: str) -> str:
+    """Record how an action ended; for apply's polling and the webhook receiver alike.
+
+    Success and AlreadyDone make the action's ``after`` the recorded configuration.
+    A failure whose cause is the vehicle's (wake-up budget, privacy, rights,
+    battery) backs off every action on that vehicle: the date it ends is returned.
+    """
+    assert entry.vin is not None
+    if status in _FINAL_OK:
+        store.update_vehicle(entry.vin, _applying(entry.address, entry.after))
+        store.clear_backoff(addresses.vehicle_prefix(entry.vin))
+        store.add_history(entry.address, status, rid)
+        return ""
+    store.add_history(entry.address, "failed", f"{cause} ({rid})")
+    if cause in api_spec.SLOW_FAILURE_CAUSES:
+        until = _backoff_until(cause)
+        store.set_backoff(addresses.vehicle_prefix(entry.vin), cause, until)
+        return until
+    return ""
 
 
 def _applying(address: str, after: Any) -> Callable[[VehicleConfig], VehicleConfig]:

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2e import FLEET, SECRET, VINS
+
+from reconciler.simulator.server import Settings, Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "fleet.yaml.example"
@@ -36,3 +40,21 @@ vehicles:
     preconditioning:
       - {slot: 1, start: "07:30", days: weekdays}
 """
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Simulator]:
+    settings = Settings(tmp_path / "sim", fleet_id="0a123bc5d1e873066454b4d9", vins=VINS, latency=0.05, per_second=1000)
+    with Simulator(settings) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name, value in sim.connection.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RECONCILER_STATE", f"sqlite:///{tmp_path / 'state' / 'state.db'}")
+    monkeypatch.setenv("HOOK_TOKEN", SECRET)
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET)
+    return path

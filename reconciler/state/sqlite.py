@@ -297,8 +297,8 @@ class SQLiteStore:
 
     def journal_update(
         self, key: str, status: str, *, remote_action_id: str | None = None, failure_cause: str | None = None
-    ) -> None:
-        """Record a status seen for the call ``key`` (once per distinct status)."""
+    ) -> bool:
+        """Record a status seen for the call ``key`` (once per distinct status); True if it is new."""
         db = self._writable()
         now = _now()
         with self._lock, _transaction(db):
@@ -310,13 +310,22 @@ class SQLiteStore:
                 "failure_cause = COALESCE(?, failure_cause), updated_at = ? WHERE key = ?",
                 (status, remote_action_id, failure_cause, now, key),
             )
-            if (status, failure_cause) != tuple(row):
-                db.execute(
-                    "INSERT INTO action_events (key, status, failure_cause, at) VALUES (?, ?, ?, ?)",
-                    (key, status, failure_cause, now),
-                )
+            if (status, failure_cause) == tuple(row):
+                return False
+            db.execute(
+                "INSERT INTO action_events (key, status, failure_cause, at) VALUES (?, ?, ?, ?)",
+                (key, status, failure_cause, now),
+            )
+            return True
 
-    def journal(self, *, pending_only: bool = False, address: str | None = None) -> list[JournalEntry]:
+    def journal_by_action(self, remote_action_id: str) -> JournalEntry | None:
+        """The journal entry of the API's remote action ``remote_action_id``, if it is one of ours."""
+        entries = self.journal(remote_action_id=remote_action_id)
+        return entries[0] if entries else None
+
+    def journal(
+        self, *, pending_only: bool = False, address: str | None = None, remote_action_id: str | None = None
+    ) -> list[JournalEntry]:
         db = self._db
         if db is None:
             return []
@@ -331,6 +340,9 @@ class SQLiteStore:
         if address:
             where.append("address = ?")
             args.append(address)
+        if remote_action_id:
+            where.append("remote_action_id = ?")
+            args.append(remote_action_id)
         if where:
             query += " WHERE " + " AND ".join(where)
         with self._lock:

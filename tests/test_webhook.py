@@ -1,0 +1,118 @@
+"""The webhook receiver: the simulator's deliveries resolve pending actions; duplicates and strangers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from e2e import FLEET, VINS, apply
+
+from reconciler import fleet_file
+from reconciler.cli import main
+from reconciler.simulator.server import Simulator
+from reconciler.state.base import open_store
+from reconciler.state.sqlite import SQLiteStore
+from reconciler.webhook_receiver import create_app
+
+TOKEN = "wh-secret-5e1f"
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def start(self, fleet: Path) -> None:
+        self.store = open_store(os.environ["RECONCILER_STATE"])
+        app = create_app(fleet_file.read(fleet, os.environ), self.store, max_body=4096)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+        self.store.close()
+
+
+@pytest.fixture
+def receiver(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    monkeypatch.setenv("WEBHOOK_TOKEN", TOKEN)
+    r = Receiver()
+    fleet.write_text(
+        FLEET.replace("https://hooks.example.com/ops", r.url).replace(
+            'headers: {Authorization: "${HOOK_TOKEN}"}', 'headers: {X-Webhook-Token: "${WEBHOOK_TOKEN}"}'
+        )
+    )
+    yield r
+    r.stop()
+
+
+def pending(store: SQLiteStore) -> list[str]:
+    return [e.address for e in store.journal(pending_only=True)]
+
+
+def test_deliveries_resolve_pending_actions_without_polling(sim: Simulator, fleet: Path, receiver: Receiver) -> None:
+    receiver.start(fleet)
+    assert apply(fleet, "--no-wait") == 0
+    store = SQLiteStore(os.environ["RECONCILER_STATE"], readonly=True)
+    try:
+        deadline = time.monotonic() + 15
+        while pending(store) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pending(store) == []
+        entry = store.journal(address=f"vehicle.{VINS[0]}.preconditioning")[0]
+        assert entry.status == "Success"
+        assert [s for s, _, _ in store.events(entry.key)][-1] == "Success"
+        assert store.read().vehicles[VINS[0]].config.preconditioning
+    finally:
+        store.close()
+    delivered = [d for d in sim.deliverer.log if d.outcome == "delivered"]
+    assert delivered and all(d.answers[-1] == "200" for d in delivered)
+    assert main(["plan", "-f", str(fleet), "--no-refresh", "--detailed-exitcode"]) == 0
+
+
+def post(receiver: Receiver, body: object, token: str = TOKEN) -> httpx.Response:
+    return httpx.post(receiver.url, json=body, headers={"X-Webhook-Token": token})
+
+
+def test_duplicates_are_recorded_once_and_strangers_refused(sim: Simulator, fleet: Path, receiver: Receiver) -> None:
+    assert apply(fleet, "--no-wait", "--target", f"vehicle.{VINS[0]}.preconditioning") == 0
+    receiver.start(fleet)
+    store = receiver.store
+    entry = store.journal(address=f"vehicle.{VINS[0]}.preconditioning")[0]
+    cbid = store.read().callbacks["ops"].id
+    event = {
+        "remoteActionId": entry.remote_action_id,
+        "vin": VINS[0],
+        "eventDate": "2026-11-25T10:00:00Z",
+        "remoteType": "ThermalPreconditioning",
+        "eventStatus": {"type": "Done", "status": "Success"},
+    }
+    body = {"callbackId": cbid, "attributes": [], "events": [event]}
+    assert post(receiver, body, token="wrong").status_code == 401
+    assert post(receiver, {**body, "callbackId": "someone-else"}).status_code == 401
+    first, second = post(receiver, body), post(receiver, body)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert "1 new" in first.json()["message"] and "0 new" in second.json()["message"]
+    assert [s for s, _, _ in store.events(entry.key)].count("Success") == 1
+    assert post(receiver, {"callbackId": cbid, "events": [{"vin": "x"}]}).status_code == 400
+    assert post(receiver, {"callbackId": cbid, "events": [event] * 50}).status_code == 413
+    assert httpx.post(receiver.url, content=b"not json", headers={"X-Webhook-Token": TOKEN}).status_code == 400
+
+
+def test_receiver_refuses_to_start_without_a_secret_header(fleet: Path) -> None:
+    fleet.write_text(FLEET.replace('headers: {Authorization: "${HOOK_TOKEN}"}', "headers: {X-Plain: abc}"))
+    assert main(["webhook", "-f", str(fleet)]) == 1
