@@ -19,6 +19,7 @@ from .commands import plan as plan_command
 from .commands import simulator as simulator_command
 from .commands import state as state_command
 from .commands import validate as validate_command
+from .commands import watch as watch_command
 from .commands import webhook as webhook_command
 from .errors import ReconcilerError
 
@@ -320,6 +321,42 @@ def webhook(fleet_file: str, host: str, port: int, max_body: int) -> int:
     413 for one too large, 500 when the events could not be stored.
     """
     return webhook_command.run(fleet_file, host=host, port=port, max_body=max_body, env=os.environ, out=sys.stdout)
+
+
+@cli.command()
+@_FILE
+@click.option("--interval", default="15m", show_default=True, help="Time between runs: 30s, 15m, 1h …")
+@click.option(
+    "--jitter",
+    type=click.FloatRange(0, 0.5),
+    default=0.1,
+    show_default=True,
+    help="Spread of each wait, as a fraction of the interval.",
+)
+@click.option("--once", is_flag=True, help="One run, then exit with its code (for cron).")
+@click.option(
+    "--timeout", type=click.FloatRange(0), default=300.0, show_default=True, help="Seconds each run waits for outcomes."
+)
+@click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True)
+def watch(fleet_file: str, interval: str, jitter: float, once: bool, timeout: float, parallelism: int) -> int:
+    """Refresh, plan and apply in a loop: drift correction.
+
+    Logs one JSON line per run and per action. Runs never overlap (a run that
+    finds the state locked is skipped); a vehicle whose actions fail run after
+    run is backed off. Stops cleanly on SIGTERM or Ctrl-C after the current run.
+    """
+    seconds = watch_command.parse_interval(interval)
+    options = apply_command.Options(auto_approve=True, timeout=timeout, parallelism=parallelism)
+    return watch_command.run(
+        fleet_file,
+        interval=seconds,
+        jitter=jitter,
+        once=once,
+        options=options,
+        env=os.environ,
+        out=sys.stdout,
+        stderr=sys.stderr,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import getpass
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +15,8 @@ from typing import Any, TextIO
 from .. import connection, fleet_file, gcpause, planner, saved_plan
 from ..changes import Plan
 from ..errors import ReconcilerError, StalePlanError
-from ..executor import ACCEPTED, CONFIRMED, PENDING, Executor, Outcome
-from ..model import Desired, Recorded
+from ..executor import ACCEPTED, CONFIRMED, PENDING, Executor, Outcome, Progress
+from ..model import Recorded
 from ..render import report, text
 from ..render.json_plan import dumps, plan_document
 from ..render.report import BarProgress, LineProgress
@@ -35,6 +35,15 @@ class Options:
     refresh: bool = True
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """What one apply did: the plan it carried out and the outcome of every address."""
+
+    code: int
+    plan: Plan | None
+    outcomes: list[Outcome]
+
+
 def run(
     fleet_path: str,
     plan_file: str | None,
@@ -48,93 +57,98 @@ def run(
 ) -> int:
     check_targets(options.targets)
     saved = _read_saved(plan_file) if plan_file else None
+    if saved is None and not options.auto_approve and not interactive:
+        raise ReconcilerError("apply needs --auto-approve when there is no terminal to ask for approval")
+
+    def review(result: Plan) -> bool:
+        if saved is not None:
+            return True  # a saved plan was reviewed when it was made
+        text.write(result, stdout)
+        if not result.changes or options.auto_approve:
+            return True
+        if _approved(stdin, stdout):
+            return True
+        stdout.write("Apply cancelled: nothing was sent.\n")
+        return False
+
+    progress = BarProgress(stderr) if interactive and stderr.isatty() else LineProgress(stderr)
+    outcome = apply_fleet(fleet_path, saved, options, env=env, review=review, progress=progress, stderr=stderr)
+    if outcome.outcomes:
+        report.report(outcome.outcomes, stdout)
+    return outcome.code
+
+
+def apply_fleet(
+    fleet_path: str,
+    saved: dict[str, Any] | None,
+    options: Options,
+    *,
+    env: Mapping[str, str],
+    review: Callable[[Plan], bool],
+    progress: Progress,
+    stderr: TextIO,
+    owner: str = "reconciler apply",
+) -> RunResult:
+    """Lock, settle, refresh, plan, have ``review`` approve, execute, unlock.
+
+    With ``saved`` (a plan file's content) the plan computed now must be the saved one.
+    """
+    targets = options.targets
     if saved is not None:
         fleet_path = saved["source"]["file"]
         targets = tuple(saved.get("targets", ()))
         # Recomputed the way it was made, to compare like with like.
         options = replace(options, refresh=bool(saved.get("refreshed")))
-    else:
-        targets = options.targets
-    if saved is None and not options.auto_approve and not interactive:
-        raise ReconcilerError("apply needs --auto-approve when there is no terminal to ask for approval")
     with gcpause.paused():
         desired = fleet_file.read(fleet_path, env)
     url = state_url(fleet_path, env)
     store = open_store(url)
     try:
-        lock_id = store.acquire_lock(f"reconciler apply ({_user()})", options.lock_timeout)
+        lock_id = store.acquire_lock(f"{owner} ({_user()})", options.lock_timeout)
         try:
-            return _apply_locked(
-                store, desired, saved, targets, options, url, fleet_path, env, interactive, stdin, stdout, stderr
-            )
+            recorded = store.read()
+            if saved is not None:
+                recorded = _check_fresh(saved, recorded, store)
+            store.initialize(recorded)
+            with connection.connect(desired, url, fleet_path, env) as api:
+                executor = Executor(
+                    api,
+                    store,
+                    desired,
+                    parallelism=options.parallelism,
+                    wait=options.wait,
+                    timeout=options.timeout,
+                    progress=progress,
+                )
+                settled = [o for o in executor.settle() if o.result != "skipped"]
+                recorded = store.read()
+                observed = (
+                    connection.refresh_or_warn(api, desired, recorded, stderr, options.parallelism)
+                    if options.refresh
+                    else None
+                )
+                now = datetime.now(UTC).isoformat(timespec="seconds")
+                result = planner.plan(desired, recorded, observed, targets=targets, now=now)
+                if saved is not None and _changes(result) != saved["changes"]:
+                    raise StalePlanError(
+                        "the state changed since the plan was made (earlier actions finished); "
+                        "run reconciler plan again"
+                    )
+                if not review(result):
+                    return RunResult(1, result, [])
+                if result.changes:
+                    store.commit_serial()
+                outcomes = executor.run(result)  # with no changes: records what refresh found in place
+                if result.changes:
+                    stderr.write(f"API: {api.usage()}\n")
         finally:
             store.release_lock(lock_id)
     finally:
         store.close()
-
-
-def _apply_locked(
-    store: StateStore,
-    desired: Desired,
-    saved: dict[str, Any] | None,
-    targets: tuple[str, ...],
-    options: Options,
-    url: str,
-    fleet_path: str,
-    env: Mapping[str, str],
-    interactive: bool,
-    stdin: TextIO,
-    stdout: TextIO,
-    stderr: TextIO,
-) -> int:
-    recorded = store.read()
-    if saved is not None:
-        recorded = _check_fresh(saved, recorded, store)
-    store.initialize(recorded)
-    with connection.connect(desired, url, fleet_path, env) as api:
-        progress = BarProgress(stderr) if interactive and stderr.isatty() else LineProgress(stderr)
-        executor = Executor(
-            api,
-            store,
-            desired,
-            parallelism=options.parallelism,
-            wait=options.wait,
-            timeout=options.timeout,
-            progress=progress,
-        )
-        settled = executor.settle()
-        recorded = store.read()
-        observed = (
-            connection.refresh_or_warn(api, desired, recorded, stderr, options.parallelism) if options.refresh else None
-        )
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        result = planner.plan(desired, recorded, observed, targets=targets, now=now)
-        if saved is not None and _changes(result) != saved["changes"]:
-            raise StalePlanError(
-                "the state changed since the plan was made (earlier actions finished); run reconciler plan again"
-            )
-        if saved is None:
-            text.write(result, stdout)
-        if not result.changes:
-            executor.run(result)  # records what refresh found in place, if anything
-            return _finish(settled, result, [], stdout)
-        if saved is None and not options.auto_approve and not _approved(stdin, stdout):
-            stdout.write("Apply cancelled: nothing was sent.\n")
-            return 1
-        store.commit_serial()
-        outcomes = executor.run(result)
-        stderr.write(f"API: {api.usage()}\n")
-    return _finish(settled, result, outcomes, stdout)
-
-
-def _finish(settled: list[Outcome], result: Plan, outcomes: list[Outcome], out: TextIO) -> int:
     held = [Outcome(h.address, PENDING, h.reason) for h in result.held]
-    everything = [o for o in settled if o.result != "skipped"] + outcomes + held
-    if not everything:
-        return 0
-    report.report(everything, out)
+    everything = settled + outcomes + held
     ok = all(o.result in (CONFIRMED, ACCEPTED) for o in outcomes + held)
-    return 0 if ok else 4
+    return RunResult(0 if ok else 4, result, everything)
 
 
 def _read_saved(path: str) -> dict[str, Any]:

@@ -1,0 +1,164 @@
+"""``reconciler watch``: refresh, plan and apply in a loop, for drift correction.
+
+One JSON line per run and per action goes to stdout. Runs never overlap (the
+state lock: a run that finds it held is skipped), start every ``--interval``
+give or take ``--jitter``, and stop cleanly on SIGTERM or Ctrl-C after the run
+in progress. A vehicle whose actions keep failing is backed off, doubling.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+from .. import addresses
+from ..changes import Plan
+from ..errors import LockHeldError, ReconcilerError
+from ..executor import CONFIRMED, FAILED, Outcome, Progress
+from ..state.base import open_store, state_url
+from .apply import Options, apply_fleet
+
+REPEATED = 3  # failed runs in a row before a vehicle is backed off
+MAX_BACKOFF = timedelta(hours=24)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h)?\Z")
+
+
+def parse_interval(text: str) -> float:
+    """Seconds in ``90``, ``30s``, ``15m`` or ``1h``."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ReconcilerError(f"--interval {text!r}: write a duration such as 30s, 15m or 1h")
+    value = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    if value <= 0:
+        raise ReconcilerError("--interval must be more than zero")
+    return value
+
+
+class JsonLines(Progress):
+    """One JSON object a line, flushed at once, for log collectors."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def log(self, **fields: Any) -> None:
+        with self.lock:
+            self.out.write(json.dumps({"ts": datetime.now(UTC).isoformat(timespec="seconds"), **fields}) + "\n")
+            self.out.flush()
+
+    def done(self, outcome: Outcome) -> None:
+        self.log(event="action", address=outcome.address, result=outcome.result, detail=outcome.detail)
+
+
+def run(
+    path: str,
+    *,
+    interval: float,
+    jitter: float,
+    once: bool,
+    options: Options,
+    env: Mapping[str, str],
+    out: TextIO,
+    stderr: TextIO,
+    stop: threading.Event | None = None,
+) -> int:
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    logger = JsonLines(out)
+    failures: Counter[str] = Counter()
+    options = replace(options, auto_approve=True)
+    code = 0
+    while True:
+        code = _one_run(path, options, env, logger, stderr, failures, interval)
+        if once or stop.is_set():
+            break
+        wait = interval * (1 + random.uniform(-jitter, jitter))
+        logger.log(event="sleep", seconds=round(wait, 1))
+        if stop.wait(wait):
+            break
+    logger.log(event="stop", code=code)
+    return code if once else 0
+
+
+def _one_run(
+    path: str,
+    options: Options,
+    env: Mapping[str, str],
+    logger: JsonLines,
+    stderr: TextIO,
+    failures: Counter[str],
+    interval: float,
+) -> int:
+    started = time.monotonic()
+    planned: list[Plan] = []
+
+    def review(plan: Plan) -> bool:
+        planned.append(plan)
+        return True
+
+    try:
+        result = apply_fleet(
+            path, None, options, env=env, review=review, progress=logger, stderr=stderr, owner="reconciler watch"
+        )
+    except LockHeldError as exc:
+        logger.log(event="run", skipped="state locked", detail=str(exc), code=3)
+        return 3
+    except ReconcilerError as exc:
+        logger.log(event="run", error=str(exc), code=exc.exit_code)
+        return exc.exit_code
+    counts = Counter(o.result for o in result.outcomes)
+    plan = planned[0] if planned else None
+    logger.log(
+        event="run",
+        code=result.code,
+        seconds=round(time.monotonic() - started, 1),
+        changes=len(plan.changes) if plan else 0,
+        drift=len(plan.drift) if plan else 0,
+        adopted=len(plan.adoptions) if plan else 0,
+        **{name: counts.get(name, 0) for name in ("confirmed", "accepted", "pending", "failed", "skipped")},
+    )
+    _back_off_repeated_failures(path, env, result.outcomes, failures, interval, logger)
+    return result.code
+
+
+def _back_off_repeated_failures(
+    path: str,
+    env: Mapping[str, str],
+    outcomes: list[Outcome],
+    failures: Counter[str],
+    interval: float,
+    logger: JsonLines,
+) -> None:
+    """A vehicle failing run after run waits twice the interval, then four times … (a day at most)."""
+    failed = {addresses.vin_of(o.address) for o in outcomes if o.result == FAILED}
+    succeeded = {addresses.vin_of(o.address) for o in outcomes if o.result == CONFIRMED}
+    for vin in succeeded - failed:
+        failures.pop(vin or "", None)
+    tired = []
+    for vin in failed - {None}:
+        failures[vin or ""] += 1
+        if failures[vin or ""] >= REPEATED:
+            tired.append(vin or "")
+    if not tired:
+        return
+    store = open_store(state_url(path, env))
+    try:
+        for vin in tired:
+            wait = min(MAX_BACKOFF, timedelta(seconds=interval * 2 ** (failures[vin] - REPEATED + 1)))
+            until = (datetime.now(UTC) + wait).isoformat(timespec="seconds")
+            store.set_backoff(addresses.vehicle_prefix(vin), "RepeatedFailures", until)
+            store.add_history(addresses.vehicle_prefix(vin), "backed off", f"{failures[vin]} failed runs in a row")
+            logger.log(event="backoff", vehicle=vin, until=until, failed_runs=failures[vin])
+    finally:
+        store.close()
