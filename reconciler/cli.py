@@ -16,6 +16,7 @@ import click
 
 from .commands import apply as apply_command
 from .commands import plan as plan_command
+from .commands import send as send_command
 from .commands import simulator as simulator_command
 from .commands import state as state_command
 from .commands import validate as validate_command
@@ -355,6 +356,70 @@ def watch(fleet_file: str, interval: str, jitter: float, once: bool, timeout: fl
         options=options,
         env=os.environ,
         out=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("vin")
+@click.argument("action")
+@click.argument("args", nargs=-1)
+@_FILE
+@click.option(
+    "--callback",
+    "callback_label",
+    metavar="LABEL",
+    help="The callback to send through (default: the one subscribing to the action's remote type).",
+)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the outcome.")
+@click.option("--timeout", type=click.FloatRange(0), default=120.0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--force", is_flag=True, help="Send immobilize/stolen even against what the fleet file declares.")
+@click.option("--driver-approval", is_flag=True, help="navigate: ask the driver to accept the route.")
+def send(
+    vin: str,
+    action: str,
+    args: tuple[str, ...],
+    fleet_file: str,
+    callback_label: str | None,
+    wait: bool,
+    timeout: float,
+    fmt: str,
+    force: bool,
+    driver_approval: bool,
+) -> int:
+    """Send a one-off remote action to vehicle VIN.
+
+    \b
+      horn                        sound the horn
+      lights                      flash the lights
+      doors lock|unlock
+      wakeup                      wake the vehicle so it refreshes its status
+      navigate LAT,LON [LAT,LON…] 1 to 10 points, the last one the destination
+      charge now|stop|at TIME     TIME: HH:MM (next one) or RFC 3339
+      precondition now|stop       immediate air conditioning (programs are never sent)
+      immobilize on|off
+      stolen on|off
+      stolen tracking RUNNING SHUTDOWN   seconds, at least 5 and 60
+
+    Journaled and followed like apply's actions; it shows in `state history`.
+    Exit 0 when it succeeded (or was accepted, with --no-wait), 1 when it
+    failed (with the API's cause) or could not be sent, 4 when still pending
+    at --timeout.
+    """
+    return send_command.run(
+        vin,
+        action,
+        args,
+        fleet_path=fleet_file,
+        callback=callback_label,
+        wait=wait,
+        timeout=timeout,
+        fmt=fmt,
+        force=force,
+        driver_approval=driver_approval,
+        env=os.environ,
+        stdout=sys.stdout,
         stderr=sys.stderr,
     )
 

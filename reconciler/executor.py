@@ -352,6 +352,16 @@ class Executor:
             return Outcome(change.address, ACCEPTED, f"accepted as {rid}")
         return self._follow(entry, f"{path}/{rid}", rid, deadline)
 
+    def send_one(self, change: Change, *, vid: str) -> Outcome:
+        """Send one action whose path is complete (``reconciler send``), following it like apply does."""
+        deadline = self._clock() + self.timeout
+        try:
+            return self._send(change, {change.vin or "": vid}, deadline, wait=self.wait)
+        except _FATAL:
+            raise
+        except ReconcilerError as exc:
+            return Outcome(change.address, FAILED, str(exc))
+
     def _post_once(self, entry: JournalEntry, path: str, body: Any) -> Any:
         """POST the action; if its answer is lost, look it up by key before sending it again (once)."""
         for attempt in (1, 2):
@@ -417,7 +427,8 @@ def record_final(store: StateStore, entry: JournalEntry, status: str, cause: str
     """
     assert entry.vin is not None
     if status in _FINAL_OK:
-        store.update_vehicle(entry.vin, _applying(entry.address, entry.after))
+        if entry.after is not None:  # a one-off action (horn, lights …) leaves nothing to record
+            store.update_vehicle(entry.vin, _applying(entry.address, entry.after))
         store.clear_backoff(addresses.vehicle_prefix(entry.vin))
         store.add_history(entry.address, status, rid)
         return ""

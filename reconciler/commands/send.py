@@ -1,0 +1,147 @@
+"""``reconciler send VIN ACTION …``: a one-off remote action, journaled and followed like apply's."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+from .. import api_spec, connection, fleet_file, oneoff
+from ..api.client import FleetApi
+from ..changes import Change, Request
+from ..errors import ReconcilerError
+from ..executor import ACCEPTED, CONFIRMED, FAILED, Executor, Outcome
+from ..model import Desired
+from ..state.base import StateStore, open_store, state_url
+
+
+def run(
+    vin: str,
+    action: str,
+    args: Sequence[str],
+    *,
+    fleet_path: str,
+    callback: str | None,
+    wait: bool,
+    timeout: float,
+    fmt: str,
+    force: bool,
+    driver_approval: bool,
+    env: Mapping[str, str],
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    one = oneoff.parse(action, list(args), driver_approval=driver_approval)
+    if len(vin) != api_spec.VIN_LENGTH or not set(vin) <= api_spec.VIN_ALPHABET:
+        raise ReconcilerError(f"{vin!r} is not a VIN: 17 capital letters and digits, never I, O or Q")
+    desired = fleet_file.read(fleet_path, env)
+    label = _callback_for(desired, vin, one.remote_type, callback)
+    _check_declared_flag(desired, vin, one, force, stderr)
+    url = state_url(fleet_path, env)
+    store = open_store(url)
+    try:
+        recorded = store.read()
+        store.initialize(recorded)
+        with connection.connect(desired, url, fleet_path, env) as api:
+            cb_id = _callback_id(api, store, desired, label)
+            vid = _vid(api, store, desired, vin)
+            key = f"reconciler:{uuid.uuid4().hex[:24]}"
+            path = f"/fleets/{desired.fleet}/vehicles/{vid}/callbacks/{cb_id}/remotes"
+            change = Change(
+                address=f"vehicle.{vin}.{one.part}",
+                action="send",
+                before=None,
+                after={one.flag[0]: one.flag[1]} if one.flag else None,
+                request=Request("POST", path, {"label": key, **one.body}),
+                summary=one.name,
+                key=key,
+                vin=vin,
+                remote_type=one.remote_type,
+                callback=label,
+            )
+            outcome = Executor(api, store, desired, wait=wait, timeout=timeout).send_one(change, vid=vid)
+    finally:
+        store.close()
+    _print(outcome, one, vin, label, change, fmt, stdout)
+    if outcome.result in (CONFIRMED, ACCEPTED):
+        return 0
+    return 1 if outcome.result == FAILED else 4
+
+
+def _callback_for(desired: Desired, vin: str, remote_type: str, chosen: str | None) -> str:
+    """--callback if it subscribes; else the vehicle's route; else the one callback that subscribes."""
+    if chosen is not None:
+        callback = desired.callbacks.get(chosen)
+        if callback is None:
+            raise ReconcilerError(f"--callback {chosen}: no such callback in {desired.source}")
+        if remote_type not in callback.remote_types:
+            raise ReconcilerError(f"callback {chosen} does not subscribe to {remote_type}; add it to its remoteTypes")
+        return chosen
+    vehicle = desired.vehicles.get(vin)
+    if vehicle and remote_type in vehicle.routes:
+        return vehicle.routes[remote_type]
+    candidates = [label for label, cb in desired.callbacks.items() if remote_type in cb.remote_types]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise ReconcilerError(
+            f"no callback subscribes to {remote_type}: add it to a callback's remoteTypes "
+            "in the fleet file and apply it first"
+        )
+    raise ReconcilerError(
+        f"callbacks {', '.join(candidates)} all subscribe to {remote_type}; choose one with --callback"
+    )
+
+
+def _check_declared_flag(desired: Desired, vin: str, one: oneoff.OneOff, force: bool, stderr: TextIO) -> None:
+    if one.flag is None or vin not in desired.vehicles:
+        return
+    name, value = one.flag
+    declared = getattr(desired.vehicles[vin].config, name)
+    if declared is None or declared == value:
+        return
+    message = (
+        f"{desired.source} declares {vin} {name}: {str(declared).lower()}; the next apply will revert this {one.name}"
+    )
+    if not force:
+        raise ReconcilerError(f"{message}. Change the file instead, or pass --force to send it anyway")
+    stderr.write(f"warning: {message}\n")
+
+
+def _callback_id(api: FleetApi, store: StateStore, desired: Desired, label: str) -> str:
+    recorded = store.read().callbacks.get(label)
+    if recorded is not None:
+        return recorded.id
+    for item in api.pages(f"/fleets/{desired.fleet}/remote/callbacks", "callbacks"):
+        if (item.get("subscribe") or {}).get("label") == label:
+            return str(item["id"])
+    raise ReconcilerError(f"callback {label} does not exist in the API yet: run reconciler apply first")
+
+
+def _vid(api: FleetApi, store: StateStore, desired: Desired, vin: str) -> str:
+    recorded = store.read().vehicles.get(vin)
+    if recorded is not None and recorded.vid:
+        return recorded.vid
+    for vehicle in api.pages(f"/fleets/{desired.fleet}/vehicles", "vehicles", {"vinPrefix": vin}):
+        if vehicle.get("vin") == vin:
+            store.record_vids({vin: str(vehicle["id"])})
+            return str(vehicle["id"])
+    raise ReconcilerError(f"VIN {vin} is not in fleet {desired.fleet}; nothing was sent")
+
+
+def _print(outcome: Outcome, one: oneoff.OneOff, vin: str, label: str, change: Change, fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        document = {
+            "vin": vin,
+            "action": one.name,
+            "remote_type": one.remote_type,
+            "callback": label,
+            "key": change.key,
+            "result": outcome.result,
+            "detail": outcome.detail,
+            "request": change.request.body,
+        }
+        out.write(json.dumps(document) + "\n")
+    else:
+        out.write(f"{one.name} → {vin} via callback {label}: {outcome.result} {outcome.detail}\n")
