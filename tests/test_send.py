@@ -26,6 +26,7 @@ def ready(sim: Simulator, fleet: Path) -> Path:
     return fleet
 
 
+WHEN = "2026-12-01T22:00:00+01:00"
 CASES: list[tuple[list[str], dict[str, Any]]] = [
     (["horn"], {"horn": {"state": "Activated"}}),
     (["lights"], {"lights": {"on": True}}),
