@@ -215,6 +215,15 @@ def state_unlock(lock_id: str, fleet_file: str) -> int:
     return state_command.unlock(fleet_file, lock_id, env=os.environ, out=sys.stdout)
 
 
+@state.command("migrate")
+@click.option("--to", "target", required=True, metavar="URL", help="sqlite:///PATH or postgresql://…")
+@click.option("--force", is_flag=True, help="Overwrite a target that already holds a state.")
+@_FILE
+def state_migrate(target: str, force: bool, fleet_file: str) -> int:
+    """Copy the state (RECONCILER_STATE, or the default beside the fleet file) to another store."""
+    return state_command.migrate(fleet_file, target, force=force, env=os.environ, out=sys.stdout)
+
+
 @cli.command()
 @click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
 @click.option(

@@ -9,6 +9,8 @@ from e2e import FLEET, SECRET, VINS
 
 from reconciler.simulator.server import Settings, Simulator
 
+# Read before any test runs: the autouse fixture below clears RECONCILER_* from the environment.
+POSTGRES = os.environ.get("RECONCILER_TEST_POSTGRES", "")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "fleet.yaml.example"
 REFERENCE = ROOT.parent / "shared" / "reference"
@@ -58,3 +60,26 @@ def fleet(tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Pa
     path = tmp_path / "fleet.yaml"
     path.write_text(FLEET)
     return path
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A new, empty database on the test PostgreSQL server (.ci/run starts one)."""
+    if not POSTGRES:
+        pytest.skip("no PostgreSQL server for the tests (.ci/run starts one: RECONCILER_TEST_POSTGRES)")
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return POSTGRES.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend in turn: the store's contract holds for both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return str(request.getfixturevalue("postgres_url"))

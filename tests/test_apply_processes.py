@@ -19,7 +19,7 @@ from simclient import client
 from reconciler.simulator.app import Credentials
 from reconciler.simulator.server import Connection
 from reconciler.simulator.tls import Material
-from reconciler.state.sqlite import SQLiteStore
+from reconciler.state.base import open_store
 
 VINS = [f"VF3ABCDE0FG1234{n:02d}" for n in range(8)]
 FLEET = """\
@@ -42,7 +42,8 @@ vehicles:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path, Connection]]:
+def world(tmp_path: Path, state_url: str) -> Iterator[tuple[dict[str, str], Path, Connection]]:
+    """A simulator process, and the environment to apply a fleet to it with the state in ``state_url``."""
     vins = tmp_path / "vins.txt"
     vins.write_text("\n".join(VINS) + "\n")
     server = subprocess.Popen(
@@ -68,7 +69,7 @@ def world(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path, Connection]]:
     )
     assert server.stdout is not None
     exports = dict(server.stdout.readline().removeprefix("export ").strip().split("=", 1) for _ in range(8))
-    env = {**os.environ, **exports, "RECONCILER_STATE": f"sqlite:///{tmp_path / 'state.db'}"}
+    env = {**os.environ, **exports, "RECONCILER_STATE": state_url}
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(FLEET)
     connection = Connection(
@@ -152,7 +153,7 @@ def test_two_applies_at_once_one_exits_3(world: tuple[dict[str, str], Path, Conn
     first = start_apply(env, fleet)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # start the second once the first holds the lock
-        store = SQLiteStore(env["RECONCILER_STATE"], readonly=True)
+        store = open_store(env["RECONCILER_STATE"], readonly=True)
         try:
             if store.lock_holder() is not None:
                 break

@@ -102,7 +102,7 @@ def apply_fleet(
     with gcpause.paused():
         desired = fleet_file.read(fleet_path, env)
     url = state_url(fleet_path, env)
-    store = open_store(url)
+    store = open_store(url, fleet=desired.fleet)
     try:
         lock_id = store.acquire_lock(f"{owner} ({_user()})", options.lock_timeout)
         try:

@@ -9,7 +9,7 @@ from typing import TextIO
 from .. import addresses, codec
 from ..errors import ReconcilerError, StateError
 from ..model import RecordedVehicle
-from ..state.base import StateStore, open_store, state_url
+from ..state.base import StateStore, open_store, redact, state_url
 
 
 def _open(fleet_path: str, env: Mapping[str, str], *, readonly: bool = True) -> StateStore:
@@ -113,4 +113,31 @@ def unlock(fleet_path: str, lock_id: str, *, env: Mapping[str, str], out: TextIO
     finally:
         store.close()
     out.write(f"Released lock {lock_id} held by {holder.owner} (pid {holder.pid} on {holder.host}).\n")
+    return 0
+
+
+def migrate(fleet_path: str, target: str, *, force: bool, env: Mapping[str, str], out: TextIO) -> int:
+    """Copy the state to ``target`` (SQLite ↔ PostgreSQL), under both stores' locks."""
+    source_url = state_url(fleet_path, env)
+    if source_url == target:
+        raise ReconcilerError("--to is the state itself; name another store")
+    source = open_store(source_url)
+    try:
+        destination = open_store(target)
+        try:
+            held = source.acquire_lock("reconciler state migrate")
+            try:
+                rows = source.dump()
+                destination.load(rows, replace_existing=force)
+            finally:
+                source.release_lock(held)
+        finally:
+            destination.close()
+    finally:
+        source.close()
+    counts = ", ".join(f"{len(r)} {table}" for table, r in rows.items() if r)
+    out.write(
+        f"Copied the state from {redact(source_url)} to {redact(target)}: {counts or 'nothing (it was empty)'}.\n"
+    )
+    out.write(f"Use it with: export RECONCILER_STATE={redact(target)}\n")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -119,6 +120,12 @@ class StateStore(Protocol):
 
     def unlock(self, lock_id: str) -> LockInfo: ...
 
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row but the lock's, to copy the state to another backend."""
+        ...
+
+    def load(self, rows: dict[str, list[tuple[Any, ...]]], *, replace_existing: bool = False) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -131,15 +138,25 @@ def state_url(fleet_file: str | Path, env: Mapping[str, str]) -> str:
     return f"sqlite:///{path}"
 
 
-def open_store(url: str, *, readonly: bool = False) -> StateStore:
-    """The backend for ``url``; ``readonly`` opens without creating or migrating anything."""
+def open_store(url: str, *, readonly: bool = False, fleet: str = "") -> StateStore:
+    """The backend for ``url``; ``readonly`` opens without creating or migrating anything.
+
+    ``fleet`` keys PostgreSQL's advisory lock (SQLite locks its one file).
+    """
     if url.startswith("sqlite:///"):
         from .sqlite import SQLiteStore
 
         return SQLiteStore(url, readonly=readonly)
     if url.startswith(("postgresql://", "postgres://")):
-        raise StateError("PostgreSQL state is not available in this version; use sqlite:///PATH")
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, readonly=readonly, fleet=fleet)
     raise StateError(f"unsupported state URL {url!r}; use sqlite:///PATH or postgresql://…")
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for output."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def fresh_recorded() -> Recorded:

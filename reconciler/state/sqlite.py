@@ -55,6 +55,34 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# What a state is made of, for copying it between backends: columns, and the order rows came in.
+TABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "meta": (("key", "value"), "key"),
+    "callbacks": (("label", "id", "config", "updated_at"), "label"),
+    "vehicles": (("vin", "vid", "config", "updated_at"), "vin"),
+    "actions": (
+        (
+            "key",
+            "address",
+            "vin",
+            "callback",
+            "remote_type",
+            "method",
+            "request",
+            "after",
+            "remote_action_id",
+            "status",
+            "failure_cause",
+            "created_at",
+            "updated_at",
+        ),
+        "rowid",
+    ),
+    "action_events": (("key", "status", "failure_cause", "at"), "rowid"),
+    "backoffs": (("address", "cause", "until"), "address"),
+    "history": (("at", "serial", "address", "event", "detail"), "id"),
+}
 _PENDING = PENDING_JOURNAL_STATUSES
 
 
@@ -74,6 +102,9 @@ def _now() -> str:
 
 class SQLiteStore:
     """State in one SQLite file; ``readonly`` never creates, migrates or writes it."""
+
+    # SQLite serializes writers (BEGIN IMMEDIATE): no row locks to ask for.
+    _for_update = ""
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
         self.url = url
@@ -302,7 +333,9 @@ class SQLiteStore:
         db = self._writable()
         now = _now()
         with self._lock, _transaction(db):
-            row = db.execute("SELECT status, failure_cause FROM actions WHERE key = ?", (key,)).fetchone()
+            row = db.execute(
+                "SELECT status, failure_cause FROM actions WHERE key = ?" + self._for_update, (key,)
+            ).fetchone()
             if row is None:
                 raise StateError(f"no journal entry {key}")
             db.execute(
@@ -382,7 +415,9 @@ class SQLiteStore:
         db = self._writable()
         with self._lock:
             db.execute(
-                "INSERT OR REPLACE INTO backoffs (address, cause, until) VALUES (?, ?, ?)", (address, cause, until)
+                "INSERT INTO backoffs (address, cause, until) VALUES (?, ?, ?) "
+                "ON CONFLICT (address) DO UPDATE SET cause = excluded.cause, until = excluded.until",
+                (address, cause, until),
             )
 
     def clear_backoff(self, address: str) -> None:
@@ -469,6 +504,32 @@ class SQLiteStore:
     def _holder(db: sqlite3.Connection) -> LockInfo | None:
         row = db.execute("SELECT lock_id, owner, pid, host, acquired_at FROM lock").fetchone()
         return LockInfo(*row) if row else None
+
+    # copying between backends (state migrate)
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table but the lock, in insertion order."""
+        db = self._db
+        if db is None:
+            return {table: [] for table in TABLES}
+        with self._lock:
+            return {
+                table: [tuple(r) for r in db.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")]
+                for table, (columns, order) in TABLES.items()
+            }
+
+    def load(self, rows: dict[str, list[tuple[Any, ...]]], *, replace_existing: bool = False) -> None:
+        """Write ``rows`` (a ``dump``) into this store, which must be empty unless ``replace_existing``."""
+        db = self._writable()
+        with self._lock, _transaction(db):
+            if any(db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in TABLES):
+                if not replace_existing:
+                    raise StateError(f"the state {self.path} is not empty; pass --force to overwrite it")
+                for table in TABLES:
+                    db.execute(f"DELETE FROM {table}")
+            for table, (columns, _) in TABLES.items():
+                marks = ", ".join("?" * len(columns))
+                db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows.get(table, []))
 
     def close(self) -> None:
         if self._db is not None:

@@ -1,0 +1,151 @@
+"""The StateStore contract, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from planning import OPS, VIN, air, charge
+
+from reconciler.errors import LockHeldError, StateError
+from reconciler.model import Attribute, ChargingPreferences, Fingerprint, Secret, VehicleConfig
+from reconciler.recording import apply_after
+from reconciler.sensitive import seal_callback
+from reconciler.state.base import JournalEntry, fresh_recorded, open_store
+
+
+def test_recorded_state_round_trips(state_url: str) -> None:
+    store = open_store(state_url, fleet="F1")
+    fresh = fresh_recorded()
+    store.initialize(fresh)
+    hook = seal_callback(
+        OPS.__class__(
+            **{**OPS.__dict__, "attributes": (Attribute("Header", "Authorization", Secret("T", "very-secret")),)}
+        ),
+        fresh.fingerprint_key,
+    )
+    store.record_callback("ops", "cb-1", hook)
+    config = VehicleConfig({1: air(1)}, {2: charge(2)}, ChargingPreferences("Level1", None), True, False)
+    store.record_vehicle(VIN, "vid-1", config)
+    store.record_vids({"VF3ABCDE0FG000001": "vid-2"})
+    assert store.commit_serial() == 1
+    store.close()
+    again = open_store(state_url, readonly=True, fleet="F1").read()
+    assert (again.lineage, again.serial, again.fingerprint_key) == (fresh.lineage, 1, fresh.fingerprint_key)
+    assert again.callbacks["ops"].config == hook
+    assert isinstance(again.callbacks["ops"].config.attributes[0].value, Fingerprint)
+    assert again.vehicles[VIN].config == config and again.vehicles[VIN].vid == "vid-1"
+    assert again.vehicles["VF3ABCDE0FG000001"].vid == "vid-2"
+
+
+def test_journal_keeps_every_status_once_and_pending_ones_show(state_url: str) -> None:
+    store = open_store(state_url, fleet="F1")
+    store.initialize(fresh_recorded())
+    address = f"vehicle.{VIN}.immobilization"
+    store.journal_start(
+        JournalEntry(
+            "k1", address, VIN, "ops", "Immobilization", "POST", {"path": "/x", "body": {}}, {"immobilized": True}
+        )
+    )
+    assert store.read().pending[address].status == "Sending"
+    assert store.journal_update("k1", "Accepted", remote_action_id="r1") is True
+    assert store.journal_update("k1", "Accepted", remote_action_id="r1") is False
+    assert store.journal_by_action("r1").key == "k1"  # type: ignore[union-attr]
+    assert store.journal_update("k1", "Success") is True
+    assert [s for s, _, _ in store.events("k1")] == ["Sending", "Accepted", "Success"]
+    assert store.read().pending == {}
+    store.update_vehicle(VIN, lambda c: apply_after(c, address, {"immobilized": True}))
+    assert store.read().vehicles[VIN].config.immobilized is True
+    store.set_backoff(f"vehicle.{VIN}", "TooManyWakeUpsOverMonth", "2026-12-01T00:00:00+00:00")
+    store.set_backoff(f"vehicle.{VIN}", "MissingRights", "2026-12-02T00:00:00+00:00")
+    assert store.read().backoffs[f"vehicle.{VIN}"].cause == "MissingRights"
+    store.add_history(address, "send", "x")
+    assert [row[3] for row in store.history(f"vehicle.{VIN}")] == ["send"]
+    store.close()
+
+
+def test_lock_is_exclusive_names_its_holder_and_can_be_released(state_url: str) -> None:
+    first, second = open_store(state_url, fleet="F1"), open_store(state_url, fleet="F1")
+    first.initialize(fresh_recorded())
+    lock_id = first.acquire_lock("job one")
+    with pytest.raises(LockHeldError, match="job one"):
+        second.acquire_lock("job two")
+    first.release_lock(lock_id)
+    again = second.acquire_lock("job two")
+    assert second.lock_holder().owner == "job two"  # type: ignore[union-attr]
+    second.release_lock(again)
+    first.close()
+    second.close()
+
+
+def test_lock_timeout_waits_for_the_holder(state_url: str) -> None:
+    first, second = open_store(state_url, fleet="F1"), open_store(state_url, fleet="F1")
+    first.initialize(fresh_recorded())
+    lock_id = first.acquire_lock("short job")
+    threading.Timer(0.5, first.release_lock, [lock_id]).start()
+    second.release_lock(second.acquire_lock("patient", timeout=10))
+    first.close()
+    second.close()
+
+
+def test_lock_of_a_killed_holder_is_free_again(state_url: str, tmp_path: Path) -> None:
+    store = open_store(state_url, fleet="F1")
+    store.initialize(fresh_recorded())
+    store.close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from reconciler.state.base import open_store\n"
+            "s = open_store(sys.argv[1], fleet='F1')\n"
+            "s.acquire_lock('doomed')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+            state_url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    store = open_store(state_url, fleet="F1")
+    with pytest.raises(LockHeldError, match="doomed"):
+        store.acquire_lock("next")
+    holder.kill()
+    holder.wait()
+    store.release_lock(store.acquire_lock("next", timeout=10))
+    store.close()
+
+
+def test_unlock_by_id(state_url: str) -> None:
+    holder, other = open_store(state_url, fleet="F1"), open_store(state_url, fleet="F1")
+    holder.initialize(fresh_recorded())
+    lock_id = holder.acquire_lock("stuck job")
+    with pytest.raises(StateError, match="no lock wrong"):
+        other.unlock("wrong")
+    assert other.unlock(lock_id).owner == "stuck job"
+    other.release_lock(other.acquire_lock("after", timeout=5))
+    holder.close()
+    other.close()
+
+
+def test_newer_schema_is_refused(state_url: str) -> None:
+    store = open_store(state_url, fleet="F1")
+    store.close()
+    if state_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(state_url.removeprefix("sqlite:///")) as db:
+            db.execute("PRAGMA user_version = 99")
+    else:
+        import psycopg
+
+        with psycopg.connect(state_url, autocommit=True) as db:
+            db.execute("UPDATE reconciler_schema SET version = 99")
+    with pytest.raises(StateError, match="newer than this reconciler knows"):
+        open_store(state_url, fleet="F1")
