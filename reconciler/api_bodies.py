@@ -24,16 +24,23 @@ def callback_subscribe(cb: Callback) -> dict[str, Any]:
         "callback": {"webhook": webhook},
         "remoteTypes": list(cb.remote_types),
     }
+    body.update(delivery(cb))
+    return body
+
+
+def delivery(cb: Callback) -> dict[str, Any]:
+    """The ``retryPolicy`` and ``batchNotify`` members of a callback, when it sets them."""
+    members: dict[str, Any] = {}
     if cb.retry_policy:
         policy: dict[str, Any] = {"policy": cb.retry_policy.policy}
         if cb.retry_policy.retry_number is not None:
             policy["retryNumber"] = cb.retry_policy.retry_number
         if cb.retry_policy.retry_delay is not None:
             policy["retryDelay"] = cb.retry_policy.retry_delay
-        body["retryPolicy"] = policy
+        members["retryPolicy"] = policy
     if cb.batch_notify:
-        body["batchNotify"] = {"size": cb.batch_notify.size, "timeWindow": cb.batch_notify.time_window}
-    return body
+        members["batchNotify"] = {"size": cb.batch_notify.size, "timeWindow": cb.batch_notify.time_window}
+    return members
 
 
 def callback_status(status: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import api_bodies
 from .model import (
     AirProgram,
     AirPrograms,
@@ -53,18 +54,12 @@ def callback_to_json(cb: Callback, write: Callable[[Value], Any] = shown) -> dic
     for attribute in cb.attributes:
         section = webhook.setdefault(_SECTIONS[attribute.kind], {})
         section[attribute.key] = write(attribute.value)
-    result: dict[str, Any] = {"webhook": webhook, "remoteTypes": list(cb.remote_types)}
-    if cb.retry_policy:
-        policy: dict[str, Any] = {"policy": cb.retry_policy.policy}
-        if cb.retry_policy.retry_number is not None:
-            policy["retryNumber"] = cb.retry_policy.retry_number
-        if cb.retry_policy.retry_delay is not None:
-            policy["retryDelay"] = cb.retry_policy.retry_delay
-        result["retryPolicy"] = policy
-    if cb.batch_notify:
-        result["batchNotify"] = {"size": cb.batch_notify.size, "timeWindow": cb.batch_notify.time_window}
-    result["status"] = cb.status
-    return result
+    return {
+        "webhook": webhook,
+        "remoteTypes": list(cb.remote_types),
+        **api_bodies.delivery(cb),
+        "status": cb.status,
+    }
 
 
 def callback_from_json(label: str, data: Mapping[str, Any]) -> Callback:
