@@ -14,15 +14,11 @@ from collections.abc import Sequence
 
 import click
 
-from .commands import apply as apply_command
-from .commands import plan as plan_command
-from .commands import send as send_command
-from .commands import simulator as simulator_command
-from .commands import state as state_command
-from .commands import validate as validate_command
-from .commands import watch as watch_command
-from .commands import webhook as webhook_command
 from .errors import ReconcilerError
+from .render import PLAN_FORMATS
+
+# Each command imports its module when it runs: `plan` should not pay for the
+# web server stack `simulator` and `webhook` load (startup counts on big fleets).
 
 _FILE = click.option(
     "-f",
@@ -58,6 +54,8 @@ def validate(fleet_file: str) -> int:
     Every problem is reported with FILE:LINE:COL and what to write instead.
     Exit 0 when valid, 1 otherwise.
     """
+    from .commands import validate as validate_command
+
     return validate_command.run(fleet_file, env=os.environ, out=sys.stdout)
 
 
@@ -67,7 +65,7 @@ def validate(fleet_file: str) -> int:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(plan_command.FORMATS),
+    type=click.Choice(PLAN_FORMATS),
     default="text",
     show_default=True,
     help="text for people, json for programs, markdown for a pull-request comment.",
@@ -97,6 +95,8 @@ def plan(
     Secrets show as (sensitive), with whether they changed. Nothing is written
     except the --out file.
     """
+    from .commands import plan as plan_command
+
     return plan_command.run(
         fleet_file,
         fmt=fmt,
@@ -166,6 +166,8 @@ def apply(
     4 partially applied (some actions failed or were still pending at
     --timeout; the next run picks them up).
     """
+    from .commands import apply as apply_command
+
     options = apply_command.Options(auto_approve, wait, timeout, parallelism, lock_timeout, targets, refresh)
     return apply_command.run(
         fleet_file,
@@ -188,6 +190,8 @@ def state() -> None:
 @_FILE
 def state_list(fleet_file: str) -> int:
     """Every recorded address (callbacks with their ids, vehicle parts)."""
+    from .commands import state as state_command
+
     return state_command.list_addresses(fleet_file, env=os.environ, out=sys.stdout)
 
 
@@ -196,6 +200,8 @@ def state_list(fleet_file: str) -> int:
 @_FILE
 def state_show(address: str, fleet_file: str) -> int:
     """What is recorded for ADDRESS, and every action sent for it with each status seen (JSON)."""
+    from .commands import state as state_command
+
     return state_command.show(fleet_file, address, env=os.environ, out=sys.stdout)
 
 
@@ -204,6 +210,8 @@ def state_show(address: str, fleet_file: str) -> int:
 @_FILE
 def state_history(address: str | None, fleet_file: str) -> int:
     """The audit history, of everything or of ADDRESS (and what lies under it)."""
+    from .commands import state as state_command
+
     return state_command.history(fleet_file, address, env=os.environ, out=sys.stdout)
 
 
@@ -212,6 +220,8 @@ def state_history(address: str | None, fleet_file: str) -> int:
 @_FILE
 def state_unlock(lock_id: str, fleet_file: str) -> int:
     """Release the state lock LOCK_ID left by a process that is gone."""
+    from .commands import state as state_command
+
     return state_command.unlock(fleet_file, lock_id, env=os.environ, out=sys.stdout)
 
 
@@ -221,6 +231,8 @@ def state_unlock(lock_id: str, fleet_file: str) -> int:
 @_FILE
 def state_migrate(target: str, force: bool, fleet_file: str) -> int:
     """Copy the state (RECONCILER_STATE, or the default beside the fleet file) to another store."""
+    from .commands import state as state_command
+
     return state_command.migrate(fleet_file, target, force=force, env=os.environ, out=sys.stdout)
 
 
@@ -288,6 +300,8 @@ def simulator(
     points reconciler at it. State, CA and credentials persist in --dir.
     Stop it with Ctrl-C or SIGTERM.
     """
+    from .commands import simulator as simulator_command
+
     return simulator_command.run(
         port=port,
         directory=directory,
@@ -330,6 +344,8 @@ def webhook(fleet_file: str, host: str, port: int, max_body: int) -> int:
     Answers 200 on receipt, 401 for a wrong secret, 400 for a malformed body,
     413 for one too large, 500 when the events could not be stored.
     """
+    from .commands import webhook as webhook_command
+
     return webhook_command.run(fleet_file, host=host, port=port, max_body=max_body, env=os.environ, out=sys.stdout)
 
 
@@ -355,6 +371,9 @@ def watch(fleet_file: str, interval: str, jitter: float, once: bool, timeout: fl
     finds the state locked is skipped); a vehicle whose actions fail run after
     run is backed off. Stops cleanly on SIGTERM or Ctrl-C after the current run.
     """
+    from .commands import apply as apply_command
+    from .commands import watch as watch_command
+
     seconds = watch_command.parse_interval(interval)
     options = apply_command.Options(auto_approve=True, timeout=timeout, parallelism=parallelism)
     return watch_command.run(
@@ -416,6 +435,8 @@ def send(
     failed (with the API's cause) or could not be sent, 4 when still pending
     at --timeout.
     """
+    from .commands import send as send_command
+
     return send_command.run(
         vin,
         action,

@@ -7,14 +7,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from .. import addresses, connection, fleet_file, gcpause, planner, saved_plan
+from .. import addresses, fleet_file, gcpause, planner, saved_plan
 from ..changes import Plan
 from ..errors import ReconcilerError
 from ..model import Desired, Recorded
 from ..render import json_plan, markdown, text
 from ..state.base import open_store, state_url
-
-FORMATS = ("text", "json", "markdown")
 
 
 def run(
@@ -34,9 +32,11 @@ def run(
     with gcpause.paused():
         desired = fleet_file.read(path, env)
         recorded = read_recorded(path, env)
-    observed = (
-        connection.observe_for_plan(desired, recorded, state_url(path, env), path, env, stderr) if refresh else None
-    )
+    observed = None
+    if refresh:
+        from .. import connection  # the HTTP stack loads only when it is used
+
+        observed = connection.observe_for_plan(desired, recorded, state_url(path, env), path, env, stderr)
     with gcpause.paused():
         result = planner.plan(desired, recorded, observed, targets=targets, now=now)
     warn_unmatched_targets(targets, desired, recorded, stderr)

@@ -1,0 +1,3 @@
+"""Plans and reports, rendered for people and programs."""
+
+PLAN_FORMATS = ("text", "json", "markdown")
