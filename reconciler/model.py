@@ -172,6 +172,7 @@ class PendingAction:
     status: str
     remote_action_id: str | None = None
     sent_at: str = ""
+    remote_type: str = ""
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,11 @@ class _Planner:
         self.callback_ids: dict[str, str] = {}
         self.fleet_path = f"/fleets/{desired.fleet}"
         self._memos: dict[tuple[int, Callable[..., Any]], tuple[Any, Any]] = {}
+        # One action of a remote type in flight per vehicle, across runs too: a charging
+        # schedule still pending holds back the vehicle's charging preferences.
+        self._in_flight = {
+            (addresses.vin_of(p.address), p.remote_type): p for p in recorded.pending.values() if p.remote_type
+        }
 
     def memo(self, fn: Callable[[Any], Any], value: Any) -> Any:
         """``fn(value)``, computed once per object: vehicles of a profile share their programs.
@@ -401,6 +406,16 @@ class _Planner:
                     address,
                     f"action {pending.remote_action_id or pending.key} "
                     f"is still {pending.status}; planned again once it ends",
+                )
+            )
+            return
+        busy = self._in_flight.get((t.vin, remote_type))
+        if busy is not None:
+            self.held.append(
+                Held(
+                    address,
+                    f"{busy.address} is still {busy.status} and the vehicle takes one "
+                    f"{remote_type} action at a time; planned once it ends",
                 )
             )
             return

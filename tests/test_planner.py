@@ -368,3 +368,20 @@ def test_no_change_carries_a_slot_whose_program_did_not_change(
                 slot = entry["slot"]
                 wanted_program = (target.charging_schedule or {}).get(slot)  # type: ignore[union-attr]
                 assert (current.charging_schedule or {}).get(slot) != wanted_program
+
+
+def test_pending_action_of_the_same_type_holds_the_other_address_too() -> None:
+    schedule = f"vehicle.{VIN}.charging.schedule"
+    d = desired(
+        {
+            VIN: VehicleConfig(
+                charging_schedule={1: charge(1)},
+                charging_preferences=ChargingPreferences("Level2", "Full"),
+                immobilized=True,
+            )
+        }
+    )
+    pending = PendingAction(schedule, "k1", "SentToVehicle", "rid-1", remote_type="ElectricBatteryChargingRequest")
+    result = plan(d, recorded(pending={schedule: pending}))
+    assert [c.address for c in result.changes] == [f"vehicle.{VIN}.immobilization"]
+    assert sorted(h.address for h in result.held) == [f"vehicle.{VIN}.charging.preferences", schedule]

@@ -183,9 +183,9 @@ class SQLiteStore:
         }
         marks = ",".join("?" * len(_PENDING))
         pending = {
-            address: PendingAction(address, key, status, rid, created)
-            for key, address, status, rid, created in db.execute(
-                f"SELECT key, address, status, remote_action_id, created_at FROM actions "
+            address: PendingAction(address, key, status, rid, created, remote_type or "")
+            for key, address, status, rid, created, remote_type in db.execute(
+                f"SELECT key, address, status, remote_action_id, created_at, remote_type FROM actions "
                 f"WHERE status IN ({marks}) AND vin IS NOT NULL ORDER BY created_at",
                 _PENDING,
             )
