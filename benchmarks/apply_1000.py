@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from reconciler.simulator.server import read_exports
+
 VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 
 
@@ -65,7 +67,7 @@ def main() -> None:
     )
     try:
         assert server.stdout is not None
-        exports = dict(server.stdout.readline().removeprefix("export ").strip().split("=", 1) for _ in range(8))
+        exports = read_exports(server.stdout)
         env = {**os.environ, **exports, "RECONCILER_STATE": f"sqlite:///{work / 'state.db'}"}
         time.sleep(1.1)  # let the simulator's bucket fill, as a server that was idle
         started = time.perf_counter()

@@ -19,6 +19,8 @@ import time
 
 import httpx
 
+from reconciler.simulator.server import read_exports
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +46,7 @@ def main() -> None:
     )
     try:
         assert server.stdout is not None
-        env = dict(server.stdout.readline().removeprefix("export ").strip().split("=", 1) for _ in range(8))
+        env = read_exports(server.stdout)
         context = ssl.create_default_context(cafile=env["RECONCILER_CA_BUNDLE"])
         context.load_cert_chain(env["RECONCILER_CLIENT_CERT"], env["RECONCILER_CLIENT_KEY"])
         base = f"{env['RECONCILER_API_URL']}/fleets/{env['RECONCILER_FLEET']}"

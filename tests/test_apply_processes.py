@@ -16,9 +16,7 @@ from pathlib import Path
 import pytest
 from simclient import client
 
-from reconciler.simulator.app import Credentials
-from reconciler.simulator.server import Connection
-from reconciler.simulator.tls import Material
+from reconciler.simulator.server import Connection, read_exports
 from reconciler.state.base import open_store
 
 VINS = [f"VF3ABCDE0FG1234{n:02d}" for n in range(8)]
@@ -68,22 +66,11 @@ def world(tmp_path: Path, state_url: str) -> Iterator[tuple[dict[str, str], Path
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert server.stdout is not None
-    exports = dict(server.stdout.readline().removeprefix("export ").strip().split("=", 1) for _ in range(8))
+    exports = read_exports(server.stdout)
     env = {**os.environ, **exports, "RECONCILER_STATE": state_url}
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(FLEET)
-    connection = Connection(
-        exports["RECONCILER_API_URL"],
-        exports["RECONCILER_FLEET"],
-        Credentials(exports["RECONCILER_CLIENT_ID"], exports["RECONCILER_USERNAME"], exports["RECONCILER_PASSWORD"]),
-        Material(
-            Path(exports["RECONCILER_CA_BUNDLE"]),
-            Path(),
-            Path(),
-            Path(exports["RECONCILER_CLIENT_CERT"]),
-            Path(exports["RECONCILER_CLIENT_KEY"]),
-        ),
-    )
+    connection = Connection.from_environment(exports)
     try:
         yield env, fleet, connection
     finally:

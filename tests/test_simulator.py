@@ -19,7 +19,7 @@ from spec_check import SpecChecker
 
 from reconciler.simulator import tls
 from reconciler.simulator.clock import FakeClock
-from reconciler.simulator.server import Settings, Simulator
+from reconciler.simulator.server import Connection, Settings, Simulator
 
 VINS = ["VF3ABCDE0FG123456", "VF3ABCDE0FG123457", "VR3KLMNP2RS345678", "W0VZZZ8ZZ12345678", "VF7XYZAB1CD234567"]
 
@@ -560,24 +560,8 @@ def test_simulator_command_prints_exports_and_stops_cleanly(tmp_path: Path) -> N
             f"export RECONCILER_{n}"
             for n in ("API_URL", "CLIENT_ID", "USERNAME", "PASSWORD", "CLIENT_CERT", "CLIENT_KEY", "CA_BUNDLE", "FLEET")
         ]
-        env = dict(line.removeprefix("export ").strip().split("=", 1) for line in lines)
-        from reconciler.simulator.app import Credentials
-        from reconciler.simulator.server import Connection
-        from reconciler.simulator.tls import Material
-
-        material = Material(
-            Path(env["RECONCILER_CA_BUNDLE"]),
-            Path(),
-            Path(),
-            Path(env["RECONCILER_CLIENT_CERT"]),
-            Path(env["RECONCILER_CLIENT_KEY"]),
-        )
-        connection = Connection(
-            env["RECONCILER_API_URL"],
-            env["RECONCILER_FLEET"],
-            Credentials(env["RECONCILER_CLIENT_ID"], env["RECONCILER_USERNAME"], env["RECONCILER_PASSWORD"]),
-            material,
-        )
+        env = {name.removeprefix("export "): value.strip() for name, value in (line.split("=", 1) for line in lines)}
+        connection = Connection.from_environment(env)
         with client(connection) as http:
             assert http.get("/vehicles").json()["total"] == 3
     finally:

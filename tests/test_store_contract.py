@@ -86,8 +86,10 @@ def test_lock_timeout_waits_for_the_holder(state_url: str) -> None:
     first, second = open_store(state_url, fleet="F1"), open_store(state_url, fleet="F1")
     first.initialize(fresh_recorded())
     lock_id = first.acquire_lock("short job")
-    threading.Timer(0.5, first.release_lock, [lock_id]).start()
+    timer = threading.Timer(0.5, first.release_lock, [lock_id])
+    timer.start()
     second.release_lock(second.acquire_lock("patient", timeout=10))
+    timer.join()
     first.close()
     second.close()
 

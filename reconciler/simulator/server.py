@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shlex
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import uvicorn
 
@@ -48,6 +50,19 @@ class Connection:
     fleet: str
     credentials: Credentials
     material: tls.Material
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> Connection:
+        """The connection the printed variables describe (what a client of the simulator has)."""
+        material = tls.Material(
+            Path(env["RECONCILER_CA_BUNDLE"]),
+            Path(),
+            Path(),
+            Path(env["RECONCILER_CLIENT_CERT"]),
+            Path(env["RECONCILER_CLIENT_KEY"]),
+        )
+        credentials = Credentials(env["RECONCILER_CLIENT_ID"], env["RECONCILER_USERNAME"], env["RECONCILER_PASSWORD"])
+        return cls(env["RECONCILER_API_URL"], env["RECONCILER_FLEET"], credentials, material)
 
     def environment(self) -> dict[str, str]:
         return {
@@ -189,6 +204,15 @@ class Simulator:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def read_exports(stream: TextIO) -> dict[str, str]:
+    """The variables a ``reconciler simulator`` process printed on ``stream`` (its eight export lines)."""
+    exports = {}
+    for _ in range(8):
+        name, _, value = stream.readline().strip().removeprefix("export ").partition("=")
+        exports[name] = shlex.split(value)[0] if value else ""
+    return exports
 
 
 def _identity(directory: Path, fleet_id: str) -> dict[str, str]:

@@ -194,9 +194,10 @@ class PostgresStore(SQLiteStore):
             return LockInfo(*row[:5])
 
     def close(self) -> None:
-        if self._lock_connection is not None:
-            self._lock_connection.close()
-            self._lock_connection = None
+        with self._lock:
+            if self._lock_connection is not None:
+                self._lock_connection.close()
+                self._lock_connection = None
         super().close()
 
 

@@ -477,10 +477,9 @@ class SQLiteStore:
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
     def release_lock(self, lock_id: str) -> None:
-        if self._db is None or self.readonly:
-            return
         with self._lock:
-            self._db.execute("DELETE FROM lock WHERE lock_id = ?", (lock_id,))
+            if self._db is not None and not self.readonly:
+                self._db.execute("DELETE FROM lock WHERE lock_id = ?", (lock_id,))
 
     def lock_holder(self) -> LockInfo | None:
         if self._db is None:
@@ -532,9 +531,11 @@ class SQLiteStore:
                 db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows.get(table, []))
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        # Under the lock: closing a connection another thread is using crashes sqlite3.
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 class _transaction:
