@@ -343,7 +343,10 @@ def test_rate_limit_storm_answers_429_with_retry_after(sim: Simulator, api: http
 
 
 def test_every_response_carries_rate_limit_headers(sim: Simulator, api: httpx.Client) -> None:
-    for answer in (api.get("/vehicles"), api.get("/vehicles/nope/status")):
+    with client(sim.connection) as raw:  # routes the API does not have are not in the reference
+        unrouted = [raw.get("/no/such/thing"), raw.delete("/vehicles")]
+    assert [a.status_code for a in unrouted] == [404, 405]
+    for answer in (api.get("/vehicles"), api.get("/vehicles/nope/status"), *unrouted):
         assert {"x-ratelimit-remaining-second", "x-ratelimit-remaining-day"} <= set(answer.headers)
 
 

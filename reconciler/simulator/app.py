@@ -117,8 +117,17 @@ def create_app(
         Route(base + "/vehicles/{vid}/callbacks/{cbid}/remotes/{rid}", endpoint(_remote)),
     ]
     app = Starlette(routes=routes)
-    app.add_exception_handler(404, _not_found)
-    app.add_exception_handler(405, _not_allowed)
+
+    async def unrouted(request: Request, exc: Exception) -> Response:
+        """No such route (404) or method (405): the error body and, as on every answer, the rate headers."""
+        status = getattr(exc, "status_code", 404)
+        what = "resource" if status == 404 else f"{request.method} on"
+        response = _error(status, f"no such {what} {request.url.path}")
+        response.headers.update(limiter.check().headers)
+        return response
+
+    app.add_exception_handler(404, unrouted)
+    app.add_exception_handler(405, unrouted)
     return app
 
 
@@ -276,11 +285,3 @@ def iso_now() -> str:
     import time
 
     return iso(time.time())
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return _error(404, f"no such resource: {request.url.path}")
-
-
-async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return _error(405, f"{request.method} is not allowed on {request.url.path}")
