@@ -147,3 +147,10 @@ def test_pacing_follows_the_rate_limit_headers() -> None:
     assert client.pacer.rate == pytest.approx(2 * 0.97)
     # after the first answer said nothing is left, about one request per half second
     assert sum(sleeps) == pytest.approx(4 / (2 * 0.97))
+
+
+def test_a_per_minute_limit_tighter_than_the_per_second_one_sets_the_pace() -> None:
+    headers = {"X-RateLimit-Limit-Second": "10", "X-RateLimit-Limit-Minute": "120"}
+    client = api(lambda r: httpx.Response(200, json={}, headers=headers))
+    client.get("/x")
+    assert client.pacer.rate == pytest.approx(2 * 0.97)

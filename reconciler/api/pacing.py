@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 DEFAULT_RATE = 20.0  # requests per second until the API says otherwise
 _EPSILON = 1e-9
 HEADROOM = 0.97
+_WINDOWS = (("second", 1.0), ("minute", 60.0))
 
 
 class Pacer:
@@ -47,11 +48,16 @@ class Pacer:
     def observe(self, headers: Mapping[str, str]) -> None:
         """Learn the limit and what is left of it from an answer's headers."""
         with self._lock:
-            limit = _number(headers.get("x-ratelimit-limit-second"))
-            if limit:
-                # A little under the limit: the server's bucket and ours refill on
-                # different clocks, and a 429 costs a whole Retry-After.
-                self.rate = limit * HEADROOM
+            # The tightest of the per-second and per-minute limits sets the pace, a
+            # little under it: the server's bucket and ours refill on different
+            # clocks, and a 429 costs a whole Retry-After.
+            rates = [
+                limit / seconds
+                for window, seconds in _WINDOWS
+                if (limit := _number(headers.get(f"x-ratelimit-limit-{window}")))
+            ]
+            if rates:
+                self.rate = min(rates) * HEADROOM
             remaining = _number(headers.get("x-ratelimit-remaining-second"))
             if remaining is not None:
                 self._refill(self._clock())
