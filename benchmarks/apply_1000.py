@@ -6,7 +6,7 @@ and charging preferences each: three remote actions), and prints the calls
 made, the time taken, the ideal time (calls ÷ rate) and their ratio, and the
 429 answers. Target (issue 4): at most 1.15 x ideal, no 429 after the first second.
 
-    python benchmarks/apply_1000.py [--vehicles 1000] [--rate 100] [--parallelism 64]
+    python benchmarks/apply_1000.py [--vehicles 1000] [--rate 100] [--parallelism 32]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vehicles", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--parallelism", type=int, default=64)
+    parser.add_argument("--parallelism", type=int, default=32, help="apply's --parallelism (its default: 32)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="reconciler-apply-bench-"))
     vins = [f"VF3BENCH{n:09d}" for n in range(args.vehicles)]

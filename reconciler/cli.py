@@ -128,7 +128,11 @@ def plan(
     help="Seconds to wait for outcomes; what is still pending then is reported (exit 4).",
 )
 @click.option(
-    "--parallelism", type=click.IntRange(1, 64), default=8, show_default=True, help="Vehicles handled at once."
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=32,
+    show_default=True,
+    help="Vehicles handled at once (the client's pacing, not this, keeps under the rate limit).",
 )
 @click.option(
     "--lock-timeout",
@@ -363,7 +367,7 @@ def webhook(fleet_file: str, host: str, port: int, max_body: int) -> int:
 @click.option(
     "--timeout", type=click.FloatRange(0), default=300.0, show_default=True, help="Seconds each run waits for outcomes."
 )
-@click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--parallelism", type=click.IntRange(1, 64), default=32, show_default=True)
 def watch(fleet_file: str, interval: str, jitter: float, once: bool, timeout: float, parallelism: int) -> int:
     """Refresh, plan and apply in a loop: drift correction.
 

@@ -29,7 +29,7 @@ class Options:
     auto_approve: bool = False
     wait: bool = True
     timeout: float = 300.0
-    parallelism: int = 8
+    parallelism: int = 32
     lock_timeout: float = 0.0
     targets: tuple[str, ...] = ()
     refresh: bool = True
