@@ -64,6 +64,7 @@ class Executor:
         store: StateStore,
         desired: Desired,
         *,
+        fingerprint_key: bytes,
         parallelism: int = 8,
         wait: bool = True,
         timeout: float = 300.0,
@@ -81,7 +82,7 @@ class Executor:
         self._sleep = sleep
         self._clock = clock
         self.fleet_path = f"/fleets/{desired.fleet}"
-        self._key = store.read().fingerprint_key
+        self._key = fingerprint_key
         self._callback_ids: dict[str, str] = {}
         self._listed: dict[str, dict[str, Any]] | None = None
         self._lock = threading.Lock()
@@ -180,7 +181,7 @@ class Executor:
                 self.store.record_callback(label, cb_id, replace(seal_callback(wanted, self._key), status=status))
                 return Outcome(change.address, CONFIRMED, f"updated {cb_id}")
             self._journaled(change, "PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}/status", body)
-            recorded = self.store.read().callbacks.get(label)
+            recorded = self.store.callbacks().get(label)
             config = recorded.config if recorded else seal_callback(wanted, self._key)
             self.store.record_callback(label, cb_id, replace(config, status=body["status"]))
             return Outcome(change.address, CONFIRMED, f"{change.action}d {cb_id}")
@@ -211,14 +212,14 @@ class Executor:
 
     def _callback_id(self, label: str) -> str:
         if label not in self._callback_ids:
-            recorded = self.store.read().callbacks.get(label)
+            recorded = self.store.callbacks().get(label)
             if recorded is None:
                 raise ReconcilerError(f"callback {label} has no recorded id")
             self._callback_ids[label] = recorded.id
         return self._callback_ids[label]
 
     def _recorded_status(self, label: str) -> str:
-        recorded = self.store.read().callbacks.get(label)
+        recorded = self.store.callbacks().get(label)
         return recorded.config.status if recorded else api_spec.CALLBACK_RUNNING
 
     def _journaled(self, change: Change, method: str, path: str, body: Any) -> Any:

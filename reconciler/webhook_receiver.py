@@ -93,7 +93,7 @@ def record_event(store: StateStore, event: dict[str, Any]) -> bool:
 
 
 def _label_of(store: StateStore, callback_id: str) -> str | None:
-    for label, recorded in store.read().callbacks.items():
+    for label, recorded in store.callbacks().items():
         if recorded.id == callback_id:
             return label
     return None

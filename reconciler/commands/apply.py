@@ -115,6 +115,7 @@ def apply_fleet(
                     api,
                     store,
                     desired,
+                    fingerprint_key=recorded.fingerprint_key,
                     parallelism=options.parallelism,
                     wait=options.wait,
                     timeout=options.timeout,

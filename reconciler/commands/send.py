@@ -12,7 +12,7 @@ from ..api.client import FleetApi
 from ..changes import Change, Request
 from ..errors import ReconcilerError
 from ..executor import ACCEPTED, CONFIRMED, FAILED, Executor, Outcome
-from ..model import Desired
+from ..model import Desired, Recorded
 from ..state.base import StateStore, open_store, state_url
 
 
@@ -44,8 +44,8 @@ def run(
         recorded = store.read()
         store.initialize(recorded)
         with connection.connect(desired, url, fleet_path, env) as api:
-            cb_id = _callback_id(api, store, desired, label)
-            vid = _vid(api, store, desired, vin)
+            cb_id = _callback_id(api, recorded, desired, label)
+            vid = _vid(api, store, recorded, desired, vin)
             key = f"reconciler:{uuid.uuid4().hex[:24]}"
             path = f"/fleets/{desired.fleet}/vehicles/{vid}/callbacks/{cb_id}/remotes"
             change = Change(
@@ -60,7 +60,10 @@ def run(
                 remote_type=one.remote_type,
                 callback=label,
             )
-            outcome = Executor(api, store, desired, wait=wait, timeout=timeout).send_one(change, vid=vid)
+            executor = Executor(
+                api, store, desired, fingerprint_key=recorded.fingerprint_key, wait=wait, timeout=timeout
+            )
+            outcome = executor.send_one(change, vid=vid)
     finally:
         store.close()
     _print(outcome, one, vin, label, change, fmt, stdout)
@@ -109,24 +112,24 @@ def _check_declared_flag(desired: Desired, vin: str, one: oneoff.OneOff, force: 
     stderr.write(f"warning: {message}\n")
 
 
-def _callback_id(api: FleetApi, store: StateStore, desired: Desired, label: str) -> str:
-    recorded = store.read().callbacks.get(label)
-    if recorded is not None:
-        return recorded.id
+def _callback_id(api: FleetApi, recorded: Recorded, desired: Desired, label: str) -> str:
+    callback = recorded.callbacks.get(label)
+    if callback is not None:
+        return callback.id
     for item in api.pages(f"/fleets/{desired.fleet}/remote/callbacks", "callbacks"):
         if (item.get("subscribe") or {}).get("label") == label:
             return str(item["id"])
     raise ReconcilerError(f"callback {label} does not exist in the API yet: run reconciler apply first")
 
 
-def _vid(api: FleetApi, store: StateStore, desired: Desired, vin: str) -> str:
-    recorded = store.read().vehicles.get(vin)
-    if recorded is not None and recorded.vid:
-        return recorded.vid
-    for vehicle in api.pages(f"/fleets/{desired.fleet}/vehicles", "vehicles", {"vinPrefix": vin}):
-        if vehicle.get("vin") == vin:
-            store.record_vids({vin: str(vehicle["id"])})
-            return str(vehicle["id"])
+def _vid(api: FleetApi, store: StateStore, recorded: Recorded, desired: Desired, vin: str) -> str:
+    vehicle = recorded.vehicles.get(vin)
+    if vehicle is not None and vehicle.vid:
+        return vehicle.vid
+    for item in api.pages(f"/fleets/{desired.fleet}/vehicles", "vehicles", {"vinPrefix": vin}):
+        if item.get("vin") == vin:
+            store.record_vids({vin: str(item["id"])})
+            return str(item["id"])
     raise ReconcilerError(f"VIN {vin} is not in fleet {desired.fleet}; nothing was sent")
 
 

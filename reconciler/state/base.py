@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import StateError
-from ..model import Callback, Recorded, VehicleConfig
+from ..model import Callback, Recorded, RecordedCallback, VehicleConfig
 
 DEFAULT_STATE = ".reconciler/state.db"
 
@@ -58,6 +58,10 @@ class StateStore(Protocol):
 
     def read(self) -> Recorded:
         """Everything recorded; a store never written gives a fresh lineage and serial 0."""
+        ...
+
+    def callbacks(self) -> dict[str, RecordedCallback]:
+        """The recorded callbacks alone (``read`` decodes every vehicle too)."""
         ...
 
     def is_initialized(self) -> bool: ...

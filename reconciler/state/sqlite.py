@@ -53,6 +53,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE actions ADD COLUMN method TEXT NOT NULL DEFAULT 'POST';
     CREATE INDEX history_by_address ON history (address);
     """,
+    # The webhook receiver finds each event's action by its remoteActionId.
+    """
+    CREATE INDEX actions_by_remote_action ON actions (remote_action_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -172,10 +176,7 @@ class SQLiteStore:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if "lineage" not in meta:
             return fresh_recorded()
-        callbacks = {
-            label: RecordedCallback(label, cb_id, codec.callback_from_json(label, json.loads(config)))
-            for label, cb_id, config in db.execute("SELECT label, id, config FROM callbacks")
-        }
+        callbacks = self._callbacks(db)
         decode = _VehicleDecoder()
         vehicles = {
             vin: RecordedVehicle(vin, vid, decode(config))
@@ -203,6 +204,20 @@ class SQLiteStore:
             pending=pending,
             backoffs=backoffs,
         )
+
+    def callbacks(self) -> dict[str, RecordedCallback]:
+        """The recorded callbacks alone: cheaper than ``read`` when the vehicles are not needed."""
+        if self._db is None:
+            return {}
+        with self._lock:
+            return self._callbacks(self._db)
+
+    @staticmethod
+    def _callbacks(db: sqlite3.Connection) -> dict[str, RecordedCallback]:
+        return {
+            label: RecordedCallback(label, cb_id, codec.callback_from_json(label, json.loads(config)))
+            for label, cb_id, config in db.execute("SELECT label, id, config FROM callbacks")
+        }
 
     # writing
 
