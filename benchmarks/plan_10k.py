@@ -86,12 +86,12 @@ def best(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, int]:
 
 def record_everything(fleet: Path, state_url: str) -> None:
     """Record the whole fleet as applied, so the next plan has nothing to do."""
-    from reconciler import fleet_file
-    from reconciler.sensitive import seal_callback
+    from reconciler.core.sensitive import seal_callback
+    from reconciler.fleetfile import loader
     from reconciler.state.base import fresh_recorded
     from reconciler.state.sqlite import SQLiteStore
 
-    desired = fleet_file.read(fleet, os.environ)
+    desired = loader.read(fleet, os.environ)
     store = SQLiteStore(state_url)
     recorded = fresh_recorded()
     store.initialize(recorded)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from reconciler.model import (
+from reconciler.core.model import (
     AirProgram,
     Callback,
     ChargeProgram,
@@ -16,7 +16,7 @@ from reconciler.model import (
     RecordedVehicle,
     VehicleConfig,
 )
-from reconciler.sensitive import seal_callback
+from reconciler.core.sensitive import seal_callback
 
 VIN = "VF3ABCDE0FG123456"
 VIN2 = "VF3ABCDE0FG123457"

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from jsonschema import Draft4Validator
 
-from reconciler.yaml_source import load
+from reconciler.fleetfile.yaml_source import load
 
 BASE = "/connectedcar/v3"
 

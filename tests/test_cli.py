@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLE, MINIMAL
 
-from reconciler import fleet_file
 from reconciler.cli import main
-from reconciler.sensitive import seal_callback
+from reconciler.core.sensitive import seal_callback
+from reconciler.fleetfile import loader
 from reconciler.state.base import fresh_recorded
 from reconciler.state.sqlite import SQLiteStore
 
@@ -75,7 +75,7 @@ def test_detailed_exitcode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def record_everything(fleet: Path) -> None:
-    desired = fleet_file.read(fleet, os.environ)
+    desired = loader.read(fleet, os.environ)
     store = SQLiteStore(f"sqlite:///{fleet.parent / '.reconciler' / 'state.db'}")
     recorded = fresh_recorded()
     store.initialize(recorded)

@@ -7,21 +7,21 @@ import textwrap
 import pytest
 from conftest import EXAMPLE, MINIMAL
 
-from reconciler import fleet_file
+from reconciler.core.model import AirProgram, ChargeProgram, ChargingPreferences, Secret
 from reconciler.errors import ConfigError
-from reconciler.model import AirProgram, ChargeProgram, ChargingPreferences, Secret
+from reconciler.fleetfile import loader
 
 ENV = {"WEBHOOK_TOKEN": "s3cr3t-token"}
 
 
 def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        fleet_file.parse(textwrap.dedent(text), "fleet.yaml", env or {})
+        loader.parse(textwrap.dedent(text), "fleet.yaml", env or {})
     return [str(p) for p in caught.value.problems]
 
 
 def test_example_is_valid_and_fully_resolved() -> None:
-    desired = fleet_file.read(EXAMPLE, {})
+    desired = loader.read(EXAMPLE, {})
     assert desired.fleet == "0a123bc5d1e873066454b4d9"
     assert desired.api_url == "sandbox"
     assert set(desired.callbacks) == {"ops", "security", "driver-desk"}
@@ -35,7 +35,7 @@ def test_example_is_valid_and_fully_resolved() -> None:
 
 
 def test_times_days_and_defaults_are_normalised() -> None:
-    desired = fleet_file.parse(
+    desired = loader.parse(
         MINIMAL
         + """\
     charging:
@@ -54,17 +54,17 @@ def test_times_days_and_defaults_are_normalised() -> None:
 
 
 def test_unquoted_time_is_read_as_the_time_meant() -> None:
-    desired = fleet_file.parse(MINIMAL.replace('"07:30"', "07:30"), "fleet.yaml", {})
+    desired = loader.parse(MINIMAL.replace('"07:30"', "07:30"), "fleet.yaml", {})
     assert desired.vehicles["VF3ABCDE0FG123456"].config.preconditioning[1].start == 450  # type: ignore[index]
 
 
 def test_octal_looking_fleet_id_is_kept_as_written() -> None:
-    desired = fleet_file.parse(MINIMAL.replace("0a123bc5d1e873066454b4d9", "01234567"), "fleet.yaml", {})
+    desired = loader.parse(MINIMAL.replace("0a123bc5d1e873066454b4d9", "01234567"), "fleet.yaml", {})
     assert desired.fleet == "01234567"
 
 
 def test_numeric_fleet_id_is_read_as_text() -> None:
-    desired = fleet_file.parse(MINIMAL.replace("0a123bc5d1e873066454b4d9", "1234567"), "fleet.yaml", {})
+    desired = loader.parse(MINIMAL.replace("0a123bc5d1e873066454b4d9", "1234567"), "fleet.yaml", {})
     assert desired.fleet == "1234567"
 
 
@@ -73,14 +73,14 @@ def test_environment_variables_become_secrets() -> None:
         'webhook: {target: "https://hooks.example.com/x"}',
         'webhook: {target: "https://hooks.example.com/x", headers: {Authorization: "Bearer ${WEBHOOK_TOKEN}"}}',
     )
-    desired = fleet_file.parse(text, "fleet.yaml", ENV)
+    desired = loader.parse(text, "fleet.yaml", ENV)
     [attribute] = desired.callbacks["ops"].attributes
     assert attribute.value == Secret("WEBHOOK_TOKEN", "Bearer s3cr3t-token")
     assert "s3cr3t" not in repr(attribute) and str(attribute.value) == "(sensitive)"
 
 
 def test_environment_overrides_fleet_and_api_url() -> None:
-    desired = fleet_file.parse(MINIMAL, "fleet.yaml", {"RECONCILER_FLEET": "other", "RECONCILER_API_URL": "https://x"})
+    desired = loader.parse(MINIMAL, "fleet.yaml", {"RECONCILER_FLEET": "other", "RECONCILER_API_URL": "https://x"})
     assert (desired.fleet, desired.api_url) == ("other", "https://x")
 
 
@@ -103,7 +103,7 @@ def test_vehicle_callback_choice_wins_when_it_subscribes() -> None:
     remoteTypes: [ThermalPreconditioning]
 vehicles:""",
     )
-    desired = fleet_file.parse(text, "fleet.yaml", {})
+    desired = loader.parse(text, "fleet.yaml", {})
     assert dict(desired.vehicles["VF3ABCDE0FG123457"].routes) == {
         "ThermalPreconditioning": "spare",
         "Immobilization": "ops",
@@ -310,4 +310,4 @@ def test_missing_file_is_a_clear_error(tmp_path: object) -> None:
     from reconciler.errors import ReconcilerError
 
     with pytest.raises(ReconcilerError, match="no such file"):
-        fleet_file.read("nope.yaml", {})
+        loader.read("nope.yaml", {})

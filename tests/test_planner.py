@@ -21,9 +21,9 @@ from planning import (
     with_status,
 )
 
-from reconciler import api_spec
-from reconciler.changes import Change
-from reconciler.model import (
+from reconciler.api import spec
+from reconciler.core.changes import Change
+from reconciler.core.model import (
     Attribute,
     Backoff,
     Callback,
@@ -35,9 +35,9 @@ from reconciler.model import (
     Secret,
     VehicleConfig,
 )
-from reconciler.planner import plan
-from reconciler.recording import record_success
-from reconciler.sensitive import seal_callback
+from reconciler.core.planner import plan
+from reconciler.core.recording import record_success
+from reconciler.core.sensitive import seal_callback
 
 
 def only(changes: tuple[Change, ...]) -> Change:
@@ -305,8 +305,8 @@ def test_observed_callback_is_adopted_not_duplicated() -> None:
 # properties
 
 times = st.integers(0, 24 * 60 - 1)
-day_sets = st.lists(st.sampled_from(api_spec.DAYS), min_size=1, unique=True).map(
-    lambda days: tuple(sorted(days, key=api_spec.DAYS.index))
+day_sets = st.lists(st.sampled_from(spec.DAYS), min_size=1, unique=True).map(
+    lambda days: tuple(sorted(days, key=spec.DAYS.index))
 )
 airs = st.dictionaries(st.sampled_from((1, 2, 3, 4)), st.tuples(times, day_sets, st.booleans())).map(
     lambda d: {s: air(s, t, days, enabled) for s, (t, days, enabled) in d.items()}
@@ -314,9 +314,7 @@ airs = st.dictionaries(st.sampled_from((1, 2, 3, 4)), st.tuples(times, day_sets,
 charges = st.dictionaries(st.sampled_from((1, 2, 3, 4)), st.tuples(times, times, day_sets)).map(
     lambda d: {s: charge(s, a, b if b != a else (a + 1) % 1440, days) for s, (a, b, days) in d.items()}
 )
-prefs = st.builds(
-    ChargingPreferences, st.sampled_from(api_spec.CHARGING_LEVELS), st.sampled_from(api_spec.CHARGING_TYPES)
-)
+prefs = st.builds(ChargingPreferences, st.sampled_from(spec.CHARGING_LEVELS), st.sampled_from(spec.CHARGING_TYPES))
 configs = st.builds(
     VehicleConfig,
     preconditioning=st.none() | airs,

@@ -14,12 +14,12 @@ import pytest
 from conftest import EXAMPLE, MINIMAL, REFERENCE
 from jsonschema import Draft4Validator
 
-from reconciler import fleet_file
-from reconciler.changes import Change
-from reconciler.planner import plan
-from reconciler.sensitive import reveal
+from reconciler.core.changes import Change
+from reconciler.core.planner import plan
+from reconciler.core.sensitive import reveal
+from reconciler.fleetfile import loader
+from reconciler.fleetfile.yaml_source import load
 from reconciler.state.base import fresh_recorded
-from reconciler.yaml_source import load
 
 SPEC = REFERENCE / "stellantis-fleet-api-b2b.yaml"
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="the reference OpenAPI file is not beside the project")
@@ -77,7 +77,7 @@ def operation_schema(spec: dict[str, Any], change: Change) -> dict[str, Any]:
 
 def changes() -> Iterator[Change]:
     for text in (EXAMPLE.read_text(), RICH):
-        desired = fleet_file.parse(text, "fleet.yaml", {"TOKEN": "Bearer abc"})
+        desired = loader.parse(text, "fleet.yaml", {"TOKEN": "Bearer abc"})
         yield from plan(desired, fresh_recorded()).changes
 
 

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 from planning import OPS, VIN, VIN2, air, desired, recorded
 
-from reconciler.changes import Plan
-from reconciler.model import Attribute, Callback, ChargingPreferences, Secret, VehicleConfig
-from reconciler.planner import plan
+from reconciler.core.changes import Plan
+from reconciler.core.model import Attribute, Callback, ChargingPreferences, Secret, VehicleConfig
+from reconciler.core.planner import plan
 from reconciler.render import json_plan, markdown, text
 
 SECRET = "tok-9f8e7d6c5b4a"

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from planning import OPS, VIN, air, charge
 
+from reconciler.core.model import Attribute, ChargingPreferences, Fingerprint, Secret, VehicleConfig
+from reconciler.core.recording import apply_after
+from reconciler.core.sensitive import seal_callback
 from reconciler.errors import LockHeldError, StateError
-from reconciler.model import Attribute, ChargingPreferences, Fingerprint, Secret, VehicleConfig
-from reconciler.recording import apply_after
-from reconciler.sensitive import seal_callback
 from reconciler.state.base import JournalEntry, fresh_recorded, open_store
 
 

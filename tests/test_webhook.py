@@ -15,12 +15,12 @@ import pytest
 import uvicorn
 from e2e import FLEET, VINS, apply
 
-from reconciler import fleet_file
 from reconciler.cli import main
+from reconciler.fleetfile import loader
+from reconciler.service.webhook_receiver import create_app
 from reconciler.simulator.server import Simulator
 from reconciler.state.base import open_store
 from reconciler.state.sqlite import SQLiteStore
-from reconciler.webhook_receiver import create_app
 
 TOKEN = "wh-secret-5e1f"
 
@@ -34,7 +34,7 @@ class Receiver:
 
     def start(self, fleet: Path) -> None:
         self.store = open_store(os.environ["RECONCILER_STATE"])
-        app = create_app(fleet_file.read(fleet, os.environ), self.store, max_body=4096)
+        app = create_app(loader.read(fleet, os.environ), self.store, max_body=4096)
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
         self.thread.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.yaml_source import load, plain_scalar
+from reconciler.fleetfile.yaml_source import load, plain_scalar
 
 
 @pytest.mark.parametrize(

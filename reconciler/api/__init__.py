@@ -1,1 +1,1 @@
-"""The Fleet Owner API client: connection settings, pacing, retries, paging."""
+"""The Fleet Owner API edge: its constants and request bodies, the HTTP client, reading what it reports."""

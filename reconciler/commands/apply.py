@@ -12,14 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .. import connection, fleet_file, gcpause, planner, saved_plan
-from ..changes import Plan
+from ..core import planner
+from ..core.changes import Plan
+from ..core.model import Recorded
 from ..errors import ReconcilerError, StalePlanError
-from ..executor import ACCEPTED, CONFIRMED, PENDING, Executor, Outcome, Progress
-from ..model import Recorded
+from ..fleetfile import loader
 from ..render import report, text
 from ..render.json_plan import dumps, plan_document
 from ..render.report import BarProgress, LineProgress
+from ..run import connection, gcpause, saved_plan
+from ..run.executor import ACCEPTED, CONFIRMED, PENDING, Executor, Outcome, Progress
 from ..state.base import StateStore, open_store, state_url
 from .plan import check_targets
 
@@ -100,7 +102,7 @@ def apply_fleet(
         # Recomputed the way it was made, to compare like with like.
         options = replace(options, refresh=bool(saved.get("refreshed")))
     with gcpause.paused():
-        desired = fleet_file.read(fleet_path, env)
+        desired = loader.read(fleet_path, env)
     url = state_url(fleet_path, env)
     store = open_store(url, fleet=desired.fleet)
     try:

@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from .. import addresses, fleet_file, gcpause, planner, saved_plan
-from ..changes import Plan
+from ..core import addresses, planner
+from ..core.changes import Plan
+from ..core.model import Desired, Recorded
 from ..errors import ReconcilerError
-from ..model import Desired, Recorded
+from ..fleetfile import loader
 from ..render import json_plan, markdown, text
+from ..run import gcpause, saved_plan
 from ..state.base import open_store, state_url
 
 
@@ -30,11 +32,11 @@ def run(
     check_targets(targets)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with gcpause.paused():
-        desired = fleet_file.read(path, env)
+        desired = loader.read(path, env)
         recorded = read_recorded(path, env)
     observed = None
     if refresh:
-        from .. import connection  # the HTTP stack loads only when it is used
+        from ..run import connection  # the HTTP stack loads only when it is used
 
         observed = connection.observe_for_plan(desired, recorded, state_url(path, env), path, env, stderr)
     with gcpause.paused():

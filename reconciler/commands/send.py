@@ -7,12 +7,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from .. import api_spec, connection, fleet_file, oneoff
+from ..api import spec
 from ..api.client import FleetApi
-from ..changes import Change, Request
+from ..core.changes import Change, Request
+from ..core.model import Desired, Recorded
 from ..errors import ReconcilerError
-from ..executor import ACCEPTED, CONFIRMED, FAILED, Executor, Outcome
-from ..model import Desired, Recorded
+from ..fleetfile import loader
+from ..run import connection, oneoff
+from ..run.executor import ACCEPTED, CONFIRMED, FAILED, Executor, Outcome
 from ..state.base import StateStore, open_store, state_url
 
 
@@ -33,9 +35,9 @@ def run(
     stderr: TextIO,
 ) -> int:
     one = oneoff.parse(action, list(args), driver_approval=driver_approval)
-    if len(vin) != api_spec.VIN_LENGTH or not set(vin) <= api_spec.VIN_ALPHABET:
+    if len(vin) != spec.VIN_LENGTH or not set(vin) <= spec.VIN_ALPHABET:
         raise ReconcilerError(f"{vin!r} is not a VIN: 17 capital letters and digits, never I, O or Q")
-    desired = fleet_file.read(fleet_path, env)
+    desired = loader.read(fleet_path, env)
     label = _callback_for(desired, vin, one.remote_type, callback)
     _check_declared_flag(desired, vin, one, force, stderr)
     url = state_url(fleet_path, env)

@@ -6,9 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import TextIO
 
-from .. import addresses, codec
+from ..core import addresses, codec
+from ..core.model import RecordedVehicle
 from ..errors import ReconcilerError, StateError
-from ..model import RecordedVehicle
 from ..state.base import StateStore, open_store, redact, state_url
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
-from .. import fleet_file
+from ..fleetfile import loader
 
 
 def run(path: str, *, env: Mapping[str, str], out: TextIO) -> int:
-    desired = fleet_file.read(path, env)
+    desired = loader.read(path, env)
     out.write(f"{path} is valid: {len(desired.callbacks)} callbacks, {len(desired.vehicles)} vehicles.\n")
     return 0

@@ -20,10 +20,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from .. import addresses
-from ..changes import Plan
+from ..core import addresses
+from ..core.changes import Plan
 from ..errors import LockHeldError, ReconcilerError
-from ..executor import CONFIRMED, FAILED, Outcome, Progress
+from ..run.executor import CONFIRMED, FAILED, Outcome, Progress
 from ..state.base import open_store, state_url
 from .apply import Options, apply_fleet
 

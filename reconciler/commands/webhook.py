@@ -7,16 +7,16 @@ import signal
 from collections.abc import Mapping
 from typing import TextIO
 
-from .. import fleet_file
 from ..errors import ReconcilerError
+from ..fleetfile import loader
+from ..service.webhook_receiver import MAX_BODY, create_app
 from ..state.base import open_store, state_url
-from ..webhook_receiver import MAX_BODY, create_app
 
 
 def run(path: str, *, host: str, port: int, max_body: int, env: Mapping[str, str], out: TextIO) -> int:
     import uvicorn
 
-    desired = fleet_file.read(path, env)
+    desired = loader.read(path, env)
     store = open_store(state_url(path, env))
     try:
         app = create_app(desired, store, max_body=max_body or MAX_BODY)

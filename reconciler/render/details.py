@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..changes import Change, SensitiveField
-from ..timeofday import describe_days
+from ..core.changes import Change, SensitiveField
+from ..core.timeofday import describe_days
 
 Line = tuple[str, str]  # sign (+ - ~), text
 

@@ -7,8 +7,8 @@ from typing import Any, TextIO
 
 import orjson
 
-from ..changes import FORMAT_VERSION, Change, Plan
-from ..sensitive import json_default
+from ..core.changes import FORMAT_VERSION, Change, Plan
+from ..core.sensitive import json_default
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..changes import Change, Plan
+from ..core.changes import Change, Plan
 from .details import change_lines
 
 LIMIT = 65_000

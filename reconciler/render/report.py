@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..executor import ACCEPTED, CONFIRMED, FAILED, PENDING, SKIPPED, Outcome, Progress
+from ..run.executor import ACCEPTED, CONFIRMED, FAILED, PENDING, SKIPPED, Outcome, Progress
 
 _MARKS = {CONFIRMED: "✓", ACCEPTED: "→", PENDING: "…", FAILED: "✗", SKIPPED: "-"}
 

@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterable
 from typing import TextIO
 
-from ..changes import Plan
+from ..core.changes import Plan
 from .details import change_lines
 
 _SIGNS = {"create": "+", "update": "~", "delete": "-", "pause": "~", "resume": "~", "send": "~"}

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..core.model import Callback, Recorded, RecordedCallback, VehicleConfig
 from ..errors import StateError
-from ..model import Callback, Recorded, RecordedCallback, VehicleConfig
 
 DEFAULT_STATE = ".reconciler/state.db"
 

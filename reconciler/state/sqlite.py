@@ -13,17 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import codec
+from ..core import codec
+from ..core.model import Backoff, Callback, PendingAction, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
 from ..errors import LockHeldError, StateError
-from ..model import (
-    Backoff,
-    Callback,
-    PendingAction,
-    Recorded,
-    RecordedCallback,
-    RecordedVehicle,
-    VehicleConfig,
-)
 from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, fresh_recorded, sqlite_path
 
 # Each entry migrates from version i to i + 1; PRAGMA user_version holds the version.

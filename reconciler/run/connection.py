@@ -7,17 +7,19 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TextIO
 
-from . import fleet_file, observe, sandbox
-from .api.client import FleetApi
-from .api.settings import ApiSettings, from_environment
-from .errors import AuthError, ReconcilerError, UnreachableError
-from .model import Desired, Observed, Recorded
+from ..api import observe
+from ..api.client import FleetApi
+from ..api.settings import ApiSettings, from_environment
+from ..core.model import Desired, Observed, Recorded
+from ..errors import AuthError, ReconcilerError, UnreachableError
+from ..fleetfile import loader
+from . import sandbox
 
 
 @contextmanager
 def connect(desired: Desired, state_url: str, fleet_path: str, env: Mapping[str, str]) -> Iterator[FleetApi]:
     """The API client: for the embedded sandbox, or for the API at ``api.url``."""
-    if desired.api_url == fleet_file.SANDBOX:
+    if desired.api_url == loader.SANDBOX:
         folder = sandbox.directory(state_url, fleet_path)
         with sandbox.running(desired, folder) as settings, FleetApi(_with_timeout(settings, env)) as api:
             yield api

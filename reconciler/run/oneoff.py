@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import api_spec
-from .errors import ReconcilerError
+from ..api import spec
+from ..errors import ReconcilerError
 
 MAX_POSITIONS = 10  # RemoteNavigation.positions: 9 waypoints + the destination
 MIN_TRACKING_RUNNING = 5  # RemoteStolen.trackingPeriod.running minimum
@@ -60,22 +60,22 @@ def _choice(name: str, args: list[str], choices: tuple[str, ...]) -> str:
 
 def _horn(args: list[str], _: bool, __: datetime) -> OneOff:
     _no_args("horn", args)
-    return OneOff("horn", "horn", api_spec.HORN, {"horn": {"state": "Activated"}})
+    return OneOff("horn", "horn", spec.HORN, {"horn": {"state": "Activated"}})
 
 
 def _lights(args: list[str], _: bool, __: datetime) -> OneOff:
     _no_args("lights", args)
-    return OneOff("lights", "lights", api_spec.LIGHTS, {"lights": {"on": True}})
+    return OneOff("lights", "lights", spec.LIGHTS, {"lights": {"on": True}})
 
 
 def _doors(args: list[str], _: bool, __: datetime) -> OneOff:
     state = {"lock": "Locked", "unlock": "Unlocked"}[_choice("doors", args, ("lock", "unlock"))]
-    return OneOff(f"doors {args[0]}", "doors", api_spec.DOORS, {"door": {"state": state}})
+    return OneOff(f"doors {args[0]}", "doors", spec.DOORS, {"door": {"state": state}})
 
 
 def _wakeup(args: list[str], _: bool, __: datetime) -> OneOff:
     _no_args("wakeup", args)
-    return OneOff("wakeup", "wakeup", api_spec.WAKE_UP, {"wakeUp": {"action": "WakeUp"}})
+    return OneOff("wakeup", "wakeup", spec.WAKE_UP, {"wakeUp": {"action": "WakeUp"}})
 
 
 _POINT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\Z")
@@ -102,7 +102,7 @@ def _navigate(args: list[str], driver_approval: bool, _: datetime) -> OneOff:
     body: dict[str, Any] = {"positions": positions}
     if driver_approval:
         body["driverApproval"] = True
-    return OneOff("navigate", "navigation", api_spec.NAVIGATION, {"navigation": body})
+    return OneOff("navigate", "navigation", spec.NAVIGATION, {"navigation": body})
 
 
 def _charge(args: list[str], _: bool, now: datetime) -> OneOff:
@@ -110,9 +110,9 @@ def _charge(args: list[str], _: bool, now: datetime) -> OneOff:
         if len(args) != 2:
             raise SendUsageError("charge at takes one time: HH:MM (the next one) or an RFC 3339 timestamp")
         when = _next_time(args[1], now)
-        return OneOff("charge at", "charging", api_spec.CHARGING, {"charging": {"schedule": {"nextDelayedTime": when}}})
+        return OneOff("charge at", "charging", spec.CHARGING, {"charging": {"schedule": {"nextDelayedTime": when}}})
     choice = _choice("charge", args, ("now", "stop", "at"))
-    return OneOff(f"charge {choice}", "charging", api_spec.CHARGING, {"charging": {"immediate": choice == "now"}})
+    return OneOff(f"charge {choice}", "charging", spec.CHARGING, {"charging": {"immediate": choice == "now"}})
 
 
 def _next_time(text: str, now: datetime) -> str:
@@ -135,7 +135,7 @@ def _precondition(args: list[str], _: bool, __: datetime) -> OneOff:
     choice = _choice("precondition", args, ("now", "stop"))
     # Only `immediate`: the declared programs are never sent from here.
     body = {"preconditioning": {"airConditioning": {"immediate": choice == "now"}}}
-    return OneOff(f"precondition {choice}", "precondition", api_spec.THERMAL_PRECONDITIONING, body)
+    return OneOff(f"precondition {choice}", "precondition", spec.THERMAL_PRECONDITIONING, body)
 
 
 def _on_off(name: str, args: list[str]) -> bool:
@@ -147,7 +147,7 @@ def _immobilize(args: list[str], _: bool, __: datetime) -> OneOff:
     return OneOff(
         f"immobilize {args[0]}",
         "immobilization",
-        api_spec.IMMOBILIZATION,
+        spec.IMMOBILIZATION,
         {"immobilization": {"activate": on}},
         ("immobilized", on),
     )
@@ -164,9 +164,9 @@ def _stolen(args: list[str], _: bool, __: datetime) -> OneOff:
                 f"{MIN_TRACKING_SHUTDOWN} seconds, got {running} and {shutdown}"
             )
         body = {"stolen": {"trackingPeriod": {"running": running, "shutdown": shutdown}}}
-        return OneOff("stolen tracking", "stolen.tracking", api_spec.STOLEN, body)
+        return OneOff("stolen tracking", "stolen.tracking", spec.STOLEN, body)
     on = _on_off("stolen", args)
-    return OneOff(f"stolen {args[0]}", "stolen", api_spec.STOLEN, {"stolen": {"stolen": on}}, ("stolen", on))
+    return OneOff(f"stolen {args[0]}", "stolen", spec.STOLEN, {"stolen": {"stolen": on}}, ("stolen", on))
 
 
 _ACTIONS = {

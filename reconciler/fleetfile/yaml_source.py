@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Location, Problem
+from ..errors import Location, Problem
 
 Path = Sequence[Hashable]
 

@@ -9,9 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .changes import Plan
-from .errors import PlanFileError, ReconcilerError
-from .render.json_plan import dumps, plan_document
+from ..core.changes import Plan
+from ..errors import PlanFileError, ReconcilerError
+from ..render.json_plan import dumps, plan_document
 
 KIND = "reconciler-plan"
 

@@ -11,10 +11,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import api_spec, status_doc
-from .api.client import FleetApi
-from .errors import ApiError, AuthError
-from .model import (
+from ..core.model import (
     Attribute,
     BatchNotify,
     Callback,
@@ -27,9 +24,12 @@ from .model import (
     Secret,
     Value,
 )
-from .sensitive import fingerprint
+from ..core.sensitive import fingerprint
+from ..errors import ApiError, AuthError
+from . import spec, status_doc
+from .client import FleetApi
 
-_KINDS = (api_spec.ATTRIBUTE_HEADER, api_spec.ATTRIBUTE_QUERY, api_spec.ATTRIBUTE_BODY)
+_KINDS = (spec.ATTRIBUTE_HEADER, spec.ATTRIBUTE_QUERY, spec.ATTRIBUTE_BODY)
 
 
 def refresh(api: FleetApi, desired: Desired, recorded: Recorded, *, parallelism: int = 8) -> Observed:
@@ -101,7 +101,7 @@ def callback_from_api(
             place = (str(item["type"]), str(item.get("key", "")))
             attributes.append(Attribute(*place, _value(str(item.get("value", "")), place, secret_places, key)))
     attributes.sort(key=lambda a: (a.kind, a.key))
-    order = {t: i for i, t in enumerate(api_spec.REMOTE_TYPES)}
+    order = {t: i for i, t in enumerate(spec.REMOTE_TYPES)}
     types = sorted((t for t in subscribe.get("remoteTypes") or [] if t in order), key=order.__getitem__)
     return Callback(
         label=label,
@@ -111,7 +111,7 @@ def callback_from_api(
         attributes=tuple(attributes),
         retry_policy=_retry(subscribe.get("retryPolicy")),
         batch_notify=_batch(subscribe.get("batchNotify")),
-        status=status if status in api_spec.CALLBACK_STATUSES else api_spec.CALLBACK_RUNNING,
+        status=status if status in spec.CALLBACK_STATUSES else spec.CALLBACK_RUNNING,
     )
 
 
@@ -134,11 +134,11 @@ def _retry(raw: Any) -> RetryPolicy | None:
     policy = str(raw["policy"])
     if policy == "None":
         return RetryPolicy(policy)
-    number = raw.get("retryNumber", api_spec.DEFAULT_RETRY_NUMBER) if policy == "Bounded" else None
-    return RetryPolicy(policy, number, raw.get("retryDelay", api_spec.DEFAULT_RETRY_DELAY))
+    number = raw.get("retryNumber", spec.DEFAULT_RETRY_NUMBER) if policy == "Bounded" else None
+    return RetryPolicy(policy, number, raw.get("retryDelay", spec.DEFAULT_RETRY_DELAY))
 
 
 def _batch(raw: Any) -> BatchNotify | None:
     if not isinstance(raw, dict) or "size" not in raw:
         return None
-    return BatchNotify(int(raw["size"]), int(raw.get("timeWindow", api_spec.DEFAULT_BATCH_TIME_WINDOW)))
+    return BatchNotify(int(raw["size"]), int(raw.get("timeWindow", spec.DEFAULT_BATCH_TIME_WINDOW)))

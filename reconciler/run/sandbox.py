@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .api.settings import ApiSettings
-from .model import Desired
-from .state.base import sqlite_path
+from ..api.settings import ApiSettings
+from ..core.model import Desired
+from ..state.base import sqlite_path
 
 
 def directory(state_url: str, fleet_file: str | Path) -> Path:
@@ -26,7 +26,7 @@ def directory(state_url: str, fleet_file: str | Path) -> Path:
 @contextmanager
 def running(desired: Desired, folder: Path, timeout: float = 30.0) -> Iterator[ApiSettings]:
     """Start the simulator for ``desired``'s fleet; yield how to reach it; stop it after."""
-    from .simulator.server import Settings, Simulator  # the server stack loads only for the sandbox
+    from ..simulator.server import Settings, Simulator  # the server stack loads only for the sandbox
 
     simulator = Simulator(Settings(folder, fleet_id=desired.fleet, vins=sorted(desired.vehicles)))
     with simulator:

@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import api_spec
-from .errors import ReconcilerError
-from .executor import record_final
-from .model import Desired, Secret
-from .state.base import PENDING_JOURNAL_STATUSES, StateStore
+from ..api import spec
+from ..core.model import Desired, Secret
+from ..errors import ReconcilerError
+from ..run.executor import record_final
+from ..state.base import PENDING_JOURNAL_STATUSES, StateStore
 
 MAX_BODY = 1024 * 1024
 log = logging.getLogger("reconciler.webhook")
@@ -36,7 +36,7 @@ def secret_headers(desired: Desired) -> dict[str, dict[str, str]]:
         headers = {
             a.key.lower(): a.value.value
             for a in callback.attributes
-            if a.kind == api_spec.ATTRIBUTE_HEADER and isinstance(a.value, Secret)
+            if a.kind == spec.ATTRIBUTE_HEADER and isinstance(a.value, Secret)
         }
         if headers:
             result[label] = headers

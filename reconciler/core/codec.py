@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import api_bodies
+from ..api import bodies
 from .model import (
     AirProgram,
     AirPrograms,
@@ -57,7 +57,7 @@ def callback_to_json(cb: Callback, write: Callable[[Value], Any] = shown) -> dic
     return {
         "webhook": webhook,
         "remoteTypes": list(cb.remote_types),
-        **api_bodies.delivery(cb),
+        **bodies.delivery(cb),
         "status": cb.status,
     }
 

@@ -17,7 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from .errors import Problem
+from ..errors import Problem
 from .yaml_source import Path, Source
 
 _TYPE_NAMES = {
@@ -62,7 +62,7 @@ class SchemaReport:
 @cache
 def fleet_schema() -> dict[str, Any]:
     """The published fleet.yaml schema."""
-    text = resources.files("reconciler").joinpath("schemas/fleet.schema.json").read_text()
+    text = resources.files("reconciler.fleetfile").joinpath("fleet.schema.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from . import addresses, api_spec, codec
+from ..api import spec
+from . import addresses, codec
 from .changes import Change
 from .model import ChargingPreferences, Desired, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
 from .sensitive import seal_callback
@@ -36,12 +37,12 @@ def _record_callback(recorded: Recorded, change: Change, desired: Desired, callb
     sealed = seal_callback(desired.callbacks[label], recorded.fingerprint_key)
     cb_id = callback_id or (previous.id if previous else "")
     if change.action in ("pause", "resume"):
-        status = api_spec.CALLBACK_PAUSED if change.action == "pause" else api_spec.CALLBACK_RUNNING
-        base = previous.config if previous else replace(sealed, status=api_spec.CALLBACK_RUNNING)
+        status = spec.CALLBACK_PAUSED if change.action == "pause" else spec.CALLBACK_RUNNING
+        base = previous.config if previous else replace(sealed, status=spec.CALLBACK_RUNNING)
         callbacks[label] = RecordedCallback(label, cb_id, replace(base, status=status))
     else:
         # A POST or PUT body carries no status: a new callback runs, an updated one keeps its own.
-        status = previous.config.status if previous else api_spec.CALLBACK_RUNNING
+        status = previous.config.status if previous else spec.CALLBACK_RUNNING
         callbacks[label] = RecordedCallback(label, cb_id, replace(sealed, status=status))
     return replace(recorded, callbacks=callbacks)
 

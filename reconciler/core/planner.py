@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from . import addresses, api_bodies, api_spec, codec
+from ..api import bodies, spec
+from . import addresses, codec
 from .changes import Adoption, Change, Drift, Held, Plan, Request, SensitiveField
 from .model import (
     AirProgram,
@@ -152,7 +153,7 @@ class _Planner:
         cb_id = obs.id if obs else rec.id if rec else None
         after = codec.callback_to_json(wanted)
         sensitive = _sensitive_fields(wanted, current, self.key)
-        body = api_bodies.callback_subscribe(wanted)
+        body = bodies.callback_subscribe(wanted)
         if current is None or cb_id is None:
             self.changes.append(
                 Change(
@@ -166,7 +167,7 @@ class _Planner:
                     sensitive=sensitive,
                 )
             )
-            if wanted.status == api_spec.CALLBACK_PAUSED:
+            if wanted.status == spec.CALLBACK_PAUSED:
                 self._status_change(address, label, None, after, "{cbid}", "pause")
             return
         self.callback_ids[label] = cb_id
@@ -188,20 +189,18 @@ class _Planner:
                 )
             )
         if sealed.status != current.status:
-            action = "pause" if sealed.status == api_spec.CALLBACK_PAUSED else "resume"
+            action = "pause" if sealed.status == spec.CALLBACK_PAUSED else "resume"
             self._status_change(address, label, before, after, cb_id, action)
 
     def _status_change(self, address: str, label: str, before: Any, after: Any, cb_id: str, action: str) -> None:
-        status = api_spec.CALLBACK_PAUSED if action == "pause" else api_spec.CALLBACK_RUNNING
+        status = spec.CALLBACK_PAUSED if action == "pause" else spec.CALLBACK_RUNNING
         self.changes.append(
             Change(
                 address,
                 action,
                 before,
                 after,
-                Request(
-                    "PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}/status", api_bodies.callback_status(status)
-                ),
+                Request("PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}/status", bodies.callback_status(status)),
                 f"{action} callback {label}",
                 callback=label,
             )
@@ -270,15 +269,15 @@ class _Planner:
         if not sets and not deletes:
             self._adopt(t, address, seen, had, want)
             return
-        entries = [self.memo(api_bodies.air_set, p) for p in sets] + [api_bodies.air_delete(s) for s in deletes]
+        entries = [self.memo(bodies.air_set, p) for p in sets] + [bodies.air_delete(s) for s in deletes]
         words = [self.memo(_describe_air, p) for p in sets] + [f"Delete slot {s}" for s in deletes]
         self._send(
             t,
             address,
-            api_spec.THERMAL_PRECONDITIONING,
+            spec.THERMAL_PRECONDITIONING,
             before=self._before(current, want, had),
             after=self.memo(codec.programs_to_json, want),
-            body=lambda label: api_bodies.preconditioning(label, entries),
+            body=lambda label: bodies.preconditioning(label, entries),
             summary=", ".join(words),
         )
 
@@ -302,14 +301,14 @@ class _Planner:
             return
         words = [self.memo(_describe_charge, p) for p in sets] + [f"Disable slot {p.slot}" for p in disables]
         after = {**want, **{p.slot: p for p in disables}} if disables else want
-        entries = [self.memo(api_bodies.charge_program, p) for p in sets + disables]
+        entries = [self.memo(bodies.charge_program, p) for p in sets + disables]
         self._send(
             t,
             address,
-            api_spec.CHARGING,
+            spec.CHARGING,
             before=self._before(current, want, had),
             after=self.memo(codec.programs_to_json, after),
-            body=lambda label: api_bodies.charging_schedule(label, entries),
+            body=lambda label: bodies.charging_schedule(label, entries),
             summary=", ".join(words),
         )
 
@@ -332,10 +331,10 @@ class _Planner:
         self._send(
             t,
             address,
-            api_spec.CHARGING,
+            spec.CHARGING,
             before=codec.preferences_to_json(current),
             after=codec.preferences_to_json(want),
-            body=lambda label: api_bodies.charging_preferences(label, want),
+            body=lambda label: bodies.charging_preferences(label, want),
             summary=f"set preferences {described}",
         )
 
@@ -351,10 +350,10 @@ class _Planner:
             return
         make: Callable[[str, bool], dict[str, Any]]
         if part == addresses.IMMOBILIZATION:
-            remote_type, make = api_spec.IMMOBILIZATION, api_bodies.immobilization
+            remote_type, make = spec.IMMOBILIZATION, bodies.immobilization
             summary = "immobilize" if want else "release immobilization"
         else:
-            remote_type, make = api_spec.STOLEN, api_bodies.stolen
+            remote_type, make = spec.STOLEN, bodies.stolen
             summary = "declare stolen" if want else "declare not stolen"
         self._send(
             t,

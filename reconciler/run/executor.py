@@ -22,17 +22,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import addresses, api_spec
-from .api.client import FleetApi
-from .changes import Change, Plan
-from .errors import ApiError, AuthError, NotFoundError, ReconcilerError, UnknownOutcome, UnreachableError
-from .model import Desired, VehicleConfig
-from .recording import apply_after
-from .sensitive import json_default, reveal, seal_callback
-from .state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
+from ..api import spec
+from ..api.client import FleetApi
+from ..core import addresses
+from ..core.changes import Change, Plan
+from ..core.model import Desired, VehicleConfig
+from ..core.recording import apply_after
+from ..core.sensitive import json_default, reveal, seal_callback
+from ..errors import ApiError, AuthError, NotFoundError, ReconcilerError, UnknownOutcome, UnreachableError
+from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
 
 CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED = "confirmed", "accepted", "pending", "failed", "skipped"
-_FINAL_OK = api_spec.SUCCESS_STATUSES
+_FINAL_OK = spec.SUCCESS_STATUSES
 _POLL_DELAYS = (0.5, 1.0, 2.0, 3.0, 5.0)  # then every 5 s
 # Errors that end the whole run (exit 1): going on would only repeat them.
 _FATAL = (AuthError, UnreachableError)
@@ -220,7 +221,7 @@ class Executor:
 
     def _recorded_status(self, label: str) -> str:
         recorded = self.store.callbacks().get(label)
-        return recorded.config.status if recorded else api_spec.CALLBACK_RUNNING
+        return recorded.config.status if recorded else spec.CALLBACK_RUNNING
 
     def _journaled(self, change: Change, method: str, path: str, body: Any) -> Any:
         key = f"{change.key or change.address}:{method}:{path}:{time.time_ns()}"
@@ -348,7 +349,7 @@ class Executor:
         if isinstance(answer, Outcome):
             return answer
         rid = str(answer["remoteActionId"])
-        self.store.journal_update(change.key, api_spec.PENDING_STATUSES[0], remote_action_id=rid)
+        self.store.journal_update(change.key, spec.PENDING_STATUSES[0], remote_action_id=rid)
         if not wait:
             return Outcome(change.address, ACCEPTED, f"accepted as {rid}")
         return self._follow(entry, f"{path}/{rid}", rid, deadline)
@@ -434,7 +435,7 @@ def record_final(store: StateStore, entry: JournalEntry, status: str, cause: str
         store.add_history(entry.address, status, rid)
         return ""
     store.add_history(entry.address, "failed", f"{cause} ({rid})")
-    if cause in api_spec.SLOW_FAILURE_CAUSES:
+    if cause in spec.SLOW_FAILURE_CAUSES:
         until = _backoff_until(cause)
         store.set_backoff(addresses.vehicle_prefix(entry.vin), cause, until)
         return until

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import api_spec, fleet_schema
-from .errors import ConfigError, Location, Problem, ReconcilerError
-from .model import (
+from ..api import spec
+from ..core.model import (
     AirProgram,
     Attribute,
     BatchNotify,
@@ -27,7 +26,9 @@ from .model import (
     Value,
     VehicleConfig,
 )
-from .timeofday import TimeFormatError, parse_days, parse_time
+from ..core.timeofday import TimeFormatError, parse_days, parse_time
+from ..errors import ConfigError, Location, Problem, ReconcilerError
+from . import schema
 from .yaml_source import Path as DataPath
 from .yaml_source import Source, load
 
@@ -37,17 +38,17 @@ _UNMANAGED = VehicleConfig()
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _API_VARIABLE = re.compile(r"\$([A-Za-z]+)\Z")
 _ATTRIBUTE_SECTIONS = (
-    ("headers", api_spec.ATTRIBUTE_HEADER),
-    ("query", api_spec.ATTRIBUTE_QUERY),
-    ("body", api_spec.ATTRIBUTE_BODY),
+    ("headers", spec.ATTRIBUTE_HEADER),
+    ("query", spec.ATTRIBUTE_QUERY),
+    ("body", spec.ATTRIBUTE_BODY),
 )
 
 # Which remote type each managed section needs a callback for.
 SECTION_REMOTE_TYPES = {
-    "preconditioning": api_spec.THERMAL_PRECONDITIONING,
-    "charging": api_spec.CHARGING,
-    "immobilized": api_spec.IMMOBILIZATION,
-    "stolen": api_spec.STOLEN,
+    "preconditioning": spec.THERMAL_PRECONDITIONING,
+    "charging": spec.CHARGING,
+    "immobilized": spec.IMMOBILIZATION,
+    "stolen": spec.STOLEN,
 }
 
 
@@ -75,7 +76,7 @@ def parse(text: str, name: str, env: Mapping[str, str]) -> Desired:
         where = source.locate(())
         raise ConfigError([Problem(where, "the file must be a mapping of keys such as apiVersion, fleet, vehicles")])
     _read_names_as_written(source)
-    report = fleet_schema.validate(source)
+    report = schema.validate(source)
     builder = _Builder(source, env, report)
     desired = builder.build()
     problems = source.problems + report.problems + builder.problems
@@ -116,7 +117,7 @@ def _read_names_as_written(source: Source) -> None:
 class _Builder:
     """Builds the model from schema-valid parts, adding the semantic problems."""
 
-    def __init__(self, source: Source, env: Mapping[str, str], report: fleet_schema.SchemaReport) -> None:
+    def __init__(self, source: Source, env: Mapping[str, str], report: schema.SchemaReport) -> None:
         self.source = source
         self.data: dict[str, Any] = source.data
         self.env = env
@@ -127,7 +128,7 @@ class _Builder:
         self._vehicle_cache: dict[tuple[str, int], VehicleConfig] = {}
 
     def problem(self, path: DataPath, message: str, hint: str = "", *, key: bool = False) -> None:
-        where = fleet_schema.describe_path(path)
+        where = schema.describe_path(path)
         self.problems.append(Problem(self.source.locate(path, key=key), f"{where}: {message}", hint))
 
     def build(self) -> Desired:
@@ -136,7 +137,7 @@ class _Builder:
             self.problem(("fleet",), "no fleet id", 'add fleet: "<your fleet id>" or set RECONCILER_FLEET')
         api = self.data.get("api")
         url = api.get("url") if isinstance(api, dict) else None
-        api_url = self.env.get("RECONCILER_API_URL") or url or api_spec.DEFAULT_BASE_URL
+        api_url = self.env.get("RECONCILER_API_URL") or url or spec.DEFAULT_BASE_URL
         callbacks = self._callbacks()
         profiles = self._profiles()
         vehicles = self._vehicles(profiles, callbacks)
@@ -174,9 +175,9 @@ class _Builder:
         batch = body.get("batchNotify")
         batch_notify = None
         if isinstance(batch, dict) and not self.report.is_bad(*path, "batchNotify"):
-            window = batch.get("timeWindow", api_spec.DEFAULT_BATCH_TIME_WINDOW)
+            window = batch.get("timeWindow", spec.DEFAULT_BATCH_TIME_WINDOW)
             batch_notify = BatchNotify(batch["size"], window)
-            per_vin = [a for a in attributes if a.kind == api_spec.ATTRIBUTE_QUERY and a.value == "$vin"]
+            per_vin = [a for a in attributes if a.kind == spec.ATTRIBUTE_QUERY and a.value == "$vin"]
             if per_vin:
                 self.problem(
                     (*path, "webhook", "query", per_vin[0].key),
@@ -185,7 +186,7 @@ class _Builder:
                 )
         if self.report.is_bad(*path) or target is None or not isinstance(webhook, dict):
             return None
-        order = {t: i for i, t in enumerate(api_spec.REMOTE_TYPES)}
+        order = {t: i for i, t in enumerate(spec.REMOTE_TYPES)}
         return Callback(
             label=label,
             target=target,
@@ -194,7 +195,7 @@ class _Builder:
             attributes=attributes,
             retry_policy=retry,
             batch_notify=batch_notify,
-            status=body.get("status", api_spec.CALLBACK_RUNNING),
+            status=body.get("status", spec.CALLBACK_RUNNING),
         )
 
     def _attributes(self, webhook: dict[str, Any], path: DataPath) -> tuple[Attribute, ...]:
@@ -206,7 +207,7 @@ class _Builder:
                 where = (*path, section, key)
                 if not isinstance(value, str):
                     continue
-                folded = key.lower() if kind == api_spec.ATTRIBUTE_HEADER else key
+                folded = key.lower() if kind == spec.ATTRIBUTE_HEADER else key
                 if folded in seen:
                     self.problem(
                         where,
@@ -221,9 +222,9 @@ class _Builder:
     def _value(self, text: str, path: DataPath) -> Value:
         """A literal, an API variable ($vin …) checked by name, or a secret from ${VAR}."""
         variable = _API_VARIABLE.match(text)
-        if variable and variable.group(1) not in api_spec.ATTRIBUTE_VARIABLES:
-            known = ", ".join("$" + v for v in api_spec.ATTRIBUTE_VARIABLES)
-            guess = fleet_schema.suggest(variable.group(1), list(api_spec.ATTRIBUTE_VARIABLES))
+        if variable and variable.group(1) not in spec.ATTRIBUTE_VARIABLES:
+            known = ", ".join("$" + v for v in spec.ATTRIBUTE_VARIABLES)
+            guess = schema.suggest(variable.group(1), list(spec.ATTRIBUTE_VARIABLES))
             hint = f"did you mean '${guess}'?" if guess else f"the API fills in {known}"
             self.problem(path, f"unknown API variable {text!r}", hint)
             return text
@@ -263,8 +264,8 @@ class _Builder:
             return RetryPolicy(policy)
         return RetryPolicy(
             policy,
-            number or api_spec.DEFAULT_RETRY_NUMBER if policy == "Bounded" else None,
-            delay or api_spec.DEFAULT_RETRY_DELAY,
+            number or spec.DEFAULT_RETRY_NUMBER if policy == "Bounded" else None,
+            delay or spec.DEFAULT_RETRY_DELAY,
         )
 
     # profiles and vehicles
@@ -379,7 +380,7 @@ class _Builder:
         return config
 
     def _unknown_reference(self, path: DataPath, kind: str, name: str, known: list[str]) -> None:
-        hint = fleet_schema.did_you_mean(name, known) or (
+        hint = schema.did_you_mean(name, known) or (
             f"declared {kind}s: {', '.join(known)}" if known else f"declare it under {kind}s:"
         )
         self.problem((*path, kind), f"{kind} {name!r} is not declared", hint)
@@ -389,13 +390,13 @@ class _Builder:
     ) -> dict[str, str]:
         needed = []
         if config.preconditioning is not None:
-            needed.append(api_spec.THERMAL_PRECONDITIONING)
+            needed.append(spec.THERMAL_PRECONDITIONING)
         if config.charging_schedule is not None or config.charging_preferences is not None:
-            needed.append(api_spec.CHARGING)
+            needed.append(spec.CHARGING)
         if config.immobilized is not None:
-            needed.append(api_spec.IMMOBILIZATION)
+            needed.append(spec.IMMOBILIZATION)
         if config.stolen is not None:
-            needed.append(api_spec.STOLEN)
+            needed.append(spec.STOLEN)
         chosen = body.get("callback")
         if chosen is not None and chosen not in callbacks:
             self._unknown_reference(("vehicles", vin), "callback", chosen, list(callbacks))
@@ -441,12 +442,12 @@ def _resolve_routes(chosen: str | None, needed: list[str], callbacks: Mapping[st
 
 
 def _check_vin(builder: _Builder, vin: str, path: DataPath) -> None:
-    if len(vin) == api_spec.VIN_LENGTH and set(vin) <= api_spec.VIN_ALPHABET:
+    if len(vin) == spec.VIN_LENGTH and set(vin) <= spec.VIN_ALPHABET:
         return
-    if len(vin) != api_spec.VIN_LENGTH:
+    if len(vin) != spec.VIN_LENGTH:
         message = f"not a VIN: it has {len(vin)} characters, a VIN has 17"
     else:
-        bad = sorted(set(vin) - api_spec.VIN_ALPHABET)
+        bad = sorted(set(vin) - spec.VIN_ALPHABET)
         message = f"not a VIN: {', '.join(map(repr, bad))} cannot appear in a VIN"
     builder.problem(path, message, "VINs are 17 capital letters and digits, never I, O or Q", key=True)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import AirProgram, ChargeProgram, ChargingPreferences, VehicleConfig
-from .timeofday import TimeFormatError, api_days, parse_api_time
+from ..core.model import AirProgram, ChargeProgram, ChargingPreferences, VehicleConfig
+from ..core.timeofday import TimeFormatError, api_days, parse_api_time
 
 UNKNOWN_DAYS: tuple[str, ...] = ()  # the document did not say which days: compared as matching
 

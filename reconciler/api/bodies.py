@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import api_spec
-from .model import AirProgram, Callback, ChargeProgram, ChargingPreferences
-from .timeofday import to_duration
+from ..core.model import AirProgram, Callback, ChargeProgram, ChargingPreferences
+from ..core.timeofday import to_duration
+from . import spec
 
 
 def callback_subscribe(cb: Callback) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def callback_status(status: str) -> dict[str, Any]:
 def air_set(program: AirProgram) -> dict[str, Any]:
     """A preconditioning ``Set`` entry: slot, enabled, occurence and start are mandatory."""
     return {
-        "actionsType": api_spec.ACTION_SET,
+        "actionsType": spec.ACTION_SET,
         "slot": program.slot,
         "enabled": program.enabled,
         "recurrence": program.recurrence,
@@ -62,7 +62,7 @@ def air_set(program: AirProgram) -> dict[str, Any]:
 
 def air_delete(slot: int) -> dict[str, Any]:
     """A preconditioning ``Delete`` entry: only the slot."""
-    return {"actionsType": api_spec.ACTION_DELETE, "slot": slot}
+    return {"actionsType": spec.ACTION_DELETE, "slot": slot}
 
 
 def preconditioning(label: str, entries: list[dict[str, Any]]) -> dict[str, Any]:

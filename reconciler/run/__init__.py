@@ -1,0 +1,1 @@
+"""Carrying out plans: the executor, reaching the API (or the sandbox), saved plans, one-off actions."""

@@ -1,0 +1,1 @@
+"""Long-running services beside the commands: the webhook receiver."""
