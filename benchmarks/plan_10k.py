@@ -89,10 +89,10 @@ def record_everything(fleet: Path, state_url: str) -> None:
     from reconciler.core.sensitive import seal_callback
     from reconciler.fleetfile import loader
     from reconciler.state.base import fresh_recorded
-    from reconciler.state.sqlite import SQLiteStore
+    from reconciler.state.sqlite import open_sqlite
 
     desired = loader.read(fleet, os.environ)
-    store = SQLiteStore(state_url)
+    store = open_sqlite(state_url)
     recorded = fresh_recorded()
     store.initialize(recorded)
     for label, cb in desired.callbacks.items():

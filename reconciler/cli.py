@@ -222,11 +222,20 @@ def state_history(address: str | None, fleet_file: str) -> int:
 @state.command("unlock")
 @click.argument("lock_id")
 @_FILE
-def state_unlock(lock_id: str, fleet_file: str) -> int:
-    """Release the state lock LOCK_ID left by a process that is gone."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Release it even though its holder may still run (on this host: a live pid; PostgreSQL: an open session).",
+)
+def state_unlock(lock_id: str, fleet_file: str, force: bool) -> int:
+    """Release the state lock LOCK_ID left by a process that is gone.
+
+    Refused while the holder still runs (same host and a live pid, or an open
+    PostgreSQL session) or cannot be checked (another host), unless --force.
+    """
     from .commands import state as state_command
 
-    return state_command.unlock(fleet_file, lock_id, env=os.environ, out=sys.stdout)
+    return state_command.unlock(fleet_file, lock_id, force=force, env=os.environ, out=sys.stdout)
 
 
 @state.command("migrate")

@@ -11,7 +11,7 @@ from e2e import FLEET, SECRET, VINS, apply, mutations, remote_posts
 
 from reconciler.cli import main
 from reconciler.simulator.server import Simulator
-from reconciler.state.sqlite import SQLiteStore
+from reconciler.state.sqlite import open_sqlite
 
 
 def test_first_apply_converges_and_second_sends_nothing(
@@ -156,7 +156,7 @@ def test_saved_plan_is_applied_exactly(sim: Simulator, fleet: Path, tmp_path: Pa
 def test_second_apply_while_locked_exits_3_naming_the_holder(
     sim: Simulator, fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = SQLiteStore(os.environ["RECONCILER_STATE"])
+    store = open_sqlite(os.environ["RECONCILER_STATE"])
     lock_id = store.acquire_lock("ci job 42")
     try:
         assert apply(fleet) == 3
@@ -164,7 +164,9 @@ def test_second_apply_while_locked_exits_3_naming_the_holder(
         assert "locked by ci job 42" in err and lock_id in err
         assert apply(fleet, "--lock-timeout", "0.5") == 3
         assert main(["state", "unlock", "wrong-id", "-f", str(fleet)]) == 1
-        assert main(["state", "unlock", lock_id, "-f", str(fleet)]) == 0
+        assert main(["state", "unlock", lock_id, "-f", str(fleet)]) == 1  # its holder (this process) still runs
+        assert "still running" in capsys.readouterr().err
+        assert main(["state", "unlock", lock_id, "--force", "-f", str(fleet)]) == 0
         assert apply(fleet) == 0
     finally:
         store.close()

@@ -13,7 +13,7 @@ from reconciler.cli import main
 from reconciler.core.sensitive import seal_callback
 from reconciler.fleetfile import loader
 from reconciler.state.base import fresh_recorded
-from reconciler.state.sqlite import SQLiteStore
+from reconciler.state.sqlite import open_sqlite
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -76,7 +76,7 @@ def test_detailed_exitcode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def record_everything(fleet: Path) -> None:
     desired = loader.read(fleet, os.environ)
-    store = SQLiteStore(f"sqlite:///{fleet.parent / '.reconciler' / 'state.db'}")
+    store = open_sqlite(f"sqlite:///{fleet.parent / '.reconciler' / 'state.db'}")
     recorded = fresh_recorded()
     store.initialize(recorded)
     for label, cb in desired.callbacks.items():

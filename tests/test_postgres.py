@@ -38,7 +38,9 @@ def test_lock_held_elsewhere_exits_3(
     try:
         assert apply(on_postgres) == 3
         assert "locked by pipeline 7" in capsys.readouterr().err
-        assert main(["state", "unlock", lock_id, "-f", str(on_postgres)]) == 0
+        assert main(["state", "unlock", lock_id, "-f", str(on_postgres)]) == 1  # its session is open
+        assert "still open" in capsys.readouterr().err
+        assert main(["state", "unlock", lock_id, "--force", "-f", str(on_postgres)]) == 0
         assert apply(on_postgres) == 0
     finally:
         holder.close()

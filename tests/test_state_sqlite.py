@@ -1,13 +1,20 @@
-"""The SQLite state store: round trips, read-only opening, schema versions."""
+"""The SQLite state store and state URLs: read-only opening, file modes, passwords kept out of messages."""
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import MINIMAL
 
+from reconciler.cli import main
 from reconciler.errors import StateError
-from reconciler.state.base import open_store, state_url
+from reconciler.state.base import fresh_recorded, open_store, redact, secret_of, sqlite_path, state_url
 
 
 def test_readonly_store_that_does_not_exist_is_fresh_and_not_created(tmp_path: Path) -> None:
@@ -27,3 +34,112 @@ def test_default_state_lives_beside_the_fleet_file(tmp_path: Path) -> None:
 def test_unknown_state_url_is_refused() -> None:
     with pytest.raises(StateError, match="unsupported state URL"):
         open_store("redis://x")
+
+
+def test_state_file_is_private_to_its_owner(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / '.reconciler' / 'state.db'}", fleet="F1")
+    store.initialize(fresh_recorded())
+    store.close()
+    assert stat.S_IMODE((tmp_path / ".reconciler").stat().st_mode) == 0o700
+    for path in (tmp_path / ".reconciler").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_a_world_readable_state_is_tightened_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    open_store(f"sqlite:///{path}").close()
+    path.chmod(0o644)
+    open_store(f"sqlite:///{path}").close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_state_in_a_read_only_directory_can_still_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "rw"
+    store = open_store(f"sqlite:///{folder / 'state.db'}", fleet="F1")
+    store.initialize(fresh_recorded())
+    store.record_vids({"VF3ABCDE0FG123456": "vid-1"})
+    store.close()
+    with read_only(folder) as view:
+        again = open_store(f"sqlite:///{view / 'state.db'}", readonly=True, fleet="F1")
+        assert again.read().vehicles["VF3ABCDE0FG123456"].vid == "vid-1"
+        again.close()
+        monkeypatch.setenv("RECONCILER_STATE", f"sqlite:///{view / 'state.db'}")
+        assert main(["state", "list"]) == 0
+        assert "serial 0" in capsys.readouterr().out
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """``folder`` seen through a read-only directory: a chmod, or for root (who ignores modes) a bind mount."""
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o700)
+        return
+    view = folder.parent / "ro"
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(view)], capture_output=True).returncode == 0
+    if not mounted or subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], capture_output=True).returncode:
+        if mounted:
+            subprocess.run(["umount", str(view)], check=False)
+        pytest.skip("root, and no bind mount to make a read-only directory with")
+    try:
+        yield view
+    finally:
+        subprocess.run(["umount", str(view)], check=True)
+
+
+def test_four_slashes_name_an_absolute_path_three_a_relative_one(tmp_path: Path) -> None:
+    assert sqlite_path(f"sqlite:///{tmp_path}/s.db") == tmp_path / "s.db"  # tmp_path starts with /
+    assert sqlite_path("sqlite:///tmp/x/state.db") == Path("tmp/x/state.db")
+    assert sqlite_path("sqlite:////tmp/x/state.db") == Path("/tmp/x/state.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "password"),
+    [
+        ("postgresql://u:pa/ss@db.example.com:5432/fleet", "postgresql://u:***@db.example.com:5432/fleet", "pa/ss"),
+        ("postgresql://u:p@ss?x@h/db?sslmode=require", "postgresql://u:***@h/db?sslmode=require", "p@ss?x"),
+        ("postgresql://h/db?user=u&password=s3cret&x=1", "postgresql://h/db?user=u&password=***&x=1", "s3cret"),
+        ("host=h password='se cret' dbname=d", "host=h password=*** dbname=d", "se cret"),
+        ("postgresql://u@/db?host=/tmp/pg", "postgresql://u@/db?host=/tmp/pg", ""),
+    ],
+)
+def test_passwords_are_redacted_in_every_form(url: str, shown: str, password: str) -> None:
+    assert redact(url) == shown
+    assert secret_of(url) == password
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:pa/ss@host:notaport/db",
+        "postgresql://u:pa/ss@[bad/db",
+        "postgresql://u:pa/ss@127.0.0.1:1/db?sslmode=nonsense",
+        "postgresql://u:pa/ss@127.0.0.1:1/db",
+    ],
+)
+def test_a_bad_postgresql_url_is_an_error_without_the_password(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "fleet.yaml").write_text(MINIMAL)
+    monkeypatch.setenv("RECONCILER_STATE", url)
+    for argv in (["state", "list"], ["plan", "--no-refresh"], ["state", "migrate", "--to", url]):
+        monkeypatch.setenv("RECONCILER_STATE", url if argv[1] != "migrate" else f"sqlite:///{tmp_path / 's.db'}")
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "pa/ss" not in err and "Traceback" not in err and "Error:" in err
+
+
+def test_state_migrate_quotes_the_line_to_paste_and_hides_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "fleet.yaml").write_text(MINIMAL)
+    target = tmp_path / "other dir" / "state.db"
+    assert main(["state", "migrate", "--to", f"sqlite:///{target}"]) == 0
+    out = capsys.readouterr().out
+    assert f"export RECONCILER_STATE='sqlite:///{target}'" in out

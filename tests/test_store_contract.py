@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,23 +99,7 @@ def test_lock_of_a_killed_holder_is_free_again(state_url: str, tmp_path: Path) -
     store = open_store(state_url, fleet="F1")
     store.initialize(fresh_recorded())
     store.close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time\n"
-            "from reconciler.state.base import open_store\n"
-            "s = open_store(sys.argv[1], fleet='F1')\n"
-            "s.acquire_lock('doomed')\n"
-            "print('locked', flush=True)\n"
-            "time.sleep(60)\n",
-            state_url,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder = _doomed_holder(state_url)
     store = open_store(state_url, fleet="F1")
     with pytest.raises(LockHeldError, match="doomed"):
         store.acquire_lock("next")
@@ -124,16 +109,68 @@ def test_lock_of_a_killed_holder_is_free_again(state_url: str, tmp_path: Path) -
     store.close()
 
 
-def test_unlock_by_id(state_url: str) -> None:
+def _doomed_holder(state_url: str) -> subprocess.Popen[str]:
+    """Another process holding the lock, for the test to kill."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from reconciler.state.base import open_store\n"
+            "s = open_store(sys.argv[1], fleet='F1')\n"
+            "print(s.acquire_lock('doomed'), flush=True)\n"
+            "time.sleep(60)\n",
+            state_url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert holder.stdout is not None
+    holder.lock_id = holder.stdout.readline().strip()  # type: ignore[attr-defined]
+    return holder
+
+
+def test_unlock_refuses_a_live_holder_unless_forced(state_url: str) -> None:
     holder, other = open_store(state_url, fleet="F1"), open_store(state_url, fleet="F1")
     holder.initialize(fresh_recorded())
-    lock_id = holder.acquire_lock("stuck job")
+    lock_id = holder.acquire_lock("busy job")
     with pytest.raises(StateError, match="no lock wrong"):
         other.unlock("wrong")
-    assert other.unlock(lock_id).owner == "stuck job"
+    with pytest.raises(StateError, match="busy job"):
+        other.unlock(lock_id)  # its holder (this process) still runs
+    assert other.unlock(lock_id, force=True).owner == "busy job"
     other.release_lock(other.acquire_lock("after", timeout=5))
     holder.close()
     other.close()
+
+
+def test_unlock_releases_the_lock_of_a_holder_that_is_gone(state_url: str) -> None:
+    store = open_store(state_url, fleet="F1")
+    store.initialize(fresh_recorded())
+    holder = _doomed_holder(state_url)
+    holder.kill()
+    holder.wait()
+    deadline = time.monotonic() + 10  # PostgreSQL notices the dead session's connection soon after
+    while True:
+        try:
+            assert store.unlock(holder.lock_id).owner == "doomed"  # type: ignore[attr-defined]
+            break
+        except StateError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert store.lock_holder() is None
+    store.close()
+
+
+def test_a_state_recorded_for_another_fleet_is_refused(state_url: str) -> None:
+    store = open_store(state_url, fleet="F1")
+    store.initialize(fresh_recorded())
+    store.close()
+    with pytest.raises(StateError, match="recorded for fleet F1, not F2"):
+        open_store(state_url, fleet="F2")
+    assert open_store(state_url, readonly=True, fleet="F1").recorded_fleet() == "F1"
 
 
 def test_newer_schema_is_refused(state_url: str) -> None:

@@ -20,7 +20,8 @@ from reconciler.fleetfile import loader
 from reconciler.service.webhook_receiver import create_app
 from reconciler.simulator.server import Simulator
 from reconciler.state.base import open_store
-from reconciler.state.sqlite import SQLiteStore
+from reconciler.state.sql import SQLStore
+from reconciler.state.sqlite import open_sqlite
 
 TOKEN = "wh-secret-5e1f"
 
@@ -60,14 +61,14 @@ def receiver(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]
     r.stop()
 
 
-def pending(store: SQLiteStore) -> list[str]:
+def pending(store: SQLStore) -> list[str]:
     return [e.address for e in store.journal(pending_only=True)]
 
 
 def test_deliveries_resolve_pending_actions_without_polling(sim: Simulator, fleet: Path, receiver: Receiver) -> None:
     receiver.start(fleet)
     assert apply(fleet, "--no-wait") == 0
-    store = SQLiteStore(os.environ["RECONCILER_STATE"], readonly=True)
+    store = open_sqlite(os.environ["RECONCILER_STATE"], readonly=True)
     try:
         deadline = time.monotonic() + 15
         while pending(store) and time.monotonic() < deadline:

@@ -33,7 +33,7 @@ def run(
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with gcpause.paused():
         desired = loader.read(path, env)
-        recorded = read_recorded(path, env)
+        recorded = read_recorded(path, env, desired.fleet)
     observed = None
     if refresh:
         from ..run import connection  # the HTTP stack loads only when it is used
@@ -58,9 +58,9 @@ def check_targets(targets: Sequence[str]) -> None:
             )
 
 
-def read_recorded(path: str, env: Mapping[str, str]) -> Recorded:
+def read_recorded(path: str, env: Mapping[str, str], fleet: str) -> Recorded:
     """The recorded state, opened read-only: planning never writes anything."""
-    store = open_store(state_url(path, env), readonly=True)
+    store = open_store(state_url(path, env), readonly=True, fleet=fleet)
     try:
         return store.read()
     finally:

@@ -41,7 +41,7 @@ def run(
     label = _callback_for(desired, vin, one.remote_type, callback)
     _check_declared_flag(desired, vin, one, force, stderr)
     url = state_url(fleet_path, env)
-    store = open_store(url)
+    store = open_store(url, fleet=desired.fleet)
     try:
         recorded = store.read()
         store.initialize(recorded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping
 from typing import TextIO
 
@@ -106,10 +107,10 @@ def history(fleet_path: str, address: str | None, *, env: Mapping[str, str], out
     return 0
 
 
-def unlock(fleet_path: str, lock_id: str, *, env: Mapping[str, str], out: TextIO) -> int:
+def unlock(fleet_path: str, lock_id: str, *, force: bool, env: Mapping[str, str], out: TextIO) -> int:
     store = _open(fleet_path, env, readonly=False)
     try:
-        holder = store.unlock(lock_id)
+        holder = store.unlock(lock_id, force=force)
     finally:
         store.close()
     out.write(f"Released lock {lock_id} held by {holder.owner} (pid {holder.pid} on {holder.host}).\n")
@@ -139,5 +140,7 @@ def migrate(fleet_path: str, target: str, *, force: bool, env: Mapping[str, str]
     out.write(
         f"Copied the state from {redact(source_url)} to {redact(target)}: {counts or 'nothing (it was empty)'}.\n"
     )
-    out.write(f"Use it with: export RECONCILER_STATE={redact(target)}\n")
+    shown = redact(target)
+    hint = " (put the password back in place of ***)" if shown != target else ""
+    out.write(f"Use it with: export RECONCILER_STATE={shlex.quote(shown)}{hint}\n")
     return 0

@@ -17,7 +17,7 @@ def run(path: str, *, host: str, port: int, max_body: int, env: Mapping[str, str
     import uvicorn
 
     desired = loader.read(path, env)
-    store = open_store(state_url(path, env))
+    store = open_store(state_url(path, env), fleet=desired.fleet)
     try:
         app = create_app(desired, store, max_body=max_body or MAX_BODY)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -56,6 +56,11 @@ class StateStore(Protocol):
 
     url: str
 
+    @property
+    def where(self) -> str:
+        """The file, or the URL without its password: for messages."""
+        ...
+
     def read(self) -> Recorded:
         """Everything recorded; a store never written gives a fresh lineage and serial 0."""
         ...
@@ -122,7 +127,13 @@ class StateStore(Protocol):
 
     def lock_holder(self) -> LockInfo | None: ...
 
-    def unlock(self, lock_id: str) -> LockInfo: ...
+    def unlock(self, lock_id: str, *, force: bool = False) -> LockInfo:
+        """Release a lock whose holder is gone (``StateError`` while it runs, unless ``force``)."""
+        ...
+
+    def recorded_fleet(self) -> str | None:
+        """The fleet id the state was recorded for, if it says."""
+        ...
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row but the lock's, to copy the state to another backend."""
@@ -145,22 +156,57 @@ def state_url(fleet_file: str | Path, env: Mapping[str, str]) -> str:
 def open_store(url: str, *, readonly: bool = False, fleet: str = "") -> StateStore:
     """The backend for ``url``; ``readonly`` opens without creating or migrating anything.
 
-    ``fleet`` keys PostgreSQL's advisory lock (SQLite locks its one file).
+    ``fleet`` is the fleet file's id: a state recorded for another fleet is
+    refused; it also keys PostgreSQL's advisory lock.
     """
     if url.startswith("sqlite:///"):
-        from .sqlite import SQLiteStore
+        from .sqlite import open_sqlite
 
-        return SQLiteStore(url, readonly=readonly)
+        return open_sqlite(url, readonly=readonly, fleet=fleet)
     if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore
+        from .postgres import open_postgres
 
-        return PostgresStore(url, readonly=readonly, fleet=fleet)
-    raise StateError(f"unsupported state URL {url!r}; use sqlite:///PATH or postgresql://…")
+        return open_postgres(url, readonly=readonly, fleet=fleet)
+    raise StateError(f"unsupported state URL {redact(url)!r}; use sqlite:///PATH or postgresql://…")
+
+
+_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
+
+
+def _userinfo_end(rest: str) -> int:
+    """Where the userinfo of ``rest`` (a URL after ``://``) ends: its last ``@`` followed by a host, or -1.
+
+    Not the first ``/`` or ``?``: a password written unencoded may hold those
+    (and ``@``), and must not leak half of itself.
+    """
+    for match in reversed(list(re.finditer("@", rest))):
+        if _HOST.match(rest, match.end()):
+            return match.start()
+    return -1
+
+
+_HOST = re.compile(r"[\w.\-\[\]:%,]*(?:[/?]|\Z)")
+
+
+def secret_of(url: str) -> str:
+    """The password in a state URL (user:password@ or password=…), or ""."""
+    _, sep, rest = url.partition("://")
+    end = _userinfo_end(rest) if sep else -1
+    if end >= 0 and ":" in rest[:end]:
+        return rest[:end].split(":", 1)[1]
+    match = _CONNINFO_PASSWORD.search(url)
+    return match.group(2).strip("'") if match else ""
 
 
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for output."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """``url`` with its password shown as ``***``, in every form a URL or conninfo carries one."""
+    scheme, sep, rest = url.partition("://")
+    end = _userinfo_end(rest) if sep else -1
+    if end >= 0:
+        userinfo = rest[:end]
+        user = userinfo.split(":", 1)[0]
+        url = f"{scheme}://{user}{':***' if ':' in userinfo else ''}{rest[end:]}"
+    return _CONNINFO_PASSWORD.sub(lambda m: m.group(1) + "***", url)
 
 
 def fresh_recorded() -> Recorded:
@@ -169,4 +215,5 @@ def fresh_recorded() -> Recorded:
 
 
 def sqlite_path(url: str) -> Path:
+    """The file of ``sqlite:///relative/path`` (to the working directory) or ``sqlite:////absolute/path``."""
     return Path(os.path.expanduser(url[len("sqlite:///") :]))
