@@ -56,7 +56,7 @@ def validate(fleet_file: str) -> int:
     """
     from .commands import validate as validate_command
 
-    return validate_command.run(fleet_file, env=os.environ, out=sys.stdout)
+    return validate_command.run(fleet_file, env=os.environ, out=sys.stdout, err=sys.stderr)
 
 
 @cli.command()
@@ -112,7 +112,14 @@ def plan(
 
 @cli.command()
 @click.argument("plan_file", required=False, metavar="[PLAN]")
-@_FILE
+@click.option(
+    "-f",
+    "--file",
+    "fleet_file",
+    default=None,
+    metavar="FILE",
+    help="The fleet file to read  [default: fleet.yaml; with PLAN, the plan's own, which -f may not contradict]",
+)
 @click.option("--auto-approve", is_flag=True, help="Do not ask for approval (needed without a terminal).")
 @click.option(
     "--wait/--no-wait",
@@ -150,7 +157,7 @@ def plan(
 )
 def apply(
     plan_file: str | None,
-    fleet_file: str,
+    fleet_file: str | None,
     auto_approve: bool,
     wait: bool,
     timeout: float,
@@ -476,13 +483,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.UsageError as exc:
         exc.show()
         return 1
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            return _interrupted(exc.__context__)
         click.echo("Aborted.", err=True)
         return 1
     except ReconcilerError as exc:
         click.echo(f"Error: {exc}", err=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     return result if isinstance(result, int) else 0
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Ctrl-C (or SIGTERM during apply) ended the command: 128 + the signal, as a shell reports it."""
+    signum = getattr(exc, "signum", None)
+    click.echo("Interrupted before anything was sent." if signum else "Interrupted.", err=True)
+    return 128 + (signum or 2)

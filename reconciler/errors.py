@@ -14,6 +14,7 @@ the exit code the contract gives it. The tree::
     │   └── RateLimitedError        429 past what the run can wait for
     ├── UnreachableError            no answer: DNS, TLS, connection, timeout (on a retriable call)
     ├── UnknownOutcome              a POST may or may not have been carried out
+    ├── Cancelled                   interrupted (Ctrl-C, SIGTERM) before a call was sent
     └── RetryableError              exit 3: try again later
         ├── StalePlanError          the saved plan's lineage or serial changed
         └── LockHeldError           another process holds the state lock
@@ -114,6 +115,10 @@ class RateLimitedError(ApiError):
 
 class UnreachableError(ReconcilerError):
     """The API did not answer (network, TLS or timeout), after retries where they are safe."""
+
+
+class Cancelled(ReconcilerError):
+    """The run was interrupted before this call left: it was not sent."""
 
 
 class UnknownOutcome(ReconcilerError):

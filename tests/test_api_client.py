@@ -77,6 +77,45 @@ def test_paging_follows_next_links_and_trusts_no_totals() -> None:
 
 
 @pytest.mark.parametrize(
+    "next_href",
+    [
+        "https://api.test/connectedcar/v3/fleets/F/vehicles?pageToken=2",  # absolute
+        "/connectedcar/v3/fleets/F/vehicles?pageToken=2",  # host-relative, as HAL allows
+        "vehicles?pageToken=2",  # path-relative
+        "?pageToken=2",  # query only
+        "//api.test/connectedcar/v3/fleets/F/vehicles?pageToken=2",  # scheme-relative
+    ],
+)
+def test_next_links_are_resolved_against_the_page_they_came_from(next_href: str) -> None:
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        if request.url.params.get("pageToken") == "2":
+            return httpx.Response(200, json={"_embedded": {"vehicles": [{"vin": "B"}]}, "_links": {}})
+        page = {"_embedded": {"vehicles": [{"vin": "A"}]}, "_links": {"next": {"href": next_href}}}
+        return httpx.Response(200, json=page)
+
+    assert [v["vin"] for v in api(handler).pages("/fleets/F/vehicles", "vehicles")] == ["A", "B"]
+    assert paths == ["/connectedcar/v3/fleets/F/vehicles"] * 2
+
+
+@pytest.mark.parametrize("next_href", ["https://evil.test/steal?pageToken=2", "http://api.test/connectedcar/v3/x"])
+def test_a_next_link_to_another_server_is_not_followed(next_href: str) -> None:
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(
+            200, json={"_embedded": {"vehicles": [{"vin": "A"}]}, "_links": {"next": {"href": next_href}}}
+        )
+
+    with pytest.raises(ApiError, match="another server"):
+        list(api(handler).pages("/fleets/F/vehicles", "vehicles"))
+    assert hosts == ["api.test"]
+
+
+@pytest.mark.parametrize(
     ("status", "kind"), [(400, ApiError), (401, AuthError), (403, AuthError), (404, NotFoundError)]
 )
 def test_errors_carry_the_api_code_and_uuid(status: int, kind: type[ApiError]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from e2e import FLEET, SECRET, VINS, apply, mutations, remote_posts
 
 from reconciler.cli import main
-from reconciler.simulator.server import Simulator
+from reconciler.simulator.server import Settings, Simulator
 from reconciler.state.sqlite import open_sqlite
 
 
@@ -128,6 +128,42 @@ def test_stale_saved_plan_is_refused_with_exit_3(sim: Simulator, fleet: Path, tm
     assert mutations(sim, mark) == []
 
 
+def test_a_stale_plan_says_what_changed_and_blames_nothing_else(
+    sim: Simulator, fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert apply(fleet, "--target", "callback.ops") == 0
+    plan_file = tmp_path / "plan.json"
+    monkeypatch.setenv("HOOK_TOKEN", "a-rotated-token")  # reviewed: the secret changes
+    assert main(["plan", "-f", str(fleet), "--no-refresh", "--out", str(plan_file)]) == 0
+    monkeypatch.setenv("HOOK_TOKEN", SECRET)  # applied: it does not
+    assert main(["apply", str(plan_file)]) == 3
+    assert "a secret of callback.ops has another value in the environment" in capsys.readouterr().err
+    monkeypatch.setenv("HOOK_TOKEN", "a-rotated-token")
+    saved = json.loads(plan_file.read_text())
+    saved["changes"][1]["summary"] = "something else"
+    plan_file.write_text(json.dumps(saved))
+    assert main(["apply", str(plan_file)]) == 3
+    assert "was the plan file edited?" in capsys.readouterr().err
+    assert remote_posts(sim) == []
+
+
+def test_a_spent_daily_quota_leaves_accepted_actions_pending_not_failed(
+    tmp_path: Path, fleet: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(
+        tmp_path / "quota", fleet_id="0a123bc5d1e873066454b4d9", vins=VINS, latency=0.5, per_second=1000, per_day=7
+    )
+    with Simulator(settings) as limited:
+        for name, value in limited.connection.environment().items():
+            monkeypatch.setenv(name, value)
+        assert apply(fleet) == 4
+        report = capsys.readouterr().out
+        lines = [line for line in report.splitlines() if line.startswith("  ")]
+        assert any("pending" in line and "accepted" in line for line in lines), report
+        assert any("not sent: the API's quota is spent" in line for line in lines), report
+        assert not any(" failed: " in line for line in lines), report
+
+
 def test_saved_plan_is_applied_exactly(sim: Simulator, fleet: Path, tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.json"
     assert (
@@ -228,3 +264,14 @@ def test_secrets_appear_in_no_output_and_no_file(
     # what the API received does carry the secret: it is the webhook's own header
     created = next(s for s in sim.served if s.path.endswith("/remote/callbacks") and s.method == "POST")
     assert created.body["callback"]["webhook"]["attributes"][0]["value"] == SECRET
+
+
+def test_an_action_a_killed_run_left_pending_is_reported_once() -> None:
+    from reconciler.commands.apply import _one_per_address
+    from reconciler.run.executor import CONFIRMED, PENDING, Outcome
+
+    address = f"vehicle.{VINS[0]}.preconditioning"
+    settled = [Outcome(address, PENDING, "r1 still Accepted")]
+    held = [Outcome(address, PENDING, "action r1 is still Accepted; planned again once it ends")]
+    sent = [Outcome(f"vehicle.{VINS[1]}.preconditioning", CONFIRMED, "Success")]
+    assert _one_per_address(settled, sent, held) == settled + sent

@@ -76,7 +76,7 @@ def test_detailed_exitcode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def record_everything(fleet: Path) -> None:
     desired = loader.read(fleet, os.environ)
-    store = open_sqlite(f"sqlite:///{fleet.parent / '.reconciler' / 'state.db'}")
+    store = open_sqlite(f"sqlite:///{fleet.parent / '.reconciler' / 'state.db'}", fleet=desired.fleet)
     recorded = fresh_recorded()
     store.initialize(recorded)
     for label, cb in desired.callbacks.items():
@@ -132,10 +132,11 @@ def test_target_must_be_an_address(tmp_path: Path, capsys: pytest.CaptureFixture
     fleet = write(tmp_path, MINIMAL)
     assert main(["plan", "-f", str(fleet), "--target", "VF3ABCDE0FG123456"]) == 1
     assert "is not an address" in capsys.readouterr().err
-    assert main(["plan", "-f", str(fleet), "--target", "vehicle.VF3ABCDE0FG123457", "--format", "json"]) == 0
-    captured = capsys.readouterr()
-    assert json.loads(captured.out)["changes"] == []
-    assert "matches nothing" in captured.err
+    for command in (["plan"], ["apply", "--auto-approve"]):
+        for target in ("vehicle.VF3ABCDE0FG123457", "callback.nope", "vehicle.VF3ABCDE0FG123457.stolen"):
+            assert main([*command, "-f", str(fleet), "--target", target, "--no-refresh"]) == 1
+            assert f"--target {target} matches nothing" in capsys.readouterr().err
+    assert main(["plan", "-f", str(fleet), "--target", "vehicle.VF3ABCDE0FG123456.stolen", "--no-refresh"]) == 0
 
 
 def test_no_color_is_honoured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,3 +164,71 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("value", "coloured"), [(None, True), ("", True), ("1", False)])
+def test_no_color_set_to_something_turns_colour_off_and_empty_does_not(value: str | None, coloured: bool) -> None:
+    from reconciler.commands.plan import _color
+
+    leader, follower = os.openpty()
+    try:
+        with os.fdopen(follower, "w") as terminal:
+            env = {} if value is None else {"NO_COLOR": value}
+            assert _color(terminal, env) is coloured
+    finally:
+        os.close(leader)
+
+
+def test_plan_out_replaces_only_an_earlier_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link.json").symlink_to(notes)
+    refused = {
+        str(fleet): "is the fleet file itself",
+        str(notes): "is not a saved plan",
+        str(tmp_path / "folder"): "is not a regular file",
+        str(tmp_path / "link.json"): "is not a regular file",
+        "/dev/null": "is not a regular file",
+    }
+    for target, why in refused.items():
+        assert main(["plan", "-f", str(fleet), "--no-refresh", "--out", target]) == 1
+        assert why in capsys.readouterr().err
+    assert fleet.read_text() == MINIMAL and notes.read_text() == "keep me"
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "-f", str(fleet), "--no-refresh", "--out", str(plan)]) == 0
+    assert main(["plan", "-f", str(fleet), "--no-refresh", "--out", str(plan)]) == 0  # an earlier plan: replaced
+    assert json.loads(plan.read_text())["kind"] == "reconciler-plan"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.yaml", "folder", "link.json", "notes.txt", "plan.json"]
+
+
+def test_apply_of_a_saved_plan_refuses_another_fleet_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    other = tmp_path / "other.yaml"
+    other.write_text(MINIMAL)
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "-f", str(fleet), "--no-refresh", "--out", str(plan)]) == 0
+    assert main(["apply", str(plan), "-f", str(other)]) == 1
+    assert "was made from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "abc", "inf"])
+def test_a_bad_http_timeout_is_refused_naming_the_variable(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RECONCILER_HTTP_TIMEOUT", value)
+    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 1
+    err = capsys.readouterr().err
+    assert f"RECONCILER_HTTP_TIMEOUT={value!r}" in err and "Traceback" not in err
+
+
+def test_a_state_of_another_fleet_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    record_everything(fleet)
+    assert main(["plan", "-f", str(fleet), "--no-refresh"]) == 0
+    fleet.write_text(MINIMAL.replace("0a123bc5d1e873066454b4d9", "ffffffffffffffffffffffff"))
+    for argv in (["plan", "--no-refresh"], ["apply", "--auto-approve", "--no-refresh"]):
+        assert main([*argv, "-f", str(fleet)]) == 1
+        assert "was recorded for fleet 0a123bc5d1e873066454b4d9" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import EXAMPLE, MINIMAL
@@ -237,11 +238,46 @@ vehicles:""",
         "fleet.yaml:7:33: callbacks.ops.retryPolicy.retryNumber: retryNumber applies only to policy Bounded",
     ),
     (
-        "$vin query with batch",
-        MINIMAL.replace(
-            '"https://hooks.example.com/x"}', '"https://h.example.com", query: {v: $vin}}\n    batchNotify: {size: 5}'
+        "integral float slot",
+        MINIMAL.replace("slot: 1,", "slot: 1.0,"),
+        "fleet.yaml:11:16: vehicles.VF3ABCDE0FG123456.preconditioning[0].slot: expected a whole number, got 1.0",
+    ),
+    (
+        "float charging slot",
+        MINIMAL + '    charging: {schedule: [{slot: 2.5, start: "22:00", end: "06:00", days: everyday}]}\n',
+        "fleet.yaml:12:34: vehicles.VF3ABCDE0FG123456.charging.schedule[0].slot: expected a whole number, got 2.5",
+    ),
+    (
+        "float retry number",
+        MINIMAL.replace("    remoteTypes", "    retryPolicy: {policy: Bounded, retryNumber: 3.0}\n    remoteTypes"),
+        "fleet.yaml:7:49: callbacks.ops.retryPolicy.retryNumber: expected a whole number, got 3.0",
+    ),
+    (
+        "float batch size",
+        MINIMAL.replace("    remoteTypes", "    batchNotify: {size: 10.0}\n    remoteTypes"),
+        "fleet.yaml:7:25: callbacks.ops.batchNotify.size: expected a whole number, got 10.0",
+    ),
+    (
+        "plain http API URL",
+        MINIMAL.replace("api: {url: sandbox}", "api: {url: http://api.example.com/connectedcar/v3}"),
+        "fleet.yaml:3:12: api.url: 'http://api.example.com/connectedcar/v3' is plain http://",
+    ),
+    (
+        "plain http webhook target",
+        MINIMAL.replace('"https://hooks.example.com/x"', '"http://hooks.example.com/x"'),
+        "fleet.yaml:6:23: callbacks.ops.webhook.target: the target is plain http://",
+    ),
+    (
+        "loopback http target with the real API",
+        MINIMAL.replace("api: {url: sandbox}", "api: {url: https://api.example.com/v3}").replace(
+            '"https://hooks.example.com/x"', '"http://127.0.0.1:8787/"'
         ),
-        "fleet.yaml:6:59: callbacks.ops.webhook.query.v: $vin as a query attribute disables batchNotify",
+        "fleet.yaml:6:23: callbacks.ops.webhook.target: the target is plain http://",
+    ),
+    (
+        "target with a bad port",
+        MINIMAL.replace('"https://hooks.example.com/x"', '"https://hooks.example.com:http/x"'),
+        "fleet.yaml:6:23: callbacks.ops.webhook.target: the target is not a URL",
     ),
     (
         "charging ends when it starts",
@@ -293,6 +329,84 @@ def test_bad_file_gets_a_located_error(case: str, text: str, expected: str) -> N
 )
 def test_errors_say_what_to_write_instead(text: str, hint: str) -> None:
     assert any(hint in p for p in problems(text))
+
+
+def test_vin_as_query_attribute_with_batch_notify_is_valid_with_a_warning() -> None:
+    """The API documentation subscribes exactly this: valid, only batching stops."""
+    desired = loader.parse(
+        MINIMAL.replace(
+            '"https://hooks.example.com/x"}',
+            '"https://h.example.com", query: {vin: $vin}}\n    batchNotify: {size: 10}',
+        ),
+        "fleet.yaml",
+        {},
+    )
+    assert desired.callbacks["ops"].batch_notify is not None
+    [warning] = desired.warnings
+    assert warning.startswith("fleet.yaml:6:61: callbacks.ops.webhook.query.vin: with $vin as a query attribute")
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_secret_is_refused_naming_the_variable(value: str) -> None:
+    text = MINIMAL.replace('"https://hooks.example.com/x"}', '"https://h.example.com", headers: {X-T: "${TOKEN}"}}')
+    [problem] = problems(text, {"TOKEN": value})
+    assert problem.startswith("fleet.yaml:6:63: callbacks.ops.webhook.headers.X-T: environment variable TOKEN is empty")
+
+
+@pytest.mark.parametrize("value", ["http://hooks.example.com/x", "not a url", "ftp://h/x", "https:///no-host"])
+def test_a_target_from_the_environment_is_checked_without_showing_it(value: str) -> None:
+    text = MINIMAL.replace('"https://hooks.example.com/x"', '"${HOOK_URL}"')
+    [problem] = problems(text, {"HOOK_URL": value})
+    assert problem.startswith("fleet.yaml:6:23: callbacks.ops.webhook.target: the target ${HOOK_URL} reads")
+    assert value not in problem
+
+
+@pytest.mark.parametrize("url", ["http://api.example.com/v3", "https://", "https://x:y:z/"])
+def test_a_plain_http_api_url_from_the_environment_is_refused(url: str) -> None:
+    from reconciler.errors import ReconcilerError
+
+    with pytest.raises(ReconcilerError, match="RECONCILER_API_URL"):
+        loader.parse(MINIMAL, "fleet.yaml", {"RECONCILER_API_URL": url})
+
+
+def test_loopback_http_is_accepted_for_a_local_api() -> None:
+    text = MINIMAL.replace('"https://hooks.example.com/x"', '"http://127.0.0.1:8787/hook"')
+    desired = loader.parse(text, "fleet.yaml", {"RECONCILER_API_URL": "http://localhost:9443/connectedcar/v3"})
+    assert desired.callbacks["ops"].target == "http://127.0.0.1:8787/hook"
+
+
+def test_an_alias_bomb_is_refused_at_its_anchor_quickly() -> None:
+    import time
+
+    text = (
+        MINIMAL
+        + "profiles:\n  a: {preconditioning: &a [{slot: 1, start: '07:30', days: everyday, x: &x [1,1,1,1,1,1,1,1,1]}]}\n"
+    )
+    previous = "x"
+    for name in "bcdefghij":
+        text += f"x{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+        previous = name
+    started = time.monotonic()
+    [problem] = problems(text)
+    assert time.monotonic() - started < 2
+    assert "aliases repeat this anchor 9 times" in problem and problem.startswith("fleet.yaml:21:5:")
+
+
+def test_a_file_larger_than_the_limit_is_refused_without_reading_it_all(tmp_path: object) -> None:
+    from reconciler.errors import ReconcilerError
+
+    with pytest.raises(ReconcilerError, match="larger than 1,024 bytes"):
+        loader.read("/dev/zero", {"RECONCILER_MAX_FILE_BYTES": "1024"})
+    with pytest.raises(ReconcilerError, match="RECONCILER_MAX_FILE_BYTES='lots'"):
+        loader.read("/dev/zero", {"RECONCILER_MAX_FILE_BYTES": "lots"})
+
+
+def test_bytes_that_are_not_utf8_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_bytes(MINIMAL.encode().replace(b"ops:", b"\xe9t\xe9:"))
+    with pytest.raises(ConfigError) as caught:
+        loader.read(path, {})
+    assert str(caught.value.problems[0]).startswith(f"{path}:5:3: byte 0xe9 is not UTF-8 text")
 
 
 def test_every_problem_is_reported_not_only_the_first() -> None:

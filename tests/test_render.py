@@ -105,3 +105,26 @@ def test_markdown_is_cut_to_fit_a_comment_with_a_note() -> None:
     assert len(output) <= 65_000
     assert "more sections not shown" in output
     assert output.count("<details>") < 3000
+
+
+def test_markdown_shows_field_changes_as_minus_and_plus_lines() -> None:
+    d = desired({VIN: VehicleConfig(preconditioning={1: air(1, 480)})})
+    r = recorded({VIN: VehicleConfig(preconditioning={1: air(1, 450)})})
+    output = markdown.render(plan(d, r))
+    assert "```diff\n  - slot 1.start: 07:30\n  + slot 1.start: 08:00\n" in output
+
+
+def test_markdown_banner_counts_the_immobilized_vehicles_it_does_not_name() -> None:
+    vins = [f"VF3ABCDE0FG{n:06d}" for n in range(25)]
+    output = markdown.render(plan(desired({vin: VehicleConfig(immobilized=True) for vin in vins}), recorded()))
+    assert "**immobilizes** 25 vehicle(s)" in output and " and 5 more" in output
+
+
+def test_a_target_that_becomes_secret_shows_once_and_never_in_clear() -> None:
+    plain = replace(OPS, target="https://hooks.example.com/x")
+    hidden = replace(OPS, target=Secret("HOOK_URL", "https://hooks.example.com/s3cr3t-path"))
+    output = text.render(plan(desired({}, (hidden,)), recorded(callbacks=(plain,))))
+    assert [line.strip() for line in output.splitlines() if "webhook.target" in line] == [
+        "~ webhook.target: (sensitive, changed)"
+    ]
+    assert "s3cr3t" not in output

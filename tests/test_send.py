@@ -26,7 +26,7 @@ def ready(sim: Simulator, fleet: Path) -> Path:
     return fleet
 
 
-WHEN = "2026-12-01T22:00:00+01:00"
+WHEN = "2099-12-01T22:00:00+01:00"
 CASES: list[tuple[list[str], dict[str, Any]]] = [
     (["horn"], {"horn": {"state": "Activated"}}),
     (["lights"], {"lights": {"on": True}}),
@@ -47,8 +47,8 @@ CASES: list[tuple[list[str], dict[str, Any]]] = [
     (["charge", "now"], {"charging": {"immediate": True}}),
     (["charge", "stop"], {"charging": {"immediate": False}}),
     (
-        ["charge", "at", "2026-12-01T22:00:00+01:00"],
-        {"charging": {"schedule": {"nextDelayedTime": "2026-12-01T22:00:00+01:00"}}},
+        ["charge", "at", "2099-12-01T22:00:00+01:00"],
+        {"charging": {"schedule": {"nextDelayedTime": "2099-12-01T22:00:00+01:00"}}},
     ),
     (["precondition", "now"], {"preconditioning": {"airConditioning": {"immediate": True}}}),
     (["precondition", "stop"], {"preconditioning": {"airConditioning": {"immediate": False}}}),
@@ -110,6 +110,7 @@ BAD = [
     (["honk"], "unknown action 'honk'"),
     (["stolen", "tracking", "4", "120"], "RUNNING is at least 5"),
     (["charge", "at", "tomorrow"], "is not HH:MM"),
+    (["charge", "at", "2020-01-01T22:00:00Z"], "is in the past"),
     (["immobilize", "maybe"], "immobilize takes one of on, off"),
 ]
 

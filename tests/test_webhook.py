@@ -35,7 +35,7 @@ class Receiver:
 
     def start(self, fleet: Path) -> None:
         self.store = open_store(os.environ["RECONCILER_STATE"])
-        app = create_app(loader.read(fleet, os.environ), self.store, max_body=4096)
+        app = create_app(loader.read(fleet, os.environ), self.store, max_body=4096, read_timeout=1.0)
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
         self.thread.start()
@@ -122,3 +122,85 @@ def test_duplicates_are_recorded_once_and_strangers_refused(sim: Simulator, flee
 def test_receiver_refuses_to_start_without_a_secret_header(fleet: Path) -> None:
     fleet.write_text(FLEET.replace('headers: {Authorization: "${HOOK_TOKEN}"}', "headers: {X-Plain: abc}"))
     assert main(["webhook", "-f", str(fleet)]) == 1
+
+
+def test_strangers_are_refused_before_their_body_is_read(
+    sim: Simulator, fleet: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.start(fleet)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for content in (b"not json", deep, b'{"callbackId": 1}'):
+        answer = httpx.post(receiver.url, content=content, headers={"X-Webhook-Token": "wrong"})
+        assert answer.status_code == 401  # never 400 or 500: nothing is said of the body to a stranger
+    assert httpx.post(receiver.url, content=deep, headers={"X-Webhook-Token": TOKEN}).status_code == 413
+    nested = b"[" * 2000 + b"]" * 2000
+    answer = httpx.post(receiver.url, content=nested, headers={"X-Webhook-Token": TOKEN})
+    assert answer.status_code == 400  # too deep for the parser: refused, not a RecursionError
+    assert sum("refused a request" in r.getMessage() for r in caplog.records) >= 5
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_statuses_outside_the_webhook_template_are_refused(sim: Simulator, fleet: Path, receiver: Receiver) -> None:
+    assert apply(fleet, "--no-wait", "--target", f"vehicle.{VINS[0]}.preconditioning") == 0
+    receiver.start(fleet)
+    entry = receiver.store.journal(address=f"vehicle.{VINS[0]}.preconditioning")[0]
+    cbid = receiver.store.read().callbacks["ops"].id
+
+    def event(**status: str) -> dict[str, object]:
+        return {"remoteActionId": entry.remote_action_id, "vin": VINS[0], "eventStatus": status}
+
+    for wrong in (
+        event(type="Done", status="Exploded"),
+        event(type="Pending", status="Success"),
+        event(type="Finished", status="Success"),
+        event(type="Done", status="Failed", failureCause="Gremlins"),
+    ):
+        answer = post(receiver, {"callbackId": cbid, "events": [wrong]})
+        assert answer.status_code == 400, wrong
+    assert receiver.store.events(entry.key)[-1][0] != "Exploded"
+
+
+def test_a_slow_or_cut_off_body_is_refused_in_one_log_line(
+    sim: Simulator, fleet: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.start(fleet)
+    host, port = receiver.url.split("//")[1].split("/")[0].split(":")
+    head = (
+        f"POST /hook HTTP/1.1\r\nHost: {host}\r\nX-Webhook-Token: {TOKEN}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    ).encode()
+    with socket.create_connection((host, int(port))) as slow:
+        slow.sendall(head)  # then nothing: the receiver gives up after its read timeout
+        slow.settimeout(5)
+        assert b" 408 " in slow.recv(1024).split(b"\r\n")[0]
+    with socket.create_connection((host, int(port))) as cut:
+        cut.sendall(head)
+    deadline = time.monotonic() + 5
+    while not any("cut off" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any("cut off" in r.getMessage() for r in caplog.records)
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_port_in_use_is_an_error_before_listening_is_announced(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WEBHOOK_TOKEN", TOKEN)
+    fleet.write_text(
+        FLEET.replace('headers: {Authorization: "${HOOK_TOKEN}"}', 'headers: {X-Webhook-Token: "${WEBHOOK_TOKEN}"}')
+    )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["webhook", "-f", str(fleet), "--port", str(port)]) == 1
+    captured = capsys.readouterr()
+    assert "listening" not in captured.out and f"cannot listen on 127.0.0.1:{port}" in captured.err
+
+
+def test_an_empty_secret_never_authenticates() -> None:
+    from reconciler.service.webhook_receiver import _carries
+
+    assert not _carries({}, {"x-token": ""})
+    assert not _carries({"x-token": ""}, {"x-token": ""})
+    assert _carries({"x-token": "s"}, {"x-token": "s"})

@@ -20,7 +20,15 @@ from typing import Any
 
 import httpx
 
-from ..errors import ApiError, AuthError, NotFoundError, RateLimitedError, UnknownOutcome, UnreachableError
+from ..errors import (
+    ApiError,
+    AuthError,
+    Cancelled,
+    NotFoundError,
+    RateLimitedError,
+    UnknownOutcome,
+    UnreachableError,
+)
 from .pacing import Pacer
 from .settings import ApiSettings
 
@@ -54,13 +62,16 @@ class FleetApi:
         settings: ApiSettings,
         *,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        cancel: threading.Event | None = None,
     ) -> None:
+        """``cancel``, once set, ends every wait and refuses to send anything more (``Cancelled``)."""
         self.settings = settings
-        self.pacer = Pacer(clock=clock, sleep=sleep)
-        self._sleep = sleep
+        self.cancel = cancel or threading.Event()
+        self._sleep = sleep or self._wait
+        self.pacer = Pacer(clock=clock, sleep=self._sleep, cancelled=self.cancel.is_set)
         self._jitter = jitter
         self.calls = 0
         self.counts: dict[str, int] = {}
@@ -105,18 +116,33 @@ class FleetApi:
     def pages(self, path: str, name: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a collection, page after page through ``_links.next``.
 
-        Neither ``total`` nor page sizes are trusted: paging stops when there is no next link
-        (or a next link that was already followed).
+        A next link may be absolute or a reference (``/connectedcar/v3/…?pageToken=…``,
+        ``?pageToken=…``): it is resolved against the URL of the page it came from
+        (RFC 3986), and must stay on the API's host, where the credentials go.
+        Neither ``total`` nor page sizes are trusted: paging stops when there is
+        no next link (or one that was already followed).
         """
-        url: str | None = path
+        url: httpx.URL | None = self._http.build_request("GET", path, params=params).url
         seen: set[str] = set()
-        query = params
-        while url and url not in seen:
-            seen.add(url)
-            page = self.get(url, query)
-            query = None  # the next link carries its own query
-            yield from (page.get("_embedded") or {}).get(name) or []
-            url = ((page.get("_links") or {}).get("next") or {}).get("href")
+        while url is not None and str(url) not in seen:
+            seen.add(str(url))
+            page = self._call("GET", str(url), retry=True)
+            items = (page.get("_embedded") or {}).get(name) if isinstance(page, dict) else None
+            yield from items or []
+            href = ((page.get("_links") or {}).get("next") or {}).get("href") if isinstance(page, dict) else None
+            url = self._next_page(url, href) if isinstance(href, str) and href else None
+
+    def _next_page(self, current: httpx.URL, href: str) -> httpx.URL:
+        following = current.join(href)
+        base = self._http.base_url
+        if (following.scheme, following.host, following.port) != (base.scheme, base.host, base.port):
+            raise ApiError(
+                200,
+                f"the next page link leads to another server ({following.scheme}://{following.host}); "
+                "not followed, the credentials go only to the API",
+                call=f"GET {_short(str(current))}",
+            )
+        return following
 
     # the machinery
 
@@ -126,6 +152,8 @@ class FleetApi:
         waits = 0
         while True:
             self.pacer.acquire()
+            if self.cancel.is_set():  # interrupted: nothing more leaves, not even a GET
+                raise Cancelled(f"{call}: interrupted before it was sent")
             self._count(method)
             try:
                 response = self._http.request(method, path, **kwargs)
@@ -177,6 +205,9 @@ class FleetApi:
         if self.throttled:
             throttled += f" (the last {self.throttled[-1]:.1f} s after the start)"
         return f"{self.calls} calls ({methods or 'none'}), {throttled}"
+
+    def _wait(self, seconds: float) -> None:
+        self.cancel.wait(seconds)  # wakes up at once when the run is interrupted
 
     def _backoff(self, attempt: int) -> None:
         """Exponential, with full jitter: 0.5 s, 1 s, 2 s … times a random factor in [0.5, 1.5)."""

@@ -20,10 +20,14 @@ _WINDOWS = (("second", 1.0), ("minute", 60.0))
 
 class Pacer:
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self._cancelled = cancelled
         self._lock = threading.Lock()
         self.rate = DEFAULT_RATE
         self._tokens = DEFAULT_RATE  # full, as the server's bucket starts
@@ -31,8 +35,8 @@ class Pacer:
         self._blocked_until = 0.0
 
     def acquire(self) -> None:
-        """Wait until one request may be sent."""
-        while True:
+        """Wait until one request may be sent (or the run is cancelled: the caller decides then)."""
+        while not self._cancelled():
             with self._lock:
                 now = self._clock()
                 self._refill(now)

@@ -37,10 +37,7 @@ def from_environment(base_url: str, env: Mapping[str, str]) -> ApiSettings:
         path = env.get(name)
         if path and not Path(path).is_file():
             raise ReconcilerError(f"{name}: no such file {path}")
-    try:
-        timeout = float(env.get("RECONCILER_HTTP_TIMEOUT", "30"))
-    except ValueError:
-        raise ReconcilerError("RECONCILER_HTTP_TIMEOUT must be a number of seconds") from None
+    timeout = http_timeout(env)
     return ApiSettings(
         base_url=base_url.rstrip("/"),
         client_id=env["RECONCILER_CLIENT_ID"],
@@ -51,3 +48,20 @@ def from_environment(base_url: str, env: Mapping[str, str]) -> ApiSettings:
         ca_bundle=env.get("RECONCILER_CA_BUNDLE"),
         timeout=timeout,
     )
+
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def http_timeout(env: Mapping[str, str]) -> float:
+    """``RECONCILER_HTTP_TIMEOUT``: seconds to wait for an answer, more than zero (default 30)."""
+    text = env.get("RECONCILER_HTTP_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ReconcilerError(f"RECONCILER_HTTP_TIMEOUT={text!r}: write a number of seconds above zero, such as 30")
+    return value

@@ -97,3 +97,43 @@ SLOW_FAILURE_CAUSES: Final = (
 # A VIN: 17 characters, never I, O or Q (ISO 3779).
 VIN_LENGTH: Final = 17
 VIN_ALPHABET: Final = frozenset("ABCDEFGHJKLMNPRSTUVWXYZ0123456789")
+
+# The webhook template (stellantis-fleet-webhook-template.yaml): RemoteEventType and the
+# statuses each type carries. TooManyWakeUpsOverMonth and VehicleBatteryChargeTooLow
+# arrive as "Pending" statuses there, yet nothing follows them: they end the action.
+EVENT_PENDING: Final = "Pending"
+EVENT_DONE: Final = "Done"
+EVENT_STATUSES: Final = {
+    EVENT_PENDING: (
+        "Accepted",
+        "WakingUpVehicle",
+        "CheckingVehicle",
+        "SentToVehicle",
+        "VehicleBatteryChargeTooLow",
+        "TooManyWakeUpsOverMonth",
+    ),
+    EVENT_DONE: ("Success", "AlreadyDone", "Failed"),
+}
+# RemoteFailedEventStatus: the failure causes.
+FAILURE_CAUSES: Final = (
+    "GeneralError",
+    "VehicleError",
+    "WrongCommand",
+    "VehicleConnectionTimeout",
+    "MissingRights",
+    "NotPossibleDueToVehicleBatteryLevel",
+    "NotPossibleDueToVehiclePrivacyLevel",
+    "TooManyWakeUpsOverMonth",
+    "TooManyRequestInShortTime",
+    "SameActionInProgress",
+    "NotPossibleDueToVehicleStolenState",
+    "VehicleInUse",
+    "TooManyRequestSent",
+    "DoorsOpen",
+    "VehicleErrorOrCidInside",
+    "CidInside",
+    "ExternalChargingSystemError",
+    "VehicleChargingSystemError",
+    "VehicleIsNotLocked",
+    "CanceledByDriver",
+)

@@ -21,9 +21,12 @@ from ..render import report, text
 from ..render.json_plan import dumps, plan_document
 from ..render.report import BarProgress, LineProgress
 from ..run import connection, gcpause, saved_plan
-from ..run.executor import ACCEPTED, CONFIRMED, PENDING, Executor, Outcome, Progress
+from ..run.executor import OK_RESULTS, PENDING, SKIPPED, Executor, Outcome, Progress
+from ..run.interrupts import Interrupts
 from ..state.base import StateStore, open_store, state_url
-from .plan import check_targets
+from .plan import check_known_targets, check_targets
+
+DEFAULT_FLEET_FILE = "fleet.yaml"
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class RunResult:
 
 
 def run(
-    fleet_path: str,
+    fleet_path: str | None,
     plan_file: str | None,
     options: Options,
     *,
@@ -57,8 +60,9 @@ def run(
     stdout: TextIO,
     stderr: TextIO,
 ) -> int:
+    """``fleet_path`` None: not given (``./fleet.yaml``, or the saved plan's own file)."""
     check_targets(options.targets)
-    saved = _read_saved(plan_file) if plan_file else None
+    saved = _read_saved(plan_file, fleet_path) if plan_file else None
     if saved is None and not options.auto_approve and not interactive:
         raise ReconcilerError("apply needs --auto-approve when there is no terminal to ask for approval")
 
@@ -74,9 +78,20 @@ def run(
         return False
 
     progress = BarProgress(stderr) if interactive and stderr.isatty() else LineProgress(stderr)
-    outcome = apply_fleet(fleet_path, saved, options, env=env, review=review, progress=progress, stderr=stderr)
-    if outcome.outcomes:
-        report.report(outcome.outcomes, stdout)
+    interrupts = Interrupts(stderr)
+    with interrupts.installed():
+        outcome = apply_fleet(
+            fleet_path or DEFAULT_FLEET_FILE,
+            saved,
+            options,
+            env=env,
+            review=review,
+            progress=progress,
+            stderr=stderr,
+            interrupts=interrupts,
+        )
+        if outcome.outcomes:
+            report.report(outcome.outcomes, stdout)
     return outcome.code
 
 
@@ -90,11 +105,14 @@ def apply_fleet(
     progress: Progress,
     stderr: TextIO,
     owner: str = "reconciler apply",
+    interrupts: Interrupts | None = None,
 ) -> RunResult:
     """Lock, settle, refresh, plan, have ``review`` approve, execute, unlock.
 
     With ``saved`` (a plan file's content) the plan computed now must be the saved one.
+    ``interrupts`` (its ``stop``) ends the sending early; what is in flight stays pending.
     """
+    interrupts = interrupts or Interrupts(stderr, quit_when_idle=False)
     targets = options.targets
     if saved is not None:
         fleet_path = saved["source"]["file"]
@@ -105,14 +123,17 @@ def apply_fleet(
         desired = loader.read(fleet_path, env)
     url = state_url(fleet_path, env)
     store = open_store(url, fleet=desired.fleet)
+    settled: list[Outcome] = []
+    outcomes: list[Outcome] = []
     try:
         lock_id = store.acquire_lock(f"{owner} ({_user()})", options.lock_timeout)
         try:
             recorded = store.read()
+            check_known_targets(targets, desired, recorded)
             if saved is not None:
                 recorded = _check_fresh(saved, recorded, store)
             store.initialize(recorded)
-            with connection.connect(desired, url, fleet_path, env) as api:
+            with connection.connect(desired, url, fleet_path, env, cancel=interrupts.stop) as api:
                 executor = Executor(
                     api,
                     store,
@@ -123,24 +144,22 @@ def apply_fleet(
                     timeout=options.timeout,
                     progress=progress,
                 )
-                settled = [o for o in executor.settle() if o.result != "skipped"]
+                settled = [o for o in executor.settle() if o.result != SKIPPED]
                 recorded = store.read()
                 observed = (
-                    connection.refresh_or_warn(api, desired, recorded, stderr, options.parallelism)
+                    connection.refresh_for_apply(api, desired, recorded, options.parallelism)
                     if options.refresh
                     else None
                 )
                 now = datetime.now(UTC).isoformat(timespec="seconds")
                 result = planner.plan(desired, recorded, observed, targets=targets, now=now)
-                if saved is not None and _changes(result) != saved["changes"]:
-                    raise StalePlanError(
-                        "the state changed since the plan was made (earlier actions finished); "
-                        "run reconciler plan again"
-                    )
+                if saved is not None:
+                    _check_same(saved, result)
                 if not review(result):
                     return RunResult(1, result, [])
                 if result.changes:
                     store.commit_serial()
+                interrupts.sending = True
                 outcomes = executor.run(result)  # with no changes: records what refresh found in place
                 if result.changes:
                     stderr.write(f"API: {api.usage()}\n")
@@ -148,15 +167,38 @@ def apply_fleet(
             store.release_lock(lock_id)
     finally:
         store.close()
-    held = [Outcome(h.address, PENDING, h.reason) for h in result.held]
-    everything = settled + outcomes + held
-    ok = all(o.result in (CONFIRMED, ACCEPTED) for o in outcomes + held)
-    return RunResult(0 if ok else 4, result, everything)
+    everything = _one_per_address(settled, outcomes, [Outcome(h.address, PENDING, h.reason) for h in result.held])
+    return RunResult(_exit_code(everything, interrupts), result, everything)
 
 
-def _read_saved(path: str) -> dict[str, Any]:
+def _one_per_address(settled: list[Outcome], outcomes: list[Outcome], held: list[Outcome]) -> list[Outcome]:
+    """The report: what was sent, what earlier runs left and was settled now, what was held — each once.
+
+    An action a killed run left pending is both settled now and held by the plan: one line, the settle's.
+    """
+    seen = {o.address for o in outcomes}
+    settled = [o for o in settled if o.address not in seen]
+    seen |= {o.address for o in settled}
+    return settled + outcomes + [o for o in held if o.address not in seen]
+
+
+def _exit_code(outcomes: list[Outcome], interrupts: Interrupts) -> int:
+    """0 converged; 4 something failed or is pending; 128 + signal when interrupted with nothing pending."""
+    if any(o.result == PENDING for o in outcomes):
+        return 4
+    if interrupts.signum:
+        return interrupts.exit_code
+    return 0 if all(o.result in OK_RESULTS for o in outcomes) else 4
+
+
+def _read_saved(path: str, fleet_path: str | None) -> dict[str, Any]:
     saved = saved_plan.read(path)
     source = Path(saved["source"]["file"])
+    if fleet_path is not None and Path(fleet_path).resolve() != source:
+        raise ReconcilerError(
+            f"the plan {path} was made from {source}, not {fleet_path}: a saved plan applies to its own "
+            "fleet file; leave out -f, or make a plan of that file"
+        )
     try:
         digest = hashlib.sha256(source.read_bytes()).hexdigest()
     except OSError as exc:
@@ -179,9 +221,37 @@ def _check_fresh(saved: dict[str, Any], recorded: Recorded, store: StateStore) -
     return recorded
 
 
-def _changes(result: Plan) -> Any:
-    """The plan's changes as a saved plan holds them, to compare the two."""
-    return json.loads(dumps(plan_document(result)["changes"]))
+def _check_same(saved: dict[str, Any], result: Plan) -> None:
+    """The plan computed now must be the saved one, or apply refuses (exit 3) saying what differs."""
+    now = json.loads(dumps(plan_document(result)["changes"]))
+    if now != saved["changes"]:
+        reason = _difference(saved["changes"], now, refreshed=bool(saved.get("refreshed")))
+        raise StalePlanError(f"the saved plan is stale: {reason}; run reconciler plan again")
+
+
+def _difference(saved: list[dict[str, Any]], now: list[dict[str, Any]], *, refreshed: bool) -> str:
+    """The first difference between two plans' changes, in words."""
+    before = {(c.get("address"), c.get("action")): c for c in saved if isinstance(c, dict)}
+    after = {(c["address"], c["action"]): c for c in now}
+    source = "what the API reports" if refreshed else "the recorded state"
+    for key, then in before.items():
+        if key not in after:
+            if any(isinstance(f, dict) and f.get("changed") for f in then.get("sensitive") or ()):
+                return f"a secret of {key[0]} has another value in the environment than when the plan was made"
+            return f"{key[0]} ({key[1]}) is no longer needed: {source} changed since the plan was made"
+    for key in after:
+        if key not in before:
+            return f"{key[0]} ({key[1]}) is needed now and is not in the plan: {source} changed since it was made"
+    for key, then in before.items():
+        current = after[key]
+        if then == current:
+            continue
+        if then.get("sensitive") != current.get("sensitive"):
+            return f"a secret of {key[0]} has another value in the environment than when the plan was made"
+        if then.get("before") != current.get("before"):
+            return f"{source} for {key[0]} changed since the plan was made"
+        return f"{key[0]} ({key[1]}) is not what the plan file says (was the plan file edited?)"
+    return "the changes come in another order than the plan file's (was it edited?)"
 
 
 def _approved(stdin: TextIO, stdout: TextIO) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -34,18 +35,23 @@ def run(
     with gcpause.paused():
         desired = loader.read(path, env)
         recorded = read_recorded(path, env, desired.fleet)
-    observed = None
+    check_known_targets(targets, desired, recorded)
+    observed, refresh_error = None, ""
     if refresh:
         from ..run import connection  # the HTTP stack loads only when it is used
 
-        observed = connection.observe_for_plan(desired, recorded, state_url(path, env), path, env, stderr)
+        observed, refresh_error = connection.observe_for_plan(desired, recorded, state_url(path, env), path, env)
     with gcpause.paused():
         result = planner.plan(desired, recorded, observed, targets=targets, now=now)
-    warn_unmatched_targets(targets, desired, recorded, stderr)
+    result = replace(result, refresh_error=refresh_error)
+    if refresh_error:
+        stderr.write(f"warning: refresh failed ({refresh_error}); planned against the recorded state only\n")
     if out_file:
         saved_plan.write(out_file, result, path)
         stderr.write(f"Saved the plan to {out_file}; apply exactly this plan with: reconciler apply {out_file}\n")
     write(result, fmt, stdout, color=_color(stdout, env))
+    if detailed_exitcode and refresh_error:
+        return 1  # a plan that could not see the fleet cannot say "no changes"
     return 2 if detailed_exitcode and result.has_changes else 0
 
 
@@ -67,14 +73,17 @@ def read_recorded(path: str, env: Mapping[str, str], fleet: str) -> Recorded:
         store.close()
 
 
-def warn_unmatched_targets(targets: Sequence[str], desired: Desired, recorded: Recorded, stderr: TextIO) -> None:
-    known = [addresses.callback(label) for label in (*desired.callbacks, *recorded.callbacks)]
-    known += [f"vehicle.{vin}" for vin in (*desired.vehicles, *recorded.vehicles)]
+def check_known_targets(targets: Sequence[str], desired: Desired, recorded: Recorded) -> None:
+    """Each ``--target`` must name something the fleet file or the state knows: a typo is not "no changes"."""
+    known = {addresses.callback(label) for label in (*desired.callbacks, *recorded.callbacks)}
+    known |= {addresses.vehicle_prefix(vin) for vin in (*desired.vehicles, *recorded.vehicles)}
     for target in targets:
-        if not any(
-            addresses.matches(k, [target]) or k.startswith(target + ".") or target.startswith(k + ".") for k in known
-        ):
-            stderr.write(f"warning: --target {target} matches nothing in the fleet file or the state\n")
+        owner = target if target.startswith("callback.") else ".".join(target.split(".", 2)[:2])
+        if owner not in known:
+            raise ReconcilerError(
+                f"--target {target} matches nothing in {desired.source} or the state; "
+                "see reconciler state list for the addresses known"
+            )
 
 
 def write(result: Plan, fmt: str, out: TextIO, *, color: bool = False) -> None:
@@ -87,8 +96,8 @@ def write(result: Plan, fmt: str, out: TextIO, *, color: bool = False) -> None:
 
 
 def _color(stream: TextIO, env: Mapping[str, str]) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
-    if "NO_COLOR" in env or env.get("TERM") == "dumb":
+    """Colour only on a terminal, and never when NO_COLOR is set to something (no-color.org)."""
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":  # set and not empty, as no-color.org says
         return False
     try:
         return stream.isatty() and os.isatty(stream.fileno())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Mapping
 from typing import TextIO
 
@@ -17,22 +19,40 @@ def run(path: str, *, host: str, port: int, max_body: int, env: Mapping[str, str
     import uvicorn
 
     desired = loader.read(path, env)
+    sock = listen(host, port)  # before saying "listening": a port in use is an error, not a later surprise
     store = open_store(state_url(path, env), fleet=desired.fleet)
     try:
         app = create_app(desired, store, max_body=max_body or MAX_BODY)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        out.write(f"reconciler webhook receiver listening on http://{host}:{port}/ for fleet {desired.fleet}\n")
+        bound = sock.getsockname()[1]
+        out.write(f"reconciler webhook receiver listening on http://{host}:{bound}/ for fleet {desired.fleet}\n")
         out.flush()
         signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises it after a clean stop
-        try:
-            uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
-        except KeyboardInterrupt:
-            pass
-        except OSError as exc:
-            raise ReconcilerError(f"cannot listen on {host}:{port}: {exc}") from exc
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=15)
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         store.close()
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a clear error (port in use, unknown host)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ReconcilerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ReconcilerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -85,9 +85,10 @@ class Plan:
     held: tuple[Held, ...] = ()
     adoptions: tuple[Adoption, ...] = ()
     refreshed: bool = False  # made against what the API reported, not only the state
+    refresh_error: str = ""  # refresh was asked for and failed: planned against the recorded state only
     lookups: int = 0
     targets: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def summary(self) -> dict[str, int]:
         """How many changes of each action, every action listed."""

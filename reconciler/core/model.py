@@ -143,6 +143,7 @@ class Desired:
     vehicles: Mapping[str, DesiredVehicle]
     prune: bool = False
     source: str = "fleet.yaml"
+    warnings: tuple[str, ...] = ()  # ``FILE:LINE:COL: what`` for what is valid but worth knowing
 
 
 @dataclass(frozen=True)

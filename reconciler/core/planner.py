@@ -75,6 +75,7 @@ def plan(
         refreshed=observed is not None,
         lookups=lookups,
         targets=targets,
+        warnings=desired.warnings,
     )
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..api import spec
+from ..core import urls
 from ..core.model import (
     AirProgram,
     Attribute,
@@ -29,8 +31,8 @@ from ..core.model import (
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
 from ..errors import ConfigError, Location, Problem, ReconcilerError
 from . import schema
+from .yaml_source import MAX_EXPANDED, Source, load
 from .yaml_source import Path as DataPath
-from .yaml_source import Source, load
 
 SANDBOX = "sandbox"
 _UNMANAGED = VehicleConfig()
@@ -52,20 +54,56 @@ SECTION_REMOTE_TYPES = {
 }
 
 
+MAX_FILE_BYTES = 32 * 1024 * 1024  # RECONCILER_MAX_FILE_BYTES overrides it
+
+
 def read(path: str | Path, env: Mapping[str, str]) -> Desired:
     """Load, check and resolve the fleet file at ``path``."""
+    return parse(read_text(path, env), str(path), env)
+
+
+def read_text(path: str | Path, env: Mapping[str, str]) -> str:
+    """The fleet file's text: at most ``RECONCILER_MAX_FILE_BYTES``, UTF-8, or a located error."""
+    limit = _limit(env, "RECONCILER_MAX_FILE_BYTES", MAX_FILE_BYTES)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as stream:
+            raw = stream.read(limit + 1)  # never more: -f /dev/zero must not fill the memory
     except FileNotFoundError:
         raise ReconcilerError(f"{path}: no such file; name the fleet file with -f FILE") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReconcilerError(f"cannot read {path}: {exc}") from exc
-    return parse(text, str(path), env)
+    except OSError as exc:
+        raise ReconcilerError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(raw) > limit:
+        raise ReconcilerError(
+            f"{path} is larger than {limit:,} bytes, the most a fleet file may be; "
+            "use groups and profiles to shorten it, or raise RECONCILER_MAX_FILE_BYTES"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line_start = before.rfind(b"\n") + 1
+        where = Location(str(path), before.count(b"\n") + 1, len(before[line_start:].decode("utf-8")) + 1)
+        raise ConfigError(
+            [Problem(where, f"byte 0x{raw[exc.start]:02x} is not UTF-8 text", "save the file as UTF-8")]
+        ) from None
+
+
+def _limit(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ReconcilerError(f"{name}={text!r}: write a positive whole number")
+    return value
 
 
 def parse(text: str, name: str, env: Mapping[str, str]) -> Desired:
     """Check and resolve fleet.yaml ``text``; raise ``ConfigError`` with every problem."""
-    source = load(text, name)
+    source = load(text, name, max_expanded=_limit(env, "RECONCILER_MAX_YAML_VALUES", MAX_EXPANDED))
     if source.data is None and not source.problems:
         source.problems.append(
             Problem(Location(name, 1, 1), "the file is empty", "start it with apiVersion: reconciler/v1")
@@ -82,7 +120,8 @@ def parse(text: str, name: str, env: Mapping[str, str]) -> Desired:
     problems = source.problems + report.problems + builder.problems
     if problems:
         raise ConfigError(problems)
-    return desired
+    warnings = tuple(str(w).replace("\n    ", " — ") for w in sorted(builder.warnings, key=lambda w: w.location))
+    return replace(desired, warnings=warnings)
 
 
 def _read_names_as_written(source: Source) -> None:
@@ -123,6 +162,8 @@ class _Builder:
         self.env = env
         self.report = report
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.api_url = ""
         self._program_cache: dict[str, Any] = {}
         self._route_cache: dict[tuple[str | None, tuple[str, ...]], Any] = {}
         self._vehicle_cache: dict[tuple[str, int], VehicleConfig] = {}
@@ -131,13 +172,15 @@ class _Builder:
         where = schema.describe_path(path)
         self.problems.append(Problem(self.source.locate(path, key=key), f"{where}: {message}", hint))
 
+    def warning(self, path: DataPath, message: str, hint: str = "", *, key: bool = False) -> None:
+        where = schema.describe_path(path)
+        self.warnings.append(Problem(self.source.locate(path, key=key), f"{where}: {message}", hint))
+
     def build(self) -> Desired:
         fleet = self.env.get("RECONCILER_FLEET") or self.data.get("fleet")
         if not fleet:
             self.problem(("fleet",), "no fleet id", 'add fleet: "<your fleet id>" or set RECONCILER_FLEET')
-        api = self.data.get("api")
-        url = api.get("url") if isinstance(api, dict) else None
-        api_url = self.env.get("RECONCILER_API_URL") or url or spec.DEFAULT_BASE_URL
+        api_url = self.api_url = self._api_url()
         callbacks = self._callbacks()
         profiles = self._profiles()
         vehicles = self._vehicles(profiles, callbacks)
@@ -149,6 +192,21 @@ class _Builder:
             prune=self.data.get("prune") is True,
             source=self.source.name,
         )
+
+    def _api_url(self) -> str:
+        """api.url (or RECONCILER_API_URL): never plain http:// off this machine, which would bare the password."""
+        api = self.data.get("api")
+        url = api.get("url") if isinstance(api, dict) else None
+        overridden = self.env.get("RECONCILER_API_URL")
+        chosen = str(overridden or url or spec.DEFAULT_BASE_URL)
+        if chosen == SANDBOX or self.report.is_bad("api", "url"):
+            return chosen
+        problem = urls.api_url_problem(chosen)
+        if problem and overridden:
+            raise ReconcilerError(f"RECONCILER_API_URL: {problem}")
+        if problem:
+            self.problem(("api", "url"), problem, "write https://… (plain http:// is accepted on loopback only)")
+        return chosen
 
     # callbacks
 
@@ -169,6 +227,7 @@ class _Builder:
         target = None
         if isinstance(webhook, dict) and not self.report.is_bad(*path, "webhook", "target"):
             target = self._value(webhook["target"], (*path, "webhook", "target"))
+            self._check_target(target, webhook["target"], (*path, "webhook", "target"))
         retry = None
         if not self.report.is_bad(*path, "retryPolicy"):
             retry = self._retry_policy(body.get("retryPolicy"), (*path, "retryPolicy"))
@@ -179,10 +238,11 @@ class _Builder:
             batch_notify = BatchNotify(batch["size"], window)
             per_vin = [a for a in attributes if a.kind == spec.ATTRIBUTE_QUERY and a.value == "$vin"]
             if per_vin:
-                self.problem(
+                # The API's own example does this; it is valid, only batching stops.
+                self.warning(
                     (*path, "webhook", "query", per_vin[0].key),
-                    "$vin as a query attribute disables batchNotify",
-                    "remove batchNotify, or pass $vin as a header or body attribute",
+                    "with $vin as a query attribute the API posts each event alone: batchNotify will not batch",
+                    "pass $vin as a header or body attribute to keep batches",
                 )
         if self.report.is_bad(*path) or target is None or not isinstance(webhook, dict):
             return None
@@ -197,6 +257,16 @@ class _Builder:
             batch_notify=batch_notify,
             status=body.get("status", spec.CALLBACK_RUNNING),
         )
+
+    def _check_target(self, target: Value, written: str, path: DataPath) -> None:
+        """The API takes only https:// webhook targets (plain http:// to loopback with a local API)."""
+        value = target.value if isinstance(target, Secret) else str(target)
+        problem = urls.target_problem(value, local_api=self.api_url == SANDBOX or urls.is_loopback(self.api_url))
+        if problem is None:
+            return
+        if isinstance(target, Secret):  # the value is secret: say where it came from, not what it is
+            problem = f"the target {written} reads from the environment is not an https:// URL"
+        self.problem(path, problem, "write https://host/path; the API refuses anything else")
 
     def _attributes(self, webhook: dict[str, Any], path: DataPath) -> tuple[Attribute, ...]:
         attributes = []
@@ -237,6 +307,15 @@ class _Builder:
                 path,
                 f"environment variable {missing[0]} is not set",
                 f"export {missing[0]}=… before running reconciler",
+            )
+            return text
+        empty = [n for n in names if not self.env[n].strip()]
+        if empty:
+            # An unset CI secret arrives as "": an empty secret would authenticate anyone.
+            self.problem(
+                path,
+                f"environment variable {empty[0]} is empty",
+                f"set {empty[0]} to the secret's value; an empty secret is no secret",
             )
             return text
         return Secret(",".join(names), _ENV_REF.sub(lambda m: self.env[m.group(1)], text))

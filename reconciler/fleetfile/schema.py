@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from ..errors import Problem
@@ -67,11 +67,21 @@ def fleet_schema() -> dict[str, Any]:
     return schema
 
 
+# JSON Schema counts 2.0 as an integer; Python code reading a slot does not, and a
+# program whose slot is 2.0 would silently vanish. Integers are ints, nothing else.
+_Validator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+
+
 @cache
-def _validators() -> tuple[Draft202012Validator, Draft202012Validator]:
+def _validators() -> tuple[Any, Any]:
     schema = fleet_schema()
     vehicle = {"$ref": "#/$defs/vehicle", "$defs": schema["$defs"]}
-    return Draft202012Validator(schema), Draft202012Validator(vehicle)
+    return _Validator(schema), _Validator(vehicle)
 
 
 def validate(source: Source) -> SchemaReport:
@@ -198,6 +208,10 @@ def _type_hint(error: ValidationError, instance: Any) -> str:
         return f"write true or false (this file is read as YAML 1.2: {instance!r} is text)"
     if wanted == "string" and isinstance(instance, (int, float, bool)):
         return "put the value in quotes"
+    if wanted == "integer" and isinstance(instance, float) and instance.is_integer():
+        return f"write {int(instance)}, without a decimal point"
+    if wanted == "integer" and isinstance(instance, float):
+        return "write a whole number"
     return ""
 
 

@@ -111,7 +111,15 @@ class Source:
         return None
 
 
-def load(text: str, name: str) -> Source:
+# Aliases let a short file stand for an enormous document (a "billion laughs"):
+# the data is built once per anchor, but anything that walks it as a tree (the
+# schema check) would walk every repetition. A document may stand for this many
+# values, or twenty times the values it spells out, whichever is more.
+MAX_EXPANDED = 2_000_000
+EXPANSION_FACTOR = 20
+
+
+def load(text: str, name: str, *, max_expanded: int = MAX_EXPANDED) -> Source:
     """Parse ``text`` (named ``name`` in messages) into a ``Source``.
 
     Syntax errors come back as problems on an empty document, like every other
@@ -131,6 +139,10 @@ def load(text: str, name: str) -> Source:
         loader.dispose()
     builder = _Builder(name)
     data = builder.build(root) if root is not None else None
+    if root is not None:
+        bomb = builder.alias_bomb(root, max(max_expanded, EXPANSION_FACTOR * len(builder.sizes)))
+        if bomb is not None:
+            return Source(name, None, None, [bomb])
     return Source(name, data, root, builder.problems)
 
 
@@ -146,22 +158,43 @@ class _Builder:
         self.name = name
         self.problems: list[Problem] = []
         self._done: dict[int, Any] = {}  # aliases: build each shared node once
+        self.sizes: dict[int, int] = {}  # values a node stands for, its aliased parts counted each time
+        self._uses: dict[int, tuple[yaml.Node, int]] = {}
 
     def build(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
+            self.sizes[id(node)] = 1
             return self._scalar(node)
         done = self._done.get(id(node))
         if done is not None:
+            known, uses = self._uses.get(id(node), (node, 0))
+            self._uses[id(node)] = (known, uses + 1)
             return done
         value: Any
         if isinstance(node, yaml.MappingNode):
             self._check_tag(node, _MAP)
             value = self._mapping(node)
+            children = [part for pair in node.value for part in pair]
         else:
             self._check_tag(node, _SEQ)
             value = [self.build(item) for item in node.value]
+            children = node.value
         self._done[id(node)] = value
+        self.sizes[id(node)] = 1 + sum(self.sizes.get(id(child), 1) for child in children)
         return value
+
+    def alias_bomb(self, root: yaml.Node, limit: int) -> Problem | None:
+        """A problem at the most repeated anchor when aliases make the document too large, else None."""
+        total = self.sizes.get(id(root), 1)
+        if total <= limit or not self._uses:
+            return None
+        node, uses = max(self._uses.values(), key=lambda item: self.sizes.get(id(item[0]), 1) * item[1])
+        return Problem(
+            _location(self.name, node),
+            f"aliases repeat this anchor {uses} times and make the file stand for {total:,} values "
+            f"(at most {limit:,} are read)",
+            "write the shared settings once, in a profile, instead of repeating an anchor inside anchors",
+        )
 
     def _mapping(self, node: yaml.MappingNode) -> dict[str, Any]:
         result: dict[str, Any] = {}

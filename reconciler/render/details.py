@@ -13,18 +13,34 @@ from ..core.changes import Change, SensitiveField
 from ..core.timeofday import describe_days
 
 Line = tuple[str, str]  # sign (+ - ~), text
+_ARROW = " → "
 
 
 def change_lines(change: Change) -> list[Line]:
-    """What a reviewer needs to see under ``change``."""
+    """What a reviewer needs to see under ``change``: ``~ path: old → new``, ``+ path: new``, ``- path: old``."""
     if change.action in ("pause", "resume"):
         return [("~", f"status: {'Running → Paused' if change.action == 'pause' else 'Paused → Running'}")]
     before, after = _view(change.before), _view(change.after)
     if change.action == "delete":
         return []
-    lines = list(_diff(before or {}, after or {}))
+    secret = tuple(f"{s.path}:" for s in change.sensitive)
+    # A secret's place gets one line, the sensitive one: never its value, never twice.
+    lines = [line for line in _diff(before or {}, after or {}) if not line[1].startswith(secret)]
     lines += [_sensitive_line(s) for s in change.sensitive]
     return lines
+
+
+def unified_lines(change: Change) -> list[Line]:
+    """The same as ``-``/``+`` pairs, as a unified diff shows them (a pull request's diff block colours them)."""
+    unified: list[Line] = []
+    for sign, text in change_lines(change):
+        path, _, values = text.partition(": ")
+        if sign == "~" and _ARROW in values:
+            old, new = values.split(_ARROW, 1)
+            unified += [("-", f"{path}: {old}"), ("+", f"{path}: {new}")]
+        else:
+            unified.append((" " if sign == "~" else sign, text))
+    return unified
 
 
 def _view(value: Any) -> Any:
@@ -81,7 +97,7 @@ def _field_changes(name: str, old: Any, new: Any) -> Iterator[Line]:
             elif "removed" in report:
                 yield "-", f"{where}: {_show(level.t1)}"
             else:
-                yield "~", f"{where}: {_show(level.t1)} → {_show(level.t2)}"
+                yield "~", f"{where}: {_show(level.t1)}{_ARROW}{_show(level.t2)}"
 
 
 def _sensitive_line(field: SensitiveField) -> Line:

@@ -19,6 +19,12 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "fleet": plan.fleet,
         "state": {"lineage": plan.lineage, "serial": plan.serial},
         "refreshed": plan.refreshed,
+        "refresh": {
+            "requested": plan.refreshed or bool(plan.refresh_error),
+            "ok": plan.refreshed,
+            "error": plan.refresh_error or None,
+        },
+        "warnings": list(plan.warnings),
         "targets": list(plan.targets),
         "changes": [_change(c) for c in plan.changes],
         "drift": [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..core.changes import Change, Plan
-from .details import change_lines
+from .details import unified_lines
 
 LIMIT = 65_000
 _ICONS = {"create": "➕", "update": "✏️", "delete": "🗑️", "pause": "⏸️", "resume": "▶️", "send": "📡"}
@@ -33,6 +33,14 @@ def render(plan: Plan, *, limit: int = LIMIT) -> str:
 
 def _head(plan: Plan) -> str:
     lines = [f"### reconciler plan for fleet `{plan.fleet}`\n"]
+    if plan.refresh_error:
+        lines.append("> [!CAUTION]")
+        lines.append(f"> **Refresh failed**: {_inline(plan.refresh_error)}")
+        lines.append("> This plan was made against the recorded state only: drift is not seen.\n")
+    if plan.warnings:
+        lines.append("> [!NOTE]")
+        lines.extend(f"> {_inline(w)}  " for w in plan.warnings)
+        lines.append("")
     deletes = [c for c in plan.changes if c.action == "delete" or "Delete slot" in c.summary]
     immobilized = [c.vin for c in plan.changes if c.summary == "immobilize"]
     if deletes or immobilized:
@@ -46,6 +54,7 @@ def _head(plan: Plan) -> str:
             lines.append(
                 f"> This plan **immobilizes** {len(immobilized)} vehicle(s): "
                 + ", ".join(f"`{v}`" for v in immobilized[:20])
+                + (f" and {len(immobilized) - 20} more" if len(immobilized) > 20 else "")
             )
         lines.append("")
     if not plan.changes:
@@ -90,13 +99,18 @@ def _sections(plan: Plan) -> list[str]:
     return sections
 
 
+def _inline(text: str) -> str:
+    """One line of text in a Markdown quote, its own line breaks and backticks made harmless."""
+    return " ".join(text.split()).replace("`", "'")
+
+
 def _collapsed(summary: str, body: str) -> str:
     return f"<details><summary>{summary}</summary>\n\n{body}\n</details>\n\n"
 
 
 def _change(change: Change) -> str:
     text = f"- {_ICONS[change.action]} `{change.address}` — {change.summary}\n"
-    lines = change_lines(change)
+    lines = unified_lines(change)
     if lines:
         text += "\n  ```diff\n" + "".join(f"  {sign} {line}\n" for sign, line in lines) + "  ```\n"
     return text

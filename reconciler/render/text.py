@@ -28,6 +28,16 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         return f"\033[{code}m{text}\033[0m" if color and code else text
 
     out = _Lines(stream)
+    if plan.refresh_error:
+        out.append(paint("-", f"Refresh failed: {plan.refresh_error}"))
+        out.append(
+            "  This plan was made against the recorded state only: changes made outside reconciler (drift) "
+            "are not seen.\n"
+        )
+    for warning in plan.warnings:
+        out.append(paint("!", f"Warning: {warning}"))
+    if plan.warnings:
+        out.append("")
     if plan.changes:
         out.append(f"reconciler will make these changes to fleet {plan.fleet}:\n")
         for change in plan.changes:

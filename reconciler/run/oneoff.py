@@ -128,6 +128,8 @@ def _next_time(text: str, now: datetime) -> str:
         raise SendUsageError(f"{text!r} is not HH:MM nor an RFC 3339 timestamp (2026-11-25T22:00:00+01:00)") from None
     if moment.tzinfo is None:
         raise SendUsageError(f"{text!r} has no time zone: add one, e.g. {text}+01:00 or {text}Z")
+    if moment <= now:
+        raise SendUsageError(f"{text!r} is in the past (it is {now.isoformat(timespec='seconds')}): give a later time")
     return moment.isoformat(timespec="seconds")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,21 +18,60 @@ KIND = "reconciler-plan"
 
 
 def write(path: str | Path, plan: Plan, fleet_file: str | Path) -> None:
-    """Write ``plan`` to ``path`` atomically (a temp file, then ``os.replace``)."""
+    """Write ``plan`` to ``path`` atomically (a temp file beside it, then ``os.replace``).
+
+    Only a new file or an earlier saved plan is replaced: never the fleet file,
+    a device, a directory, a symlink or any other file that happens to be there.
+    """
     source = Path(fleet_file).resolve()
+    target = Path(path)
+    check_writable(target, source)
     document: dict[str, Any] = {
         "kind": KIND,
         **plan_document(plan),
         "source": {"file": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()},
     }
-    target = Path(path)
+    write_atomically(target, dumps(document) + "\n", what="the plan")
+
+
+def check_writable(target: Path, source: Path) -> None:
+    """Refuse to save a plan over anything but a plan."""
+    try:
+        info = target.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ReconcilerError(f"--out {target}: {exc.strerror or exc}") from exc
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+        raise ReconcilerError(f"--out {target} exists and is not a regular file; choose another name")
+    if target.resolve() == source:
+        raise ReconcilerError(f"--out {target} is the fleet file itself; choose another name")
+    if not _is_plan(target):
+        raise ReconcilerError(f"--out {target} exists and is not a saved plan; remove it first or choose another name")
+
+
+def write_atomically(target: Path, text: str, *, what: str, mode: int = 0o644) -> None:
+    """Write ``text`` to a temp file beside ``target``, then rename it over: never half a file."""
+    temp = None
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.resolve().parent)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(dumps(document) + "\n")
+            out.write(text)
+        os.chmod(temp, mode)
         os.replace(temp, target)
     except OSError as exc:
-        raise ReconcilerError(f"cannot write the plan to {path}: {exc}") from exc
+        if temp is not None and os.path.exists(temp):
+            os.unlink(temp)
+        raise ReconcilerError(f"cannot write {what} to {target}: {exc.strerror or exc}") from exc
+
+
+def _is_plan(path: Path) -> bool:
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(4096)
+    except OSError:
+        return False
+    return head == b"" or b'"kind": "reconciler-plan"' in head or b'"kind":"reconciler-plan"' in head
 
 
 def read(path: str | Path) -> dict[str, Any]:

@@ -59,9 +59,18 @@ class Served:
 
 
 def create_app(
-    engine: Engine, credentials: Credentials, limiter: RateLimiter, faults: Faults, log: list[Served] | None = None
+    engine: Engine,
+    credentials: Credentials,
+    limiter: RateLimiter,
+    faults: Faults,
+    log: list[Served] | None = None,
+    *,
+    page_size: int = spec.MAX_PAGE_SIZE,
 ) -> Starlette:
-    """The ASGI app serving ``engine`` under ``/connectedcar/v3``; every request is appended to ``log``."""
+    """The ASGI app serving ``engine`` under ``/connectedcar/v3``; every request is appended to ``log``.
+
+    ``page_size`` is the size of a page when the client does not ask for one.
+    """
 
     def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
@@ -78,10 +87,14 @@ def create_app(
                     raise ApiError(429, "rate limit exceeded", {"Retry-After": str(verdict.retry_after)})
                 if faults.take("server_errors"):
                     raise ApiError(faults.server_error_status, "the service is unavailable, try again")
+                refused = faults.refused(request.method, request.url.path)
+                if refused is not None:
+                    raise ApiError(refused, "refused by a fault switched on for this path")
                 if faults.slow:
                     await asyncio.sleep(faults.slow)
                 base = str(request.base_url).rstrip("/") + spec.BASE_PATH
-                response = await handler(request, engine, documents.Links(base, engine.fleet_id))
+                links = documents.Links(base, engine.fleet_id, page_size=page_size, relative=faults.relative_links)
+                response = await handler(request, engine, links)
             except ApiError as exc:
                 response = _error(exc.status, exc.message, exc.headers)
             except (Invalid, Refused) as exc:
@@ -205,7 +218,7 @@ def _page(request: Request, links: documents.Links, name: str, items: list[dict[
     """A CollectionResult page; ``_links.next`` carries the opaque token of the next one."""
     query = request.query_params
     try:
-        size = int(query.get("pageSize", spec.MAX_PAGE_SIZE))
+        size = int(query.get("pageSize", links.page_size))
     except ValueError:
         size = 0
     if not 1 <= size <= spec.MAX_PAGE_SIZE:
@@ -223,7 +236,8 @@ def _page(request: Request, links: documents.Links, name: str, items: list[dict[
 
     def href(extra: dict[str, str]) -> dict[str, str]:
         params = "&".join(f"{k}={v}" for k, v in {**kept, **extra}.items())
-        return {"href": f"{request.base_url}".rstrip("/") + path + (f"?{params}" if params else "")}
+        root = "" if links.relative else f"{request.base_url}".rstrip("/")
+        return {"href": root + path + (f"?{params}" if params else "")}
 
     page_links: dict[str, Any] = {"self": href({"pageToken": _token(offset)} if offset else {}), "first": href({})}
     if offset + size < len(items):

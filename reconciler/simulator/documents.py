@@ -10,11 +10,13 @@ from .engine import Action, Callback, Vehicle
 
 
 class Links:
-    """Builds absolute hrefs under the API base URL of the request."""
+    """Builds absolute hrefs under the API base URL of the request, and says how collections page."""
 
-    def __init__(self, base: str, fleet_id: str) -> None:
+    def __init__(self, base: str, fleet_id: str, *, page_size: int = 60, relative: bool = False) -> None:
         self.base = base.rstrip("/")
         self.fleet = f"{self.base}/fleets/{fleet_id}"
+        self.page_size = page_size
+        self.relative = relative  # paging links as references to the host's root
 
     def href(self, path: str) -> dict[str, str]:
         return {"href": f"{self.fleet}{path}"}

@@ -40,6 +40,7 @@ class Settings:
     fail_rate: float = 0.0
     per_second: float = 50.0
     per_day: int = 1_000_000
+    page_size: int = 60  # items per page when the client does not ask (the API's maximum)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,9 @@ class Simulator:
         self.deliverer = Deliverer(self.clock, self.engine.fleet_id)
         self.engine.sinks.append(self.deliverer.enqueue)
         self.served: list[Served] = []
-        self.app = create_app(self.engine, self.credentials, self.limiter, self.faults, self.served)
+        self.app = create_app(
+            self.engine, self.credentials, self.limiter, self.faults, self.served, page_size=settings.page_size
+        )
         self._server: uvicorn.Server | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()

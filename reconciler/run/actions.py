@@ -1,0 +1,295 @@
+"""Carrying out remote actions: per vehicle, back to back, journaled, followed to their outcome.
+
+A vehicle's changes go out together so that one wake-up carries them all: the
+first action of each remote type at once, the next of a type once the one
+before it ended (the API refuses two of a type in flight: SameActionInProgress).
+Every POST is journaled before it is sent; an answer that was lost is looked up
+by the key in the action's label before anything is sent again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..api import spec
+from ..core.changes import Change
+from ..core.sensitive import reveal
+from ..errors import (
+    ApiError,
+    AuthError,
+    Cancelled,
+    RateLimitedError,
+    ReconcilerError,
+    UnknownOutcome,
+    UnreachableError,
+)
+from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry
+from .context import RunContext, sealed
+from .outcomes import ACCEPTED, CONFIRMED, FAILED, HELD, PENDING, SKIPPED, Outcome, record_final
+
+POLL_DELAYS = (0.5, 1.0, 2.0, 3.0, 5.0)  # then every 5 s
+_FATAL = (AuthError, UnreachableError)  # end the whole run (exit 1): going on would only repeat them
+# Asked before each send; an Outcome holds the change back (wake-up budget, send rate), None lets it go.
+Gate = Callable[[Change], Outcome | None]
+
+
+@dataclass
+class _InFlight:
+    change: Change
+    entry: JournalEntry
+    path: str  # of the action itself: …/remotes/{rid}
+    rid: str
+
+
+class RemoteActions:
+    """The remote actions of one run."""
+
+    def __init__(self, ctx: RunContext, callback_id: Callable[[str], str], gate: Gate | None = None) -> None:
+        self.ctx = ctx
+        self._callback_id = callback_id
+        self._gate = gate
+        self._quota_until = ""  # the API's daily quota is spent: nothing more is sent this run
+
+    # one vehicle
+
+    def vehicle(self, changes: list[Change], vids: dict[str, str], deadline: float) -> list[Outcome]:
+        """Carry out one vehicle's changes (in plan order within each remote type)."""
+        ctx = self.ctx
+        queues: dict[str, deque[Change]] = {}
+        for change in changes:
+            queues.setdefault(change.remote_type or "", deque()).append(change)
+        flying: dict[str, _InFlight] = {}
+        outcomes: list[Outcome] = []
+
+        def drop(kind: str, why: str, result: str = SKIPPED) -> None:
+            for rest in queues.pop(kind, ()):
+                outcomes.append(ctx.report(Outcome(rest.address, result, why, rest.remote_type or "")))
+
+        polls = 0
+        while queues or flying:
+            for kind in [k for k in queues if k not in flying]:
+                change = queues[kind].popleft()
+                if not queues[kind]:
+                    del queues[kind]
+                started = self._start(change, vids)
+                if isinstance(started, Outcome):
+                    outcomes.append(ctx.report(started))
+                    if started.result == HELD:
+                        drop(kind, started.detail, HELD)
+                    else:
+                        drop(kind, f"waits for {change.address}")
+                    continue
+                if not ctx.wait and kind not in queues:
+                    outcomes.append(ctx.report(_outcome(change, ACCEPTED, f"accepted as {started.rid}")))
+                    continue
+                flying[kind] = started
+                polls = 0
+            for kind, flight in list(flying.items()):
+                ended = self._poll(flight)
+                if ended is None:
+                    continue
+                del flying[kind]
+                outcomes.append(ctx.report(ended))
+                if ended.result != CONFIRMED:
+                    drop(kind, f"waits for {flight.change.address}")
+            if not flying:
+                continue
+            if ctx.clock() >= deadline or ctx.pause(_delay(polls, deadline - ctx.clock())):
+                why = "at the timeout" if not ctx.stop.is_set() else "when the run was interrupted"
+                for flight in flying.values():
+                    status = flight.entry.status
+                    outcomes.append(ctx.report(_outcome(flight.change, PENDING, f"{flight.rid} still {status} {why}")))
+                for kind in list(queues):
+                    drop(kind, "not sent: the run was interrupted" if ctx.stop.is_set() else "waits for the timeout")
+                break
+            polls += 1
+        return outcomes
+
+    def _start(self, change: Change, vids: dict[str, str]) -> _InFlight | Outcome:
+        """Journal and POST one action: in flight, or what stopped it."""
+        ctx = self.ctx
+        assert change.vin is not None
+        if ctx.stop.is_set():
+            return _outcome(change, SKIPPED, "not sent: the run was interrupted")
+        if self._quota_until:
+            return _outcome(change, SKIPPED, f"not sent: the API's quota is spent ({self._quota_until})")
+        held = self._gate(change) if self._gate else None
+        if held is not None:
+            return held
+        try:
+            path = change.request.path.replace("{vid}", vids.get(change.vin, "{vid}"))
+            if "{cbid}" in path:
+                path = path.replace("{cbid}", self._callback_id(change.callback or ""))
+        except ReconcilerError as exc:
+            return _outcome(change, FAILED, str(exc))
+        entry = _entry(change, path)
+        ctx.store.journal_start(entry)
+        ctx.store.add_history(change.address, "send", change.summary)
+        answer = self._post_once(entry, path, reveal(change.request.body))
+        if isinstance(answer, Outcome):
+            return answer
+        rid = str(answer["remoteActionId"])
+        ctx.store.journal_update(change.key, spec.PENDING_STATUSES[0], remote_action_id=rid)
+        entry = _with_status(entry, spec.PENDING_STATUSES[0], rid)
+        return _InFlight(change, entry, f"{path}/{rid}", rid)
+
+    def _poll(self, flight: _InFlight) -> Outcome | None:
+        """Ask once how the action goes; its outcome once it ended, else None."""
+        try:
+            action = self.ctx.api.get(flight.path)
+        except Cancelled:
+            return _outcome(
+                flight.change, PENDING, f"{flight.rid} still {flight.entry.status} when the run was interrupted"
+            )
+        except RateLimitedError as exc:
+            # Accepted already: the outcome is only not known yet. The next run (or the webhook) tells.
+            return _outcome(flight.change, PENDING, f"{flight.rid} accepted; its outcome is checked later: {exc}")
+        except _FATAL:
+            raise
+        except ApiError as exc:
+            return _outcome(flight.change, PENDING, f"{flight.rid} accepted; could not read its status: {exc}")
+        ended = self._seen(flight.entry, action, flight.rid)
+        if ended is None:
+            flight.entry = _with_status(flight.entry, str(action.get("status", "")), flight.rid)
+        return ended
+
+    def _seen(self, entry: JournalEntry, action: dict[str, Any], rid: str) -> Outcome | None:
+        """Record a status the API reported; the outcome when the action ended."""
+        store = self.ctx.store
+        status = str(action.get("status", ""))
+        cause = str(action.get("failureCause", "") or "")
+        store.journal_update(entry.key, status, remote_action_id=rid, failure_cause=cause or None)
+        kind = entry.remote_type or ""
+        if status in spec.SUCCESS_STATUSES:
+            record_final(store, entry, status, "", rid)
+            return Outcome(entry.address, CONFIRMED, f"{status} ({rid})", kind)
+        if status in PENDING_JOURNAL_STATUSES:
+            return None
+        cause = cause or status
+        until = record_final(store, entry, status, cause, rid)
+        detail = f"{cause} ({rid}); vehicle not retried before {until}" if until else f"{cause} ({rid})"
+        return Outcome(entry.address, FAILED, detail, kind)
+
+    # one action, followed to its end: settling earlier runs' actions, and `reconciler send`
+
+    def follow(self, entry: JournalEntry, path: str, rid: str, deadline: float) -> Outcome:
+        """Poll the action until it ends, ``deadline`` passes or the run is interrupted."""
+        ctx = self.ctx
+        polls = 0
+        while True:
+            try:
+                action = ctx.api.get(path)
+            except Cancelled:
+                return Outcome(
+                    entry.address, PENDING, f"{rid}: interrupted before its outcome was known", entry.remote_type or ""
+                )
+            except RateLimitedError as exc:
+                return Outcome(entry.address, PENDING, f"{rid}: outcome checked later: {exc}", entry.remote_type or "")
+            ended = self._seen(entry, action, rid)
+            if ended is not None:
+                return ended
+            status = str(action.get("status", ""))
+            if ctx.clock() >= deadline or ctx.pause(_delay(polls, deadline - ctx.clock())):
+                return Outcome(entry.address, PENDING, f"{rid} still {status}", entry.remote_type or "")
+            polls += 1
+
+    def send_one(self, change: Change, *, vid: str) -> Outcome:
+        """Send one action whose path is complete (``reconciler send``), following it like apply does."""
+        deadline = self.ctx.clock() + self.ctx.timeout
+        try:
+            started = self._start(change, {change.vin or "": vid})
+        except _FATAL:
+            raise
+        except ReconcilerError as exc:
+            return _outcome(change, FAILED, str(exc))
+        if isinstance(started, Outcome):
+            return started
+        if not self.ctx.wait:
+            return _outcome(change, ACCEPTED, f"accepted as {started.rid}")
+        return self.follow(started.entry, started.path, started.rid, deadline)
+
+    def settle(self, entry: JournalEntry, deadline: float) -> Outcome:
+        """What became of an action an earlier run left pending (its answer maybe lost)."""
+        store = self.ctx.store
+        path = entry.request["path"]
+        rid = entry.remote_action_id
+        if rid is None:
+            found = self._find_by_label(path, entry.key)
+            if found is None:
+                store.journal_update(entry.key, "NotSent")
+                store.add_history(entry.address, "not sent", f"{entry.key} never reached the API")
+                return Outcome(entry.address, SKIPPED, "the earlier attempt never reached the API")
+            rid = str(found["remoteActionId"])
+            store.journal_update(entry.key, str(found.get("status", "Accepted")), remote_action_id=rid)
+        return self.follow(entry, f"{path}/{rid}", rid, deadline)
+
+    # sending exactly once
+
+    def _post_once(self, entry: JournalEntry, path: str, body: Any) -> Any:
+        """POST the action; if its answer is lost, look it up by key before sending it again (once)."""
+        store = self.ctx.store
+        kind = entry.remote_type or ""
+        for attempt in (1, 2):
+            try:
+                return self.ctx.api.post(path, body)
+            except Cancelled:
+                store.journal_update(entry.key, "NotSent")
+                return Outcome(entry.address, SKIPPED, "not sent: the run was interrupted", kind)
+            except UnknownOutcome as exc:
+                try:
+                    found = self._find_by_label(path, entry.key)
+                except Cancelled:
+                    store.journal_update(entry.key, "Sending", failure_cause=str(exc))
+                    return Outcome(entry.address, PENDING, f"outcome unknown, checked on the next run: {exc}", kind)
+                if found is not None:
+                    store.add_history(entry.address, "found", f"{entry.key} was created: {exc}")
+                    return found
+                if attempt == 2:
+                    store.journal_update(entry.key, "Sending", failure_cause=str(exc))
+                    return Outcome(entry.address, PENDING, f"outcome unknown, checked on the next run: {exc}", kind)
+            except _FATAL:
+                raise
+            except RateLimitedError as exc:
+                # Nothing was created: a 429 is a refusal. A long Retry-After is a spent quota.
+                store.journal_update(entry.key, "NotSent", failure_cause=str(exc))
+                self._quota_until = str(exc)
+                return Outcome(entry.address, SKIPPED, f"not sent: the API's quota is spent ({exc})", kind)
+            except ApiError as exc:
+                store.journal_update(entry.key, "Rejected", failure_cause=str(exc))
+                store.add_history(entry.address, "rejected", str(exc))
+                return Outcome(entry.address, FAILED, str(exc), kind)
+        raise AssertionError("unreachable")
+
+    def _find_by_label(self, path: str, key: str) -> dict[str, Any] | None:
+        for action in self.ctx.api.pages(path, "remoteActions"):
+            if (action.get("remote") or {}).get("label") == key:
+                return action
+        return None
+
+
+def _delay(polls: int, left: float) -> float:
+    return min(POLL_DELAYS[min(polls, len(POLL_DELAYS) - 1)], max(0.0, left))
+
+
+def _outcome(change: Change, result: str, detail: str) -> Outcome:
+    return Outcome(change.address, result, detail, change.remote_type or "")
+
+
+def _entry(change: Change, path: str) -> JournalEntry:
+    return JournalEntry(
+        change.key,
+        change.address,
+        change.vin,
+        change.callback,
+        change.remote_type,
+        "POST",
+        {"path": path, "body": sealed(change.request.body)},
+        change.after,
+    )
+
+
+def _with_status(entry: JournalEntry, status: str, rid: str) -> JournalEntry:
+    return replace(entry, status=status, remote_action_id=rid)

@@ -1,0 +1,170 @@
+"""Carrying out callback changes: create (or adopt), update, pause/resume, delete; each journaled."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from ..api import spec
+from ..core.changes import Change
+from ..core.sensitive import reveal, seal_callback
+from ..errors import ApiError, AuthError, Cancelled, NotFoundError, ReconcilerError, UnknownOutcome, UnreachableError
+from ..state.base import JournalEntry
+from .context import RunContext, sealed
+from .outcomes import CONFIRMED, FAILED, SKIPPED, Outcome
+
+_FATAL = (AuthError, UnreachableError)
+
+
+class CallbackSteps:
+    """The callback calls of one run; remembers the ids it made or learnt for the actions that follow."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.ids: dict[str, str] = {}
+        self._listed: dict[str, dict[str, Any]] | None = None
+
+    def carry_out(self, change: Change) -> Outcome:
+        """Create, update, pause or resume one callback."""
+        ctx = self.ctx
+        label = _label(change)
+        wanted = ctx.desired.callbacks[label]
+        body = reveal(change.request.body)
+        key = ctx.fingerprint_key
+        try:
+            if change.action == "create":
+                existing = self._existing().get(label)
+                if existing is not None:
+                    return self._adopt(change, label, existing)
+                answer = self._journaled(change, "POST", f"{ctx.fleet_path}/remote/callbacks", body)
+                cb_id = str(answer["callbackId"])
+                self.ids[label] = cb_id
+                ctx.store.record_callback(label, cb_id, replace(seal_callback(wanted, key), status="Running"))
+                return Outcome(change.address, CONFIRMED, f"created {cb_id}")
+            adopting = label not in self.ids and label not in ctx.store.callbacks()
+            cb_id = self.id_of(label, change)
+            if change.action == "update":
+                self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}", body)
+                # A PUT keeps the status; a callback adopted now keeps the one the API reported.
+                status = str((change.before or {}).get("status") or self._recorded_status(label))
+                ctx.store.record_callback(label, cb_id, replace(seal_callback(wanted, key), status=status))
+                if adopting:
+                    ctx.store.add_history(change.address, "adopted", f"{cb_id}, updated to the fleet file")
+                    return Outcome(change.address, CONFIRMED, f"adopted {cb_id} and updated it")
+                return Outcome(change.address, CONFIRMED, f"updated {cb_id}")
+            self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}/status", body)
+            recorded = ctx.store.callbacks().get(label)
+            config = recorded.config if recorded else seal_callback(wanted, key)
+            ctx.store.record_callback(label, cb_id, replace(config, status=body["status"]))
+            return Outcome(change.address, CONFIRMED, f"{change.action}d {cb_id}")
+        except _FATAL:
+            raise
+        except Cancelled:
+            return Outcome(change.address, SKIPPED, "interrupted before it was sent")
+        except (ApiError, UnknownOutcome) as exc:
+            ctx.store.add_history(change.address, "failed", str(exc))
+            return Outcome(change.address, FAILED, str(exc))
+
+    def delete(self, change: Change) -> Outcome:
+        """Delete a callback the file no longer has, once nothing is pending on it."""
+        ctx = self.ctx
+        label = _label(change)
+        pending = [e for e in ctx.store.journal(pending_only=True) if e.callback == label and e.vin]
+        if pending:
+            return Outcome(change.address, SKIPPED, f"{len(pending)} action(s) still pending on it")
+        cb_id = self.id_of(label)
+        path = f"{ctx.fleet_path}/remote/callbacks/{cb_id}"
+        key = f"{change.address}:DELETE:{time.time_ns()}"
+        ctx.store.journal_start(JournalEntry(key, change.address, None, label, None, "DELETE", {"path": path}, None))
+        try:
+            ctx.api.delete(path)
+        except NotFoundError:
+            pass  # already gone
+        except _FATAL:
+            raise
+        except Cancelled:
+            ctx.store.journal_update(key, "NotSent")
+            return Outcome(change.address, SKIPPED, "interrupted before it was sent")
+        except ApiError as exc:
+            ctx.store.journal_update(key, "Failed", failure_cause=str(exc))
+            return Outcome(change.address, FAILED, str(exc))
+        ctx.store.journal_update(key, "Done")
+        ctx.store.forget_callback(label)
+        ctx.store.add_history(change.address, "delete", cb_id)
+        return Outcome(change.address, CONFIRMED, f"deleted {cb_id}")
+
+    def id_of(self, label: str, change: Change | None = None) -> str:
+        """The callback's id: made this run, recorded, or (adopting one refresh found) in the planned path."""
+        if label not in self.ids:
+            recorded = self.ctx.store.callbacks().get(label)
+            planned = _cbid_in(change.request.path) if change is not None else None
+            if recorded is not None:
+                self.ids[label] = recorded.id
+            elif planned:
+                self.ids[label] = planned
+            else:
+                raise ReconcilerError(f"callback {label} has no recorded id")
+        return self.ids[label]
+
+    def _adopt(self, change: Change, label: str, existing: dict[str, Any]) -> Outcome:
+        """A callback with our label exists (an earlier run's answer was lost, or the state): use it."""
+        ctx = self.ctx
+        cb_id = str(existing["id"])
+        self.ids[label] = cb_id
+        wanted = ctx.desired.callbacks[label]
+        body = reveal(change.request.body)
+        if existing.get("subscribe") != body:
+            self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}", body)
+        status = str(existing.get("status", "Running"))
+        ctx.store.record_callback(label, cb_id, replace(seal_callback(wanted, ctx.fingerprint_key), status=status))
+        ctx.store.add_history(change.address, "adopted", cb_id)
+        return Outcome(change.address, CONFIRMED, f"adopted existing {cb_id}")
+
+    def _existing(self) -> dict[str, dict[str, Any]]:
+        if self._listed is None:
+            listed = self.ctx.api.pages(f"{self.ctx.fleet_path}/remote/callbacks", "callbacks")
+            self._listed = {str(cb["subscribe"].get("label")): cb for cb in listed if cb.get("subscribe")}
+        return self._listed
+
+    def _recorded_status(self, label: str) -> str:
+        recorded = self.ctx.store.callbacks().get(label)
+        return recorded.config.status if recorded else spec.CALLBACK_RUNNING
+
+    def _journaled(self, change: Change, method: str, path: str, body: Any) -> Any:
+        ctx = self.ctx
+        key = f"{change.key or change.address}:{method}:{path}:{time.time_ns()}"
+        ctx.store.journal_start(
+            JournalEntry(
+                key,
+                change.address,
+                None,
+                change.callback,
+                None,
+                method,
+                {"path": path, "body": sealed(change.request.body)},
+                change.after,
+            )
+        )
+        try:
+            answer = ctx.api.put(path, body) if method == "PUT" else ctx.api.post(path, body)
+        except Cancelled:
+            ctx.store.journal_update(key, "NotSent")
+            raise
+        except (ApiError, UnknownOutcome) as exc:
+            ctx.store.journal_update(key, "Failed", failure_cause=str(exc))
+            raise
+        ctx.store.journal_update(key, "Done")
+        ctx.store.add_history(change.address, change.action, f"{method} {path}")
+        return answer
+
+
+def _label(change: Change) -> str:
+    return change.callback or change.address.split(".", 1)[1]
+
+
+def _cbid_in(path: str) -> str | None:
+    """The id in ``/fleets/F/remote/callbacks/{cbid}[/status]``, unless it is still the placeholder."""
+    rest = path.split("/remote/callbacks/", 1)[1] if "/remote/callbacks/" in path else ""
+    cb_id = rest.split("/", 1)[0]
+    return cb_id if cb_id and cb_id != "{cbid}" else None

@@ -1,0 +1,74 @@
+"""What became of each change, how progress is told, and what an action's end records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..api import spec
+from ..core import addresses
+from ..core.model import VehicleConfig
+from ..core.recording import apply_after
+from ..state.base import JournalEntry, StateStore
+
+CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED = "confirmed", "accepted", "pending", "failed", "skipped"
+HELD = "held"  # not sent this run, by a policy (wake-up budget, rollout wave, change window): not a failure
+CANNOT = "cannot apply"  # the vehicle cannot take it: never sent, not a failure
+RESULTS = (CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED, HELD, CANNOT)
+OK_RESULTS = (CONFIRMED, ACCEPTED, CANNOT)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one change (or of one address the plan held back)."""
+
+    address: str
+    result: str
+    detail: str = ""
+    remote_type: str = ""
+
+
+class Progress:
+    """Told of each outcome as it comes; the CLI shows a bar or a line per action."""
+
+    def start(self, total: int) -> None: ...
+
+    def done(self, outcome: Outcome) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def record_final(store: StateStore, entry: JournalEntry, status: str, cause: str, rid: str) -> str:
+    """Record how an action ended; for apply's polling and the webhook receiver alike.
+
+    Success and AlreadyDone make the action's ``after`` the recorded configuration.
+    A failure whose cause is the vehicle's (wake-up budget, privacy, rights,
+    battery) backs off every action on that vehicle: the date it ends is returned.
+    """
+    assert entry.vin is not None
+    if status in spec.SUCCESS_STATUSES:
+        if entry.after is not None:  # a one-off action (horn, lights …) leaves nothing to record
+            store.update_vehicle(entry.vin, applying(entry.address, entry.after))
+        store.clear_backoff(addresses.vehicle_prefix(entry.vin))
+        store.add_history(entry.address, status, rid)
+        return ""
+    store.add_history(entry.address, "failed", f"{cause} ({rid})")
+    if cause in spec.SLOW_FAILURE_CAUSES:
+        until = backoff_until(cause, datetime.now(UTC))
+        store.set_backoff(addresses.vehicle_prefix(entry.vin), cause, until)
+        return until
+    return ""
+
+
+def applying(address: str, after: Any) -> Callable[[VehicleConfig], VehicleConfig]:
+    return lambda config: apply_after(config, address, after)
+
+
+def backoff_until(cause: str, now: datetime) -> str:
+    """When a failure that retrying cannot fix soon is worth trying again."""
+    if cause == "TooManyWakeUpsOverMonth":
+        month = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return month.isoformat(timespec="seconds")
+    return (now + timedelta(hours=6)).isoformat(timespec="seconds")
