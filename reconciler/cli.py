@@ -192,6 +192,54 @@ def apply(
     )
 
 
+@cli.command("import")
+@click.option(
+    "-o", "--output", default="fleet.yaml", show_default=True, metavar="FILE", help="The fleet file to write."
+)
+@click.option(
+    "-f",
+    "--file",
+    "from_file",
+    default=None,
+    metavar="FILE",
+    help="An existing fleet file to take the fleet id and api.url from.",
+)
+@click.option("--fleet", metavar="FID", help="The fleet id (default: RECONCILER_FLEET, or the -f file's).")
+@click.option(
+    "--vin-prefix",
+    "prefixes",
+    multiple=True,
+    metavar="P",
+    help="Import only the vehicles whose VIN starts with P; repeatable.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing file, and what the state already records.")
+def import_(output: str, from_file: str | None, fleet: str | None, prefixes: tuple[str, ...], force: bool) -> int:
+    """Write the fleet file of a fleet already configured, and record it as applied.
+
+    Reads the callbacks, the vehicle list and the vehicles' status documents
+    (page by page) and sends nothing. Vehicles holding the same programs share
+    a profile; secret-looking attribute values become ${VAR} references (the
+    variables to set are printed, never their values). Right after, `plan
+    --detailed-exitcode` exits 0 and `apply` sends nothing.
+
+    \b
+      reconciler import --fleet 0a123bc5d1e873066454b4d9 -o fleet.yaml
+      reconciler import -f fleet.yaml -o vans.yaml --vin-prefix VR3 --force
+    """
+    from .commands import importing
+
+    return importing.run(
+        output=output,
+        fleet=fleet,
+        from_file=from_file,
+        prefixes=prefixes,
+        force=force,
+        env=os.environ,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
 @cli.group()
 def state() -> None:
     """Inspect the recorded state and its history; release a stuck lock."""

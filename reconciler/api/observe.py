@@ -36,28 +36,58 @@ def refresh(api: FleetApi, desired: Desired, recorded: Recorded, *, parallelism:
     """What the API reports now for the callbacks and vehicles this fleet file manages."""
     fleet = f"/fleets/{desired.fleet}"
     labels = set(desired.callbacks) | set(recorded.callbacks)
+    recorded_ids = {cb.id: label for label, cb in recorded.callbacks.items()}
     callbacks: dict[str, ObservedCallback] = {}
-    for item in api.pages(f"{fleet}/remote/callbacks", "callbacks"):
+    listed = list(api.pages(f"{fleet}/remote/callbacks", "callbacks"))
+    for item in listed:
         subscribe = item.get("subscribe") or {}
         label = subscribe.get("label")
-        if label in labels and label not in callbacks:
-            guide = desired.callbacks.get(label)
-            config = callback_from_api(
-                label, subscribe, str(item.get("status", "Running")), guide, recorded.fingerprint_key
-            )
-            callbacks[label] = ObservedCallback(str(item["id"]), config)
+        if label not in labels or label in callbacks:
+            continue
+        callbacks[label] = _observed_callback(label, item, desired, recorded)
+    for item in listed:  # one recorded under a label the API does not carry (imported without one)
+        label = recorded_ids.get(str(item.get("id")))
+        if label is not None and label not in callbacks:
+            callbacks[label] = _observed_callback(label, item, desired, recorded)
     vins = set(desired.vehicles) | (set(recorded.vehicles) if desired.prune else set())
-    statuses = _statuses(api, fleet, vins, recorded, parallelism)
+    vids = {vin: rv.vid for vin, rv in recorded.vehicles.items() if rv.vid and vin in vins}
+    statuses = read_statuses(api, fleet, vins, vids, parallelism)
     vehicles = {vin: ObservedVehicle(vin, vid, status_doc.vehicle_config(doc)) for vin, (vid, doc) in statuses.items()}
     return Observed(callbacks=callbacks, vehicles=vehicles)
 
 
-def _statuses(
-    api: FleetApi, fleet: str, vins: set[str], recorded: Recorded, parallelism: int
+def _observed_callback(label: str, item: dict[str, Any], desired: Desired, recorded: Recorded) -> ObservedCallback:
+    subscribe = item.get("subscribe") or {}
+    guide = desired.callbacks.get(label)
+    status = str(item.get("status", "Running"))
+    return ObservedCallback(
+        str(item["id"]), callback_from_api(label, subscribe, status, guide, recorded.fingerprint_key)
+    )
+
+
+def list_vehicles(api: FleetApi, fleet: str, prefixes: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """VIN → the API's vehicle item, for the whole fleet or the VINs starting with ``prefixes``."""
+    found: dict[str, dict[str, Any]] = {}
+    queries: list[dict[str, Any] | None] = [{"vinPrefix": p} for p in sorted(set(prefixes))] or [None]
+    for query in queries:
+        for item in api.pages(f"{fleet}/vehicles", "vehicles", query):
+            vin = item.get("vin")
+            if isinstance(vin, str) and item.get("id") is not None:
+                found[vin] = item
+    return found
+
+
+def read_statuses(
+    api: FleetApi, fleet: str, vins: set[str], vids: dict[str, str], parallelism: int = 8
 ) -> dict[str, tuple[str | None, dict[str, Any]]]:
+    """VIN → (vid, status document) for ``vins``: from the paged fleet status, or each vehicle's.
+
+    ``vids`` are the vehicle ids already known; the fleet status, when the API
+    serves it, costs a page per 60 vehicles instead of a call per vehicle.
+    """
     if not vins:
         return {}
-    vids = {vin: rv.vid for vin, rv in recorded.vehicles.items() if rv.vid and vin in vins}
+    vids = dict(vids)
     try:
         found: dict[str, tuple[str | None, dict[str, Any]]] = {}
         for doc in api.pages(f"{fleet}/status", "status"):
@@ -71,11 +101,12 @@ def _statuses(
         pass  # the fleet status is deprecated: read each vehicle's instead
     missing = vins - set(vids)
     if missing:
-        for vehicle in api.pages(f"{fleet}/vehicles", "vehicles"):
-            if vehicle.get("vin") in missing:
-                vids[str(vehicle["vin"])] = str(vehicle["id"])
+        for vin, item in list_vehicles(api, fleet).items():
+            if vin in missing:
+                vids[vin] = str(item["id"])
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        docs = pool.map(lambda vin: (vin, api.get(f"{fleet}/vehicles/{vids[vin]}/status")), sorted(vids))
+        known = sorted(vin for vin in vids if vin in vins)
+        docs = pool.map(lambda vin: (vin, api.get(f"{fleet}/vehicles/{vids[vin]}/status")), known)
         return {vin: (vids[vin], doc) for vin, doc in docs}
 
 

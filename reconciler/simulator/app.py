@@ -10,7 +10,7 @@ import math
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,7 +162,7 @@ def _authenticate(request: Request, credentials: Credentials) -> None:
 
 async def _vehicles(request: Request, engine: Engine, links: documents.Links) -> Response:
     found = engine.list_vehicles(request.query_params.get("vinPrefix", ""))
-    return _page(request, links, "vehicles", [documents.vehicle_item(links, v) for v in found])
+    return _page(request, links, "vehicles", found, lambda v: documents.vehicle_item(links, v))
 
 
 async def _vehicle(request: Request, engine: Engine, links: documents.Links) -> Response:
@@ -176,7 +176,7 @@ async def _status(request: Request, engine: Engine, links: documents.Links) -> R
 
 async def _fleet_status(request: Request, engine: Engine, links: documents.Links) -> Response:
     found = engine.list_vehicles()
-    return _page(request, links, "status", [documents.status(links, v) for v in found])
+    return _page(request, links, "status", found, lambda v: documents.status(links, v))
 
 
 async def _callbacks(request: Request, engine: Engine, links: documents.Links) -> Response:
@@ -185,7 +185,7 @@ async def _callbacks(request: Request, engine: Engine, links: documents.Links) -
         return _hal(documents.callback_ref(links, callback), 200)
     remote_type = request.query_params.get("remoteType", "")
     found = engine.list_callbacks(remote_type)
-    return _page(request, links, "callbacks", [documents.callback(links, c) for c in found])
+    return _page(request, links, "callbacks", found, lambda c: documents.callback(links, c))
 
 
 async def _callback(request: Request, engine: Engine, links: documents.Links) -> Response:
@@ -206,7 +206,7 @@ async def _callback_status(request: Request, engine: Engine, links: documents.Li
 async def _remotes(request: Request, engine: Engine, links: documents.Links) -> Response:
     p = request.path_params
     found = engine.list_actions(p["vid"], p["cbid"])
-    return _page(request, links, "remoteActions", [documents.remote_action(links, a) for a in found])
+    return _page(request, links, "remoteActions", found, lambda a: documents.remote_action(links, a))
 
 
 async def _remote(request: Request, engine: Engine, links: documents.Links) -> Response:
@@ -214,8 +214,13 @@ async def _remote(request: Request, engine: Engine, links: documents.Links) -> R
     return _hal(documents.remote_action(links, engine.action(p["vid"], p["cbid"], p["rid"])))
 
 
-def _page(request: Request, links: documents.Links, name: str, items: list[dict[str, Any]]) -> Response:
-    """A CollectionResult page; ``_links.next`` carries the opaque token of the next one."""
+def _page(
+    request: Request, links: documents.Links, name: str, items: Sequence[Any], render: Callable[[Any], dict[str, Any]]
+) -> Response:
+    """A CollectionResult page of ``items`` (each shown by ``render``, only those on the page).
+
+    ``_links.next`` carries the opaque token of the next one.
+    """
     query = request.query_params
     try:
         size = int(query.get("pageSize", links.page_size))
@@ -249,7 +254,7 @@ def _page(request: Request, links: documents.Links, name: str, items: list[dict[
         "total": len(items),
         "totalPage": max(1, math.ceil(len(items) / size)),
         "currentPage": offset // size + 1,
-        "_embedded": {name: chunk},
+        "_embedded": {name: [render(item) for item in chunk]},
     }
     return _hal(body)
 

@@ -7,6 +7,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -71,6 +72,10 @@ class StateStore(Protocol):
 
     def is_initialized(self) -> bool: ...
 
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Make the writes inside one transaction: all of them, or none."""
+        ...
+
     def initialize(self, recorded: Recorded) -> None:
         """Give a store never written the lineage and fingerprint key of ``recorded``."""
         ...
@@ -86,6 +91,8 @@ class StateStore(Protocol):
     def forget_callback(self, label: str) -> None: ...
 
     def record_vehicle(self, vin: str, vid: str | None, config: VehicleConfig) -> None: ...
+
+    def record_vehicles(self, rows: list[tuple[str, str | None, VehicleConfig]]) -> None: ...
 
     def record_vids(self, vids: dict[str, str]) -> None: ...
 

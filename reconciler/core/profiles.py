@@ -1,0 +1,152 @@
+"""Factoring vehicles' configurations into shared profiles, for ``reconciler import``.
+
+Vehicles holding the same programs share one profile, named after what it
+holds (``pre-0730-wd_chg-2200-0600``) or ``p1``, ``p2`` … when that would be too
+long. A vehicle whose configuration no other vehicle has takes the profile it
+shares the most sections with and writes the sections that differ (a vehicle's
+section replaces its profile's, section by section), or writes its own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from .model import AirProgram, ChargeProgram, ChargingPreferences, VehicleConfig
+from .timeofday import DAY_SHORTCUTS, to_hhmm
+
+MAX_NAME = 60
+_SECTIONS = ("preconditioning", "charging_schedule", "charging_preferences")
+_DAY_CODES = {"weekdays": "wd", "weekend": "we", "everyday": ""}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """How one vehicle is written: a profile (or none) and the sections it gives itself."""
+
+    profile: str | None
+    own: VehicleConfig
+
+
+@dataclass(frozen=True)
+class Factoring:
+    profiles: dict[str, VehicleConfig]
+    users: dict[str, int]  # profile -> how many vehicles use it
+    entries: dict[str, Entry]
+
+
+def factor(configs: Mapping[str, VehicleConfig], *, min_share: int = 2) -> Factoring:
+    """Profiles for the configurations (programs and preferences) ``min_share`` vehicles or more hold alike.
+
+    Flags (immobilized, stolen) never go into profiles: they stay on the vehicle.
+    """
+    keys = {vin: _key(config) for vin, config in configs.items()}
+    parts = {key: _programs_only(configs[vin]) for vin, key in keys.items()}
+    counts = Counter(key for key in keys.values() if _has_any(parts[key]))
+    common = [key for key, n in counts.most_common() if n >= min_share]
+    names = _names([parts[key] for key in common])
+    name_of = {key: names[index] for index, key in enumerate(common)}
+    profiles = {name_of[key]: parts[key] for key in common}
+    entries: dict[str, Entry] = {}
+    users: Counter[str] = Counter()
+    for vin, config in configs.items():
+        key, part = keys[vin], parts[keys[vin]]
+        if key in name_of:
+            entries[vin] = Entry(name_of[key], VehicleConfig(immobilized=config.immobilized, stolen=config.stolen))
+            users[name_of[key]] += 1
+            continue
+        base = _closest(part, [(name_of[k], parts[k]) for k in common])
+        if base is None:
+            entries[vin] = Entry(None, replace(part, immobilized=config.immobilized, stolen=config.stolen))
+            continue
+        name, profile = base
+        differing = {s: getattr(part, s) for s in _SECTIONS if getattr(part, s) != getattr(profile, s)}
+        entries[vin] = Entry(name, VehicleConfig(**differing, immobilized=config.immobilized, stolen=config.stolen))
+        users[name] += 1
+    return Factoring(profiles, dict(users), entries)
+
+
+def _key(config: VehicleConfig) -> tuple[object, ...]:
+    """A hashable stand-in for the programs and preferences of ``config`` (its mappings are not)."""
+    air, schedule = config.preconditioning, config.charging_schedule
+    return (
+        None if air is None else tuple(sorted(air.items())),
+        None if schedule is None else tuple(sorted(schedule.items())),
+        config.charging_preferences,
+    )
+
+
+def _programs_only(config: VehicleConfig) -> VehicleConfig:
+    return VehicleConfig(config.preconditioning, config.charging_schedule, config.charging_preferences)
+
+
+def _has_any(config: VehicleConfig) -> bool:
+    return any(getattr(config, s) is not None for s in _SECTIONS)
+
+
+def _closest(part: VehicleConfig, profiles: list[tuple[str, VehicleConfig]]) -> tuple[str, VehicleConfig] | None:
+    """The profile sharing the most sections with ``part``, among those it can override into ``part``.
+
+    A vehicle can replace a profile's section but not take it away: a profile
+    with a section the vehicle does not have is no base for it.
+    """
+    best, best_score = None, 0
+    for name, profile in profiles:
+        if any(getattr(profile, s) is not None and getattr(part, s) is None for s in _SECTIONS):
+            continue
+        score = sum(getattr(profile, s) is not None and getattr(profile, s) == getattr(part, s) for s in _SECTIONS)
+        if score > best_score:
+            best, best_score = (name, profile), score
+    return best
+
+
+def _names(parts: list[VehicleConfig]) -> list[str]:
+    """A readable name for each profile, unique; ``pN`` when what it holds does not fit in a name."""
+    names: list[str] = []
+    for number, part in enumerate(parts, 1):
+        name = describe(part)
+        if not name or len(name) > MAX_NAME or name in names:
+            name = f"p{number}"
+            while name in names:
+                name += "x"
+        names.append(name)
+    return names
+
+
+def describe(config: VehicleConfig) -> str:
+    """``pre-0730-wd_chg-2200-0600_l3-partial``: what a profile holds, in a name."""
+    pieces = []
+    if config.preconditioning:
+        pieces.append("pre-" + "-".join(_air(p) for _, p in sorted(config.preconditioning.items())))
+    if config.charging_schedule:
+        pieces.append("chg-" + "-".join(_charge(p) for _, p in sorted(config.charging_schedule.items())))
+    if config.charging_preferences:
+        pieces.append(_preferences(config.charging_preferences))
+    return "_".join(pieces)
+
+
+def _days(days: tuple[str, ...]) -> str:
+    for name, members in DAY_SHORTCUTS.items():
+        if days == members:
+            return _DAY_CODES[name]
+    return "".join(d[:2].lower() for d in days)
+
+
+def _air(program: AirProgram) -> str:
+    text = to_hhmm(program.start).replace(":", "")
+    days = _days(program.days)
+    text += f"-{days}" if days else ""
+    return text + ("" if program.enabled else "-off")
+
+
+def _charge(program: ChargeProgram) -> str:
+    text = f"{to_hhmm(program.start).replace(':', '')}-{to_hhmm(program.end).replace(':', '')}"
+    days = _days(program.days)
+    text += f"-{days}" if days else ""
+    return text + ("" if program.enabled else "-off")
+
+
+def _preferences(prefs: ChargingPreferences) -> str:
+    parts = [p.lower().replace("level", "l") for p in (prefs.level, prefs.type) if p]
+    return "-".join(parts)
