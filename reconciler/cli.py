@@ -31,6 +31,13 @@ _FILE = click.option(
 )
 
 
+_REFRESH_CAPABILITIES = click.option(
+    "--refresh-capabilities",
+    is_flag=True,
+    help="Read every managed vehicle's capabilities again (by default: once, for vehicles with changes).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="reconciler")
 def cli() -> None:
@@ -86,8 +93,15 @@ def validate(fleet_file: str) -> int:
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when there are none, 1 on error."
 )
+@_REFRESH_CAPABILITIES
 def plan(
-    fleet_file: str, out_file: str | None, fmt: str, refresh: bool, targets: tuple[str, ...], detailed_exitcode: bool
+    fleet_file: str,
+    out_file: str | None,
+    fmt: str,
+    refresh: bool,
+    targets: tuple[str, ...],
+    detailed_exitcode: bool,
+    refresh_capabilities: bool,
 ) -> int:
     """Show what apply would change, and how many API calls it would make.
 
@@ -104,6 +118,7 @@ def plan(
         refresh=refresh,
         targets=targets,
         detailed_exitcode=detailed_exitcode,
+        refresh_capabilities=refresh_capabilities,
         env=os.environ,
         stdout=sys.stdout,
         stderr=sys.stderr,
@@ -155,6 +170,7 @@ def plan(
     show_default=True,
     help="Read what the API reports before planning: drift is corrected, what is in place adopted.",
 )
+@_REFRESH_CAPABILITIES
 def apply(
     plan_file: str | None,
     fleet_file: str | None,
@@ -165,6 +181,7 @@ def apply(
     lock_timeout: float,
     targets: tuple[str, ...],
     refresh: bool,
+    refresh_capabilities: bool,
 ) -> int:
     """Send exactly the calls that close the gap, and record what the vehicles answer.
 
@@ -179,7 +196,9 @@ def apply(
     """
     from .commands import apply as apply_command
 
-    options = apply_command.Options(auto_approve, wait, timeout, parallelism, lock_timeout, targets, refresh)
+    options = apply_command.Options(
+        auto_approve, wait, timeout, parallelism, lock_timeout, targets, refresh, refresh_capabilities
+    )
     return apply_command.run(
         fleet_file,
         plan_file,

@@ -151,7 +151,7 @@ def test_a_spent_daily_quota_leaves_accepted_actions_pending_not_failed(
     tmp_path: Path, fleet: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = Settings(
-        tmp_path / "quota", fleet_id="0a123bc5d1e873066454b4d9", vins=VINS, latency=0.5, per_second=1000, per_day=7
+        tmp_path / "quota", fleet_id="0a123bc5d1e873066454b4d9", vins=VINS, latency=0.5, per_second=1000, per_day=11
     )
     with Simulator(settings) as limited:
         for name, value in limited.connection.environment().items():
@@ -218,12 +218,14 @@ def test_apply_needs_auto_approve_without_a_terminal(fleet: Path, capsys: pytest
     assert "--auto-approve" in capsys.readouterr().err
 
 
-def test_unknown_vin_is_an_error_naming_the_vehicle(
+def test_unknown_vin_is_said_naming_the_vehicle(
     sim: Simulator, fleet: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet.write_text(FLEET + "  VF3ZZZZZZZZ999999: {profile: commuter}\n")
-    assert apply(fleet) == 4
+    assert apply(fleet, "--no-refresh") == 4  # blind: found out when its vid is looked up
     assert "VIN VF3ZZZZZZZZ999999 is not in fleet" in capsys.readouterr().out
+    assert apply(fleet) == 0  # with the fleet's listing: cannot apply, said, and no failure
+    assert "the API does not list VF3ZZZZZZZZ999999" in capsys.readouterr().out
 
 
 def test_wrong_password_exits_1_with_the_api_error(

@@ -575,3 +575,46 @@ def test_simulator_command_prints_exports_and_stops_cleanly(tmp_path: Path) -> N
 def test_vehicle_by_id(sim: Simulator, api: httpx.Client) -> None:
     vehicle = api.get(f"/vehicles/{vid(sim)}").json()
     assert (vehicle["id"], vehicle["vin"]) == (vid(sim), VINS[0])
+
+
+# capabilities: a mixed fleet
+
+
+def test_capabilities_say_what_each_kind_of_vehicle_takes(sim: Simulator, api: httpx.Client) -> None:
+    sim.engine.configure_vehicle(VINS[1], motorization="Thermic")
+    sim.engine.configure_vehicle(VINS[2], motorization="Hybrid", charge_slots=2, charge_type=False)
+    base = sim.connection.url
+
+    def remote(vin: str) -> dict[str, Any]:
+        answer = api.get(f"{base}/vehicles/{vin}", params={"extension": "onboardCapabilities"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["_embedded"]["extension"]["onboardCapabilities"]["remote"]  # type: ignore[no-any-return]
+
+    electric, thermal, hybrid = remote(VINS[0]), remote(VINS[1]), remote(VINS[2])
+    assert (
+        electric["charging"]["supported"] is True and electric["preconditioning"]["parameters"]["programs"]["size"] == 4
+    )
+    assert thermal["charging"]["supported"] is False
+    assert hybrid["charging"]["parameters"]["schedule"]["programs"]["size"] == 2
+    assert hybrid["charging"]["parameters"]["preferences"]["type"] is False
+    plain = api.get(f"{base}/vehicles/{VINS[0]}").json()
+    assert plain["motorization"] == "Electric" and "_embedded" not in plain
+    assert api.get(f"{base}/vehicles/VF3ZZZZZZZZ999999").status_code == 404
+
+
+def test_a_vehicle_refuses_what_it_cannot_take(sim: Simulator, api: httpx.Client) -> None:
+    sim.engine.configure_vehicle(VINS[1], motorization="Thermic")
+    cbid = make_callback(api, types=("ElectricBatteryChargingRequest", "ThermalPreconditioning"))
+    charge = {"label": "x", "charging": {"preferences": {"level": "Level2"}}}
+    answer = api.post(f"/vehicles/{vid(sim, VINS[1])}/callbacks/{cbid}/remotes", json=charge)
+    assert answer.status_code == 400 and "no remote charging" in answer.json()["message"]
+    sim.engine.configure_vehicle(VINS[0], air_slots=2)
+    air = {"label": "y", "preconditioning": {"airConditioning": {"programs": [air_set(3)]}}}
+    answer = api.post(f"/vehicles/{vid(sim)}/callbacks/{cbid}/remotes", json=air)
+    assert answer.status_code == 400 and "holds 2 preconditioning programs" in answer.json()["message"]
+
+
+def test_a_made_up_fleet_is_mixed(tmp_path: Path) -> None:
+    with Simulator(Settings(tmp_path / "mixed", vehicles=10)) as mixed:
+        kinds = sorted(v.motorization for v in mixed.engine.vehicles.values())
+    assert kinds == ["Electric"] * 6 + ["Hybrid"] * 2 + ["Thermic"] * 2

@@ -11,10 +11,12 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..core import groups
 from ..core.model import (
     Attribute,
     BatchNotify,
     Callback,
+    Capabilities,
     Desired,
     Observed,
     ObservedCallback,
@@ -25,8 +27,8 @@ from ..core.model import (
     Value,
 )
 from ..core.sensitive import fingerprint
-from ..errors import ApiError, AuthError
-from . import spec, status_doc
+from ..errors import ApiError, AuthError, NotFoundError
+from . import capabilities, spec, status_doc
 from .client import FleetApi
 
 _KINDS = (spec.ATTRIBUTE_HEADER, spec.ATTRIBUTE_QUERY, spec.ATTRIBUTE_BODY)
@@ -49,11 +51,12 @@ def refresh(api: FleetApi, desired: Desired, recorded: Recorded, *, parallelism:
         label = recorded_ids.get(str(item.get("id")))
         if label is not None and label not in callbacks:
             callbacks[label] = _observed_callback(label, item, desired, recorded)
-    vins = set(desired.vehicles) | (set(recorded.vehicles) if desired.prune else set())
-    vids = {vin: rv.vid for vin, rv in recorded.vehicles.items() if rv.vid and vin in vins}
-    statuses = read_statuses(api, fleet, vins, vids, parallelism)
+    listing = list_vehicles(api, fleet)
+    managed = groups.members(desired, listing).vehicles
+    vins = (set(managed) | (set(recorded.vehicles) if desired.prune else set())) & set(listing)
+    statuses = read_statuses(api, fleet, vins, listing, parallelism)
     vehicles = {vin: ObservedVehicle(vin, vid, status_doc.vehicle_config(doc)) for vin, (vid, doc) in statuses.items()}
-    return Observed(callbacks=callbacks, vehicles=vehicles)
+    return Observed(callbacks=callbacks, vehicles=vehicles, listing=listing)
 
 
 def _observed_callback(label: str, item: dict[str, Any], desired: Desired, recorded: Recorded) -> ObservedCallback:
@@ -65,16 +68,34 @@ def _observed_callback(label: str, item: dict[str, Any], desired: Desired, recor
     )
 
 
-def list_vehicles(api: FleetApi, fleet: str, prefixes: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
-    """VIN → the API's vehicle item, for the whole fleet or the VINs starting with ``prefixes``."""
-    found: dict[str, dict[str, Any]] = {}
+def list_vehicles(api: FleetApi, fleet: str, prefixes: Iterable[str] = ()) -> dict[str, str]:
+    """VIN → vid of the whole fleet, or of the VINs starting with ``prefixes`` (a page per 60 vehicles)."""
+    found: dict[str, str] = {}
     queries: list[dict[str, Any] | None] = [{"vinPrefix": p} for p in sorted(set(prefixes))] or [None]
     for query in queries:
         for item in api.pages(f"{fleet}/vehicles", "vehicles", query):
             vin = item.get("vin")
             if isinstance(vin, str) and item.get("id") is not None:
-                found[vin] = item
+                found[vin] = str(item["id"])
     return found
+
+
+def read_capabilities(api: FleetApi, vins: Iterable[str], parallelism: int = 8) -> dict[str, Capabilities]:
+    """What each vehicle can take (``GET /vehicles/{vin}`` with its onboard capabilities).
+
+    A vehicle the capability service does not know (404) is left out: unknown,
+    its changes planned as possible.
+    """
+
+    def one(vin: str) -> tuple[str, Capabilities | None]:
+        try:
+            document = api.get(f"/vehicles/{vin}", {"extension": "onboardCapabilities"})
+        except NotFoundError:
+            return vin, None
+        return vin, capabilities.from_api(document)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        return {vin: caps for vin, caps in pool.map(one, sorted(vins)) if caps is not None}
 
 
 def read_statuses(
@@ -101,9 +122,9 @@ def read_statuses(
         pass  # the fleet status is deprecated: read each vehicle's instead
     missing = vins - set(vids)
     if missing:
-        for vin, item in list_vehicles(api, fleet).items():
+        for vin, vid in list_vehicles(api, fleet).items():
             if vin in missing:
-                vids[vin] = str(item["id"])
+                vids[vin] = vid
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         known = sorted(vin for vin in vids if vin in vins)
         docs = pool.map(lambda vin: (vin, api.get(f"{fleet}/vehicles/{vids[vin]}/status")), known)

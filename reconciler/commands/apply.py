@@ -38,6 +38,7 @@ class Options:
     lock_timeout: float = 0.0
     targets: tuple[str, ...] = ()
     refresh: bool = True
+    refresh_capabilities: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,17 +147,15 @@ def apply_fleet(
                 )
                 settled = [o for o in executor.settle() if o.result != SKIPPED]
                 recorded = store.read()
-                observed = (
-                    connection.refresh_for_apply(api, desired, recorded, options.parallelism)
-                    if options.refresh
-                    else None
-                )
                 now = datetime.now(UTC).isoformat(timespec="seconds")
+                looking = connection.Looking(targets, now, options.refresh_capabilities, options.parallelism)
+                observed = connection.refresh_for_apply(api, desired, recorded, looking) if options.refresh else None
                 result = planner.plan(desired, recorded, observed, targets=targets, now=now)
                 if saved is not None:
                     _check_same(saved, result)
                 if not review(result):
                     return RunResult(1, result, [])
+                connection.record_observed(store, observed)
                 if result.changes:
                     store.commit_serial()
                 interrupts.sending = True

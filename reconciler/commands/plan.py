@@ -25,6 +25,7 @@ def run(
     out_file: str | None,
     refresh: bool,
     targets: Sequence[str],
+    refresh_capabilities: bool = False,
     detailed_exitcode: bool,
     env: Mapping[str, str],
     stdout: TextIO,
@@ -40,7 +41,10 @@ def run(
     if refresh:
         from ..run import connection  # the HTTP stack loads only when it is used
 
-        observed, refresh_error = connection.observe_for_plan(desired, recorded, state_url(path, env), path, env)
+        looking = connection.Looking(tuple(targets), now, refresh_capabilities)
+        observed, refresh_error = connection.observe_for_plan(
+            desired, recorded, state_url(path, env), path, env, looking
+        )
     with gcpause.paused():
         result = planner.plan(desired, recorded, observed, targets=targets, now=now)
     result = replace(result, refresh_error=refresh_error)

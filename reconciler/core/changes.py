@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .model import Source
+
 FORMAT_VERSION = 1
 ACTIONS = ("create", "update", "delete", "pause", "resume", "send")
 
@@ -42,6 +44,15 @@ class Change:
     remote_type: str | None = None
     callback: str | None = None
     sensitive: tuple[SensitiveField, ...] = ()
+    source: Source | None = None  # where the desired value comes from (group, profile, vehicle entry)
+
+
+@dataclass(frozen=True)
+class CannotApply:
+    """What the vehicle cannot take (or a vehicle the fleet does not list): never sent, not a failure."""
+
+    address: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class Plan:
     drift: tuple[Drift, ...] = ()
     held: tuple[Held, ...] = ()
     adoptions: tuple[Adoption, ...] = ()
+    cannot_apply: tuple[CannotApply, ...] = ()
     refreshed: bool = False  # made against what the API reported, not only the state
     refresh_error: str = ""  # refresh was asked for and failed: planned against the recorded state only
     lookups: int = 0

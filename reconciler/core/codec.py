@@ -17,6 +17,7 @@ from .model import (
     Attribute,
     BatchNotify,
     Callback,
+    Capabilities,
     ChargeProgram,
     ChargePrograms,
     ChargingPreferences,
@@ -158,3 +159,13 @@ def vehicle_config_from_json(data: Mapping[str, Any]) -> VehicleConfig:
         immobilized=data.get("immobilized"),
         stolen=data.get("stolen"),
     )
+
+
+def capabilities_to_json(caps: Capabilities) -> dict[str, Any]:
+    """The state's form of a vehicle's capabilities: what they say, nothing of what they do not."""
+    return {name: value for name, value in vars(caps).items() if value is not None}
+
+
+def capabilities_from_json(data: Mapping[str, Any]) -> Capabilities:
+    known = {f for f in Capabilities.__dataclass_fields__}
+    return Capabilities(**{k: v for k, v in data.items() if k in known})

@@ -126,16 +126,77 @@ class VehicleConfig:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a vehicle's section comes from: its group, a profile, its own vehicle entry."""
+
+    group: str | None = None
+    profile: str | None = None
+    vehicle: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        shown: dict[str, object] = {}
+        if self.group:
+            shown["group"] = self.group
+        if self.vehicle:
+            shown["vehicle"] = True
+        if self.profile:
+            shown["profile"] = self.profile
+        return shown
+
+    def __str__(self) -> str:
+        parts = ([f"group {self.group}"] if self.group else []) + (["vehicle entry"] if self.vehicle else [])
+        return ", ".join(parts + ([f"profile {self.profile}"] if self.profile else []))
+
+
+Sources = Mapping[str, Source]  # address part (preconditioning, charging.schedule …) -> where it comes from
+
+
+@dataclass(frozen=True)
 class DesiredVehicle:
     vin: str
     config: VehicleConfig
     # remote type -> label of the callback its actions go through
     routes: Mapping[str, str] = field(default_factory=dict)
+    sources: Sources = field(default_factory=dict)
+    explicit: bool = True  # listed under vehicles: (not only matched by a group)
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which VINs a group's ``match`` (or ``exclude``) takes."""
+
+    prefixes: tuple[str, ...] = ()
+    vins: frozenset[str] = frozenset()
+    everything: bool = False
+
+    def covers(self, vin: str) -> bool:
+        return self.everything or vin in self.vins or vin.startswith(self.prefixes)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A ``groups:`` entry, resolved: what it gives each vehicle it takes, and where each section comes from."""
+
+    name: str
+    match: Selector
+    exclude: Selector | None
+    config: VehicleConfig
+    routes: Mapping[str, str]
+    sources: Sources
+    callback: str | None = None  # the group's own choice, for its vehicle entries' routes
+
+    def takes(self, vin: str) -> bool:
+        return self.match.covers(vin) and not (self.exclude is not None and self.exclude.covers(vin))
 
 
 @dataclass(frozen=True)
 class Desired:
-    """fleet.yaml, loaded, checked and resolved (profiles applied, secrets read)."""
+    """fleet.yaml, loaded, checked and resolved (profiles applied, secrets read).
+
+    ``vehicles`` are the ``vehicles:`` entries (with what their group gives them);
+    ``groups`` take the rest of the fleet's vehicles once the fleet's listing is
+    known (``core.groups.members``).
+    """
 
     fleet: str
     api_url: str
@@ -144,6 +205,22 @@ class Desired:
     prune: bool = False
     source: str = "fleet.yaml"
     warnings: tuple[str, ...] = ()  # ``FILE:LINE:COL: what`` for what is valid but worth knowing
+    groups: tuple[Group, ...] = ()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a vehicle can take (``GET /vehicles/{vin}``, onboard capabilities); None where it does not say."""
+
+    motorization: str | None = None
+    preconditioning: bool | None = None
+    preconditioning_programs: int | None = None  # the most programs the vehicle holds
+    charging: bool | None = None
+    charging_schedule: bool | None = None
+    charging_programs: int | None = None
+    charging_level: bool | None = None
+    charging_type: bool | None = None
+    stolen: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +273,9 @@ class Recorded:
     vehicles: Mapping[str, RecordedVehicle] = field(default_factory=dict)
     pending: Mapping[str, PendingAction] = field(default_factory=dict)
     backoffs: Mapping[str, Backoff] = field(default_factory=dict)
+    # VIN -> vid of the fleet's vehicles as the last refresh listed them; None: never listed
+    listing: Mapping[str, str] | None = None
+    capabilities: Mapping[str, Capabilities] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -221,3 +301,5 @@ class Observed:
 
     callbacks: Mapping[str, ObservedCallback] = field(default_factory=dict)  # by label
     vehicles: Mapping[str, ObservedVehicle] = field(default_factory=dict)
+    listing: Mapping[str, str] | None = None  # VIN -> vid of every vehicle the API lists in the fleet
+    capabilities: Mapping[str, Capabilities] = field(default_factory=dict)  # read now for these VINs

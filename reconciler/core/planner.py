@@ -15,22 +15,26 @@ from dataclasses import replace
 from typing import Any
 
 from ..api import bodies, spec
-from . import addresses, codec
-from .changes import Adoption, Change, Drift, Held, Plan, Request, SensitiveField
+from . import addresses, codec, groups
+from .capabilities import cannot_carry
+from .changes import Adoption, CannotApply, Change, Drift, Held, Plan, Request, SensitiveField
 from .model import (
     AirProgram,
     AirPrograms,
     Callback,
+    Capabilities,
     ChargeProgram,
     ChargePrograms,
     ChargingPreferences,
     Desired,
+    DesiredVehicle,
     Fingerprint,
     Observed,
     ObservedVehicle,
     Recorded,
     RecordedVehicle,
     Secret,
+    Sources,
     VehicleConfig,
 )
 from .sensitive import seal, seal_callback
@@ -53,16 +57,20 @@ def plan(
     ``targets`` keeps only the changes under those addresses, plus the creation
     of any callback they need.
     """
-    builder = _Planner(desired, recorded, observed or Observed(), now)
+    seen = observed or Observed()
+    listing = seen.listing if seen.listing is not None else recorded.listing
+    builder = _Planner(groups.members(desired, listing), recorded, seen, now, listing)
     builder.callbacks()
     builder.vehicles()
     changes, drift, held, adoptions = builder.changes, builder.drift, builder.held, builder.adoptions
+    cannot = builder.cannot
     targets = tuple(targets)
     if targets:
         changes = _targeted(changes, targets)
         drift = [d for d in drift if addresses.matches(d.address, targets)]
         held = [h for h in held if addresses.matches(h.address, targets)]
         adoptions = [a for a in adoptions if addresses.matches(a.address, targets)]
+        cannot = [c for c in cannot if addresses.matches(c.address, targets)]
     lookups = len({c.vin for c in changes if c.vin and "{vid}" in c.request.path})
     return Plan(
         fleet=desired.fleet,
@@ -72,10 +80,11 @@ def plan(
         drift=tuple(drift),
         held=tuple(held),
         adoptions=tuple(adoptions),
+        cannot_apply=tuple(cannot),
         refreshed=observed is not None,
         lookups=lookups,
         targets=targets,
-        warnings=desired.warnings,
+        warnings=desired.warnings + tuple(builder.warnings),
     )
 
 
@@ -93,11 +102,17 @@ def _targeted(changes: list[Change], targets: tuple[str, ...]) -> list[Change]:
 
 
 class _Planner:
-    def __init__(self, desired: Desired, recorded: Recorded, observed: Observed, now: str) -> None:
+    def __init__(
+        self, desired: Desired, recorded: Recorded, observed: Observed, now: str, listing: Mapping[str, str] | None
+    ) -> None:
         self.desired = desired
         self.recorded = recorded
         self.observed = observed
         self.now = now
+        self.listing = listing
+        self.capabilities = {**recorded.capabilities, **observed.capabilities}
+        self.cannot: list[CannotApply] = []
+        self.warnings: list[str] = []
         self.key = recorded.fingerprint_key
         self.changes: list[Change] = []
         self.drift: list[Drift] = []
@@ -218,25 +233,33 @@ class _Planner:
     # vehicles
 
     def vehicles(self) -> None:
-        recorded, observed = self.recorded.vehicles, self.observed.vehicles
+        recorded, observed, listing = self.recorded.vehicles, self.observed.vehicles, self.listing
         for vin, wanted in self.desired.vehicles.items():
-            self._vehicle(vin, wanted.config, wanted.routes, recorded.get(vin), observed.get(vin))
+            if listing is not None and vin not in listing:
+                self._not_in_fleet(vin)
+                continue
+            self._vehicle(vin, wanted, recorded.get(vin), observed.get(vin))
         if self.desired.prune:
             for vin, rec in recorded.items():
-                if vin not in self.desired.vehicles:
+                if vin not in self.desired.vehicles and (listing is None or vin in listing):
                     self._prune(vin, rec, observed.get(vin))
 
+    def _not_in_fleet(self, vin: str) -> None:
+        """An explicit vehicle the fleet's listing does not hold: said, never silently skipped."""
+        reason = f"not in fleet {self.desired.fleet}: the API does not list {vin}"
+        if not self.observed.listing:
+            reason = f"not in fleet {self.desired.fleet} as last listed: refresh to list it again"
+        self.cannot.append(CannotApply(addresses.vehicle_prefix(vin), reason))
+        self.warnings.append(f"vehicles.{vin}: {reason}; nothing is sent to it")
+
     def _vehicle(
-        self,
-        vin: str,
-        want: VehicleConfig,
-        routes: Mapping[str, str],
-        rec: RecordedVehicle | None,
-        obs: ObservedVehicle | None,
+        self, vin: str, wanted: DesiredVehicle, rec: RecordedVehicle | None, obs: ObservedVehicle | None
     ) -> None:
+        want = wanted.config
         had = rec.config if rec else _NO_CONFIG
         seen = obs.config if obs else _NO_CONFIG
-        target = _Target(vin, (obs.vid if obs else None) or (rec.vid if rec else None), routes)
+        vid = (obs.vid if obs else None) or (rec.vid if rec else None) or (self.listing or {}).get(vin)
+        target = _Target(vin, vid, wanted.routes, sources=wanted.sources, caps=self.capabilities.get(vin))
         if want.preconditioning is not None:
             self._air(target, want.preconditioning, had.preconditioning, seen.preconditioning)
         if want.charging_schedule is not None:
@@ -254,7 +277,7 @@ class _Planner:
         Flags and preferences have nothing to remove and are left as they are.
         """
         seen = obs.config if obs else _NO_CONFIG
-        target = _Target(vin, (obs.vid if obs else None) or rec.vid, {}, pruned=True)
+        target = _Target(vin, (obs.vid if obs else None) or rec.vid, {}, pruned=True, caps=self.capabilities.get(vin))
         if rec.config.preconditioning:
             self._air(target, {}, rec.config.preconditioning, seen.preconditioning)
         if rec.config.charging_schedule:
@@ -276,6 +299,7 @@ class _Planner:
             t,
             address,
             spec.THERMAL_PRECONDITIONING,
+            want=want,
             before=self._before(current, want, had),
             after=self.memo(codec.programs_to_json, want),
             body=lambda label: bodies.preconditioning(label, entries),
@@ -307,6 +331,7 @@ class _Planner:
             t,
             address,
             spec.CHARGING,
+            want=want,
             before=self._before(current, want, had),
             after=self.memo(codec.programs_to_json, after),
             body=lambda label: bodies.charging_schedule(label, entries),
@@ -333,6 +358,7 @@ class _Planner:
             t,
             address,
             spec.CHARGING,
+            want=want,
             before=codec.preferences_to_json(current),
             after=codec.preferences_to_json(want),
             body=lambda label: bodies.charging_preferences(label, want),
@@ -360,6 +386,7 @@ class _Planner:
             t,
             address,
             remote_type,
+            want=want,
             before=None if current is None else {name: current},
             after={name: want},
             body=lambda label: make(label, want),
@@ -397,8 +424,22 @@ class _Planner:
                 )
 
     def _send(
-        self, t: _Target, address: str, remote_type: str, *, before: Any, after: Any, body: Any, summary: str
+        self,
+        t: _Target,
+        address: str,
+        remote_type: str,
+        *,
+        want: Any,
+        before: Any,
+        after: Any,
+        body: Any,
+        summary: str,
     ) -> None:
+        part = address.split(".", 2)[2]
+        reason = cannot_carry(t.caps, part, want)
+        if reason is not None:
+            self.cannot.append(CannotApply(address, reason))
+            return
         pending = self.recorded.pending.get(address)
         if pending is not None:
             self.held.append(
@@ -442,6 +483,7 @@ class _Planner:
                 vin=t.vin,
                 remote_type=remote_type,
                 callback=label,
+                source=t.sources.get(part),
             )
         )
 
@@ -453,15 +495,25 @@ class _Planner:
 
 
 class _Target:
-    """The vehicle a change is for: VIN, vid if known, and its callback routes."""
+    """The vehicle a change is for: VIN, vid if known, its callback routes, sources and capabilities."""
 
-    __slots__ = ("pruned", "routes", "vid", "vin")
+    __slots__ = ("caps", "pruned", "routes", "sources", "vid", "vin")
 
-    def __init__(self, vin: str, vid: str | None, routes: Mapping[str, str], pruned: bool = False) -> None:
+    def __init__(
+        self,
+        vin: str,
+        vid: str | None,
+        routes: Mapping[str, str],
+        pruned: bool = False,
+        sources: Sources | None = None,
+        caps: Capabilities | None = None,
+    ) -> None:
         self.vin = vin
         self.vid = vid
         self.routes = routes
         self.pruned = pruned
+        self.sources = sources or {}
+        self.caps = caps
 
 
 def _days_filled(seen: Mapping[int, Any] | None, *references: Mapping[int, Any] | None) -> Mapping[int, Any] | None:

@@ -22,7 +22,6 @@ from ..core.model import (
     ChargeProgram,
     ChargingPreferences,
     Desired,
-    DesiredVehicle,
     RetryPolicy,
     Secret,
     Value,
@@ -31,6 +30,7 @@ from ..core.model import (
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
 from ..errors import ConfigError, Location, Problem, ReconcilerError
 from . import schema
+from .vehicles import Resolver
 from .yaml_source import MAX_EXPANDED, Source, load
 from .yaml_source import Path as DataPath
 
@@ -129,6 +129,11 @@ def _read_names_as_written(source: Source) -> None:
     data = source.data
 
     def fix(container: Any, key: Any, path: DataPath) -> None:
+        if isinstance(container, list) and isinstance(key, int) and isinstance(container[key], (int, float, bool)):
+            text = source.text(path)
+            if text is not None:
+                container[key] = text
+            return
         if isinstance(container, dict) and isinstance(container.get(key), (int, float, bool)):
             text = source.text(path)
             if text is not None:
@@ -151,6 +156,22 @@ def _read_names_as_written(source: Source) -> None:
         if isinstance(body, dict) and ("profile" in body or "callback" in body):
             fix(body, "profile", ("vehicles", vin, "profile"))
             fix(body, "callback", ("vehicles", vin, "callback"))
+    groups = data.get("groups")
+    for index, body in enumerate(groups if isinstance(groups, list) else ()):
+        if not isinstance(body, dict):
+            continue
+        for name in ("name", "profile", "callback"):
+            fix(body, name, ("groups", index, name))
+        for selector in ("match", "exclude"):
+            chosen = body.get(selector)
+            if not isinstance(chosen, dict):
+                continue
+            path = ("groups", index, selector)
+            fix(chosen, "vinPrefix", (*path, "vinPrefix"))
+            for key in ("vinPrefix", "vins"):
+                listed = chosen.get(key)
+                for n in range(len(listed) if isinstance(listed, list) else 0):
+                    fix(listed, n, (*path, key, n))
 
 
 class _Builder:
@@ -165,8 +186,6 @@ class _Builder:
         self.warnings: list[Problem] = []
         self.api_url = ""
         self._program_cache: dict[str, Any] = {}
-        self._route_cache: dict[tuple[str | None, tuple[str, ...]], Any] = {}
-        self._vehicle_cache: dict[tuple[str, int], VehicleConfig] = {}
 
     def problem(self, path: DataPath, message: str, hint: str = "", *, key: bool = False) -> None:
         where = schema.describe_path(path)
@@ -182,8 +201,9 @@ class _Builder:
             self.problem(("fleet",), "no fleet id", 'add fleet: "<your fleet id>" or set RECONCILER_FLEET')
         api_url = self.api_url = self._api_url()
         callbacks = self._callbacks()
-        profiles = self._profiles()
-        vehicles = self._vehicles(profiles, callbacks)
+        resolver = Resolver(self, self._profiles(), callbacks)
+        groups = resolver.groups()
+        vehicles = resolver.vehicles(groups)
         return Desired(
             fleet=str(fleet or ""),
             api_url=str(api_url),
@@ -191,6 +211,7 @@ class _Builder:
             vehicles=vehicles,
             prune=self.data.get("prune") is True,
             source=self.source.name,
+            groups=groups,
         )
 
     def _api_url(self) -> str:
@@ -356,11 +377,11 @@ class _Builder:
             return {}
         profiles: dict[str, VehicleConfig | None] = {}
         for name, body in raw.items():
-            config = self._sections(body or {}, ("profiles", name), VehicleConfig())
+            config = self.sections(body or {}, ("profiles", name), VehicleConfig())
             profiles[name] = None if self.report.is_bad("profiles", name) else config
         return profiles
 
-    def _sections(self, body: Any, path: DataPath, base: VehicleConfig) -> VehicleConfig:
+    def sections(self, body: Any, path: DataPath, base: VehicleConfig) -> VehicleConfig:
         """``base`` with the sections ``body`` gives replacing its own."""
         if not isinstance(body, dict):
             return base
@@ -419,116 +440,6 @@ class _Builder:
         if ok:
             self._program_cache[key] = programs
         return programs
-
-    def _vehicles(
-        self, profiles: dict[str, VehicleConfig | None], callbacks: dict[str, Callback]
-    ) -> dict[str, DesiredVehicle]:
-        raw = self.data.get("vehicles")
-        if not isinstance(raw, dict) or self.report.broken("vehicles"):
-            return {}
-        # Routing against a malformed callback would report false problems.
-        routable = not self.report.is_bad("callbacks")
-        profiles_known = not self.report.broken("profiles")
-        result = {}
-        for vin, body in raw.items():
-            path = ("vehicles", vin)
-            _check_vin(self, vin, path)
-            if body is not None and not isinstance(body, dict):
-                continue
-            body = body or {}
-            base = _UNMANAGED
-            profile = body.get("profile")
-            if isinstance(profile, str) and profiles_known:
-                if profile not in profiles:
-                    self._unknown_reference(path, "profile", profile, list(profiles))
-                base = profiles.get(profile) or base
-            config = self._vehicle_config(body, path, base)
-            if self.report.is_bad(*path) or not routable:
-                continue
-            result[vin] = DesiredVehicle(vin, config, self._routes(vin, body, config, callbacks))
-        return result
-
-    def _vehicle_config(self, body: dict[str, Any], path: DataPath, base: VehicleConfig) -> VehicleConfig:
-        """``_sections``, once per distinct vehicle body: most vehicles only name a profile."""
-        key = (repr(body), id(base))
-        config = self._vehicle_cache.get(key)
-        if config is None:
-            config = self._sections(body, path, base)
-            if not self.report.is_bad(*path):
-                self._vehicle_cache[key] = config
-        return config
-
-    def _unknown_reference(self, path: DataPath, kind: str, name: str, known: list[str]) -> None:
-        hint = schema.did_you_mean(name, known) or (
-            f"declared {kind}s: {', '.join(known)}" if known else f"declare it under {kind}s:"
-        )
-        self.problem((*path, kind), f"{kind} {name!r} is not declared", hint)
-
-    def _routes(
-        self, vin: str, body: dict[str, Any], config: VehicleConfig, callbacks: dict[str, Callback]
-    ) -> dict[str, str]:
-        needed = []
-        if config.preconditioning is not None:
-            needed.append(spec.THERMAL_PRECONDITIONING)
-        if config.charging_schedule is not None or config.charging_preferences is not None:
-            needed.append(spec.CHARGING)
-        if config.immobilized is not None:
-            needed.append(spec.IMMOBILIZATION)
-        if config.stolen is not None:
-            needed.append(spec.STOLEN)
-        chosen = body.get("callback")
-        if chosen is not None and chosen not in callbacks:
-            self._unknown_reference(("vehicles", vin), "callback", chosen, list(callbacks))
-            return {}
-        cache_key = (chosen, tuple(needed))
-        cached = self._route_cache.get(cache_key)
-        if cached is None:
-            cached = self._route_cache[cache_key] = _resolve_routes(chosen, needed, callbacks)
-        routes, failures = cached
-        for _, message, hint in failures:
-            self.problem(("vehicles", vin), message, hint, key=True)
-        return dict(routes)
-
-
-def _resolve_routes(chosen: str | None, needed: list[str], callbacks: Mapping[str, Callback]) -> Any:
-    """The callback for each remote type: the chosen one if it subscribes, else the only one."""
-    routes = []
-    failures = []
-    for remote_type in needed:
-        if chosen is not None and remote_type in callbacks[chosen].remote_types:
-            routes.append((remote_type, chosen))
-            continue
-        candidates = [label for label, cb in callbacks.items() if remote_type in cb.remote_types]
-        if len(candidates) == 1:
-            routes.append((remote_type, candidates[0]))
-        elif not candidates:
-            failures.append(
-                (
-                    remote_type,
-                    f"no callback subscribes to {remote_type}",
-                    f"add {remote_type} to the remoteTypes of a callback",
-                )
-            )
-        else:
-            failures.append(
-                (
-                    remote_type,
-                    f"callbacks {', '.join(candidates)} all subscribe to {remote_type}",
-                    "set callback: on the vehicle to say which one to use",
-                )
-            )
-    return tuple(routes), tuple(failures)
-
-
-def _check_vin(builder: _Builder, vin: str, path: DataPath) -> None:
-    if len(vin) == spec.VIN_LENGTH and set(vin) <= spec.VIN_ALPHABET:
-        return
-    if len(vin) != spec.VIN_LENGTH:
-        message = f"not a VIN: it has {len(vin)} characters, a VIN has 17"
-    else:
-        bad = sorted(set(vin) - spec.VIN_ALPHABET)
-        message = f"not a VIN: {', '.join(map(repr, bad))} cannot appear in a VIN"
-    builder.problem(path, message, "VINs are 17 capital letters and digits, never I, O or Q", key=True)
 
 
 class _ProgramError(ValueError):

@@ -31,8 +31,15 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             {"address": d.address, "field": d.field, "recorded": d.recorded, "observed": d.observed} for d in plan.drift
         ],
         "held": [{"address": h.address, "reason": h.reason} for h in plan.held],
+        "cannot_apply": [{"address": c.address, "reason": c.reason} for c in plan.cannot_apply],
         "adoptions": [{"address": a.address, "id": a.identity, "after": a.after} for a in plan.adoptions],
-        "summary": {**summary, "adopt": len(plan.adoptions), "drift": len(plan.drift), "held": len(plan.held)},
+        "summary": {
+            **summary,
+            "adopt": len(plan.adoptions),
+            "drift": len(plan.drift),
+            "held": len(plan.held),
+            "cannot_apply": len(plan.cannot_apply),
+        },
         "api_calls": {"total": plan.api_calls, "changes": len(plan.changes), "lookups": plan.lookups},
     }
 
@@ -90,4 +97,6 @@ def _change(change: Change) -> dict[str, Any]:
         result["callback"] = change.callback
     if change.sensitive:
         result["sensitive"] = [{"path": s.path, "changed": s.changed} for s in change.sensitive]
+    if change.source is not None:
+        result["source"] = change.source.to_json()
     return result

@@ -74,6 +74,8 @@ def _head(plan: Plan) -> str:
         lines.append(f"**Already in place:** {len(plan.adoptions)} address(es) to record, nothing sent.\n")
     if plan.held:
         lines.append(f"**Held back:** {len(plan.held)} address(es) with pending or backed-off actions.\n")
+    if plan.cannot_apply:
+        lines.append(f"**Cannot apply:** {len(plan.cannot_apply)} address(es) the vehicles cannot take (never sent).\n")
     return "\n".join(lines) + "\n"
 
 
@@ -96,6 +98,9 @@ def _sections(plan: Plan) -> list[str]:
     if plan.held:
         rows = "".join(f"- `{h.address}`: {h.reason}\n" for h in plan.held)
         sections.append(_collapsed("<b>Held back</b>", rows))
+    if plan.cannot_apply:
+        rows = "".join(f"- `{c.address}`: {c.reason}\n" for c in plan.cannot_apply)
+        sections.append(_collapsed("<b>Cannot apply</b>", rows))
     return sections
 
 
@@ -109,7 +114,8 @@ def _collapsed(summary: str, body: str) -> str:
 
 
 def _change(change: Change) -> str:
-    text = f"- {_ICONS[change.action]} `{change.address}` — {change.summary}\n"
+    origin = f" _({change.source})_" if change.source is not None and str(change.source) else ""
+    text = f"- {_ICONS[change.action]} `{change.address}` — {change.summary}{origin}\n"
     lines = unified_lines(change)
     if lines:
         text += "\n  ```diff\n" + "".join(f"  {sign} {line}\n" for sign, line in lines) + "  ```\n"

@@ -42,7 +42,8 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         out.append(f"reconciler will make these changes to fleet {plan.fleet}:\n")
         for change in plan.changes:
             sign = _SIGNS[change.action]
-            out.append(paint(sign, f"  {sign} {change.address}") + f"  ({change.summary})")
+            origin = f"  [{change.source}]" if change.source is not None and str(change.source) else ""
+            out.append(paint(sign, f"  {sign} {change.address}") + f"  ({change.summary}){origin}")
             for line_sign, text in change_lines(change):
                 out.append(paint(line_sign, f"      {line_sign} {text}"))
         out.append("")
@@ -58,6 +59,10 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
     if plan.held:
         out.append("Left alone this time:")
         out.extend(f"  . {h.address}: {h.reason}" for h in plan.held)
+        out.append("")
+    if plan.cannot_apply:
+        out.append("Cannot apply (never sent, not a failure):")
+        out.extend(f"  x {c.address}: {c.reason}" for c in plan.cannot_apply)
         out.append("")
     if not plan.changes:
         out.append(f"No changes. Fleet {plan.fleet} matches the configuration.")

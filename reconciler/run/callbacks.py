@@ -9,7 +9,16 @@ from typing import Any
 from ..api import spec
 from ..core.changes import Change
 from ..core.sensitive import reveal, seal_callback
-from ..errors import ApiError, AuthError, Cancelled, NotFoundError, ReconcilerError, UnknownOutcome, UnreachableError
+from ..errors import (
+    ApiError,
+    AuthError,
+    Cancelled,
+    NotFoundError,
+    RateLimitedError,
+    ReconcilerError,
+    UnknownOutcome,
+    UnreachableError,
+)
 from ..state.base import JournalEntry
 from .context import RunContext, sealed
 from .outcomes import CONFIRMED, FAILED, SKIPPED, Outcome
@@ -62,6 +71,8 @@ class CallbackSteps:
             raise
         except Cancelled:
             return Outcome(change.address, SKIPPED, "interrupted before it was sent")
+        except RateLimitedError as exc:  # a 429 is a refusal: nothing was done
+            return Outcome(change.address, SKIPPED, f"not sent: the API's quota is spent ({exc})")
         except (ApiError, UnknownOutcome) as exc:
             ctx.store.add_history(change.address, "failed", str(exc))
             return Outcome(change.address, FAILED, str(exc))
@@ -150,6 +161,9 @@ class CallbackSteps:
             answer = ctx.api.put(path, body) if method == "PUT" else ctx.api.post(path, body)
         except Cancelled:
             ctx.store.journal_update(key, "NotSent")
+            raise
+        except RateLimitedError as exc:
+            ctx.store.journal_update(key, "NotSent", failure_cause=str(exc))
             raise
         except (ApiError, UnknownOutcome) as exc:
             ctx.store.journal_update(key, "Failed", failure_cause=str(exc))

@@ -5,14 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ..api import observe
 from ..api.client import FleetApi
 from ..api.settings import from_environment, http_timeout
+from ..core import addresses, groups, planner
 from ..core.model import Desired, Observed, Recorded
 from ..errors import AuthError, ReconcilerError
 from ..fleetfile import loader
+from ..state.base import StateStore
 from . import sandbox
 
 
@@ -42,14 +44,54 @@ def connect(
         yield api
 
 
-def refresh_for_apply(api: FleetApi, desired: Desired, recorded: Recorded, parallelism: int = 8) -> Observed:
+@dataclass(frozen=True)
+class Looking:
+    """How a refresh looks: which addresses the plan is for, when, and whether to read capabilities again."""
+
+    targets: tuple[str, ...] = ()
+    now: str = ""
+    refresh_capabilities: bool = False
+    parallelism: int = 8
+
+
+def observe_fleet(api: FleetApi, desired: Desired, recorded: Recorded, looking: Looking) -> Observed:
+    """What the API reports now: callbacks, the fleet's listing, the managed vehicles' status and,
+    for the vehicles with something to send whose capabilities are not known yet, their capabilities.
+    """
+    observed = observe.refresh(api, desired, recorded, parallelism=looking.parallelism)
+    draft = planner.plan(desired, recorded, observed, targets=looking.targets, now=looking.now)
+    vins = {c.vin for c in draft.changes if c.vin}
+    if looking.refresh_capabilities:
+        vins |= set(groups.members(desired, observed.listing).vehicles) & set(observed.listing or {})
+    else:
+        vins -= set(recorded.capabilities)
+    if not vins:
+        return observed
+    return replace(observed, capabilities=observe.read_capabilities(api, vins, looking.parallelism))
+
+
+def record_observed(store: StateStore, observed: Observed | None) -> None:
+    """Keep what refresh learnt: the fleet's listing (vehicles that joined or left) and capabilities."""
+    if observed is None:
+        return
+    if observed.listing is not None:
+        joined, left = store.record_listing(observed.listing)
+        for vin in joined:
+            store.add_history(addresses.vehicle_prefix(vin), "joined", "listed in the fleet by the API")
+        for vin in left:
+            store.add_history(addresses.vehicle_prefix(vin), "left", "no longer listed in the fleet: not managed")
+    if observed.capabilities:
+        store.record_capabilities(observed.capabilities)
+
+
+def refresh_for_apply(api: FleetApi, desired: Desired, recorded: Recorded, looking: Looking) -> Observed:
     """Refresh before applying; a failure ends the run before anything is sent.
 
     Applying blind would miss drift and adopt nothing: the user decides, with
     ``--no-refresh``, whether to go on against the recorded state alone.
     """
     try:
-        return observe.refresh(api, desired, recorded, parallelism=parallelism)
+        return observe_fleet(api, desired, recorded, looking)
     except AuthError:
         raise
     except ReconcilerError as exc:
@@ -60,7 +102,7 @@ def refresh_for_apply(api: FleetApi, desired: Desired, recorded: Recorded, paral
 
 
 def observe_for_plan(
-    desired: Desired, recorded: Recorded, state_url: str, fleet_path: str, env: Mapping[str, str]
+    desired: Desired, recorded: Recorded, state_url: str, fleet_path: str, env: Mapping[str, str], looking: Looking
 ) -> tuple[Observed | None, str]:
     """Refresh for ``plan``: what the API reports, or why it could not be read.
 
@@ -69,7 +111,7 @@ def observe_for_plan(
     """
     try:
         with connect(desired, state_url, fleet_path, env) as api:
-            return observe.refresh(api, desired, recorded), ""
+            return observe_fleet(api, desired, recorded, looking), ""
     except AuthError:
         raise
     except ReconcilerError as exc:

@@ -93,8 +93,7 @@ def read(api: FleetApi, fleet: str, api_url: str, prefixes: Sequence[str]) -> Im
     path = f"/fleets/{fleet}"
     before = api.calls
     callbacks = _callbacks(list(api.pages(f"{path}/remote/callbacks", "callbacks")))
-    listed = observe.list_vehicles(api, path, prefixes)
-    vids = {vin: str(item["id"]) for vin, item in listed.items()}
+    vids = observe.list_vehicles(api, path, prefixes)
     statuses = observe.read_statuses(api, path, set(vids), vids) if vids else {}
     imported = Imported(fleet, api_url, callbacks.kept, {}, vids, {}, callbacks.notes)
     for vin in sorted(vids):

@@ -77,7 +77,7 @@ def create_app(
             verdict = limiter.check()
             try:
                 _authenticate(request, credentials)
-                if request.path_params.get("fid") != engine.fleet_id:
+                if "fid" in request.path_params and request.path_params["fid"] != engine.fleet_id:
                     raise ApiError(
                         403, f"fleet {request.path_params.get('fid')} is not accessible with these credentials"
                     )
@@ -118,6 +118,7 @@ def create_app(
 
     base = spec.BASE_PATH + "/fleets/{fid}"
     routes = [
+        Route(spec.BASE_PATH + "/vehicles/{vin}", endpoint(_capabilities)),
         Route(base + "/vehicles", endpoint(_vehicles)),
         Route(base + "/vehicles/{vid}", endpoint(_vehicle)),
         Route(base + "/vehicles/{vid}/status", endpoint(_status)),
@@ -163,6 +164,13 @@ def _authenticate(request: Request, credentials: Credentials) -> None:
 async def _vehicles(request: Request, engine: Engine, links: documents.Links) -> Response:
     found = engine.list_vehicles(request.query_params.get("vinPrefix", ""))
     return _page(request, links, "vehicles", found, lambda v: documents.vehicle_item(links, v))
+
+
+async def _capabilities(request: Request, engine: Engine, links: documents.Links) -> Response:
+    """GET /vehicles/{vin}: not under a fleet; a vehicle of another fleet is not found."""
+    vehicle = engine.by_vin(request.path_params["vin"])
+    onboard = "onboardCapabilities" in request.query_params.getlist("extension")
+    return _hal(documents.capabilities(links, vehicle, onboard=onboard))
 
 
 async def _vehicle(request: Request, engine: Engine, links: documents.Links) -> Response:

@@ -175,3 +175,43 @@ def _padded(duration: str) -> str:
         return duration
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     return f"PT{hours:02d}H{minutes:02d}M{seconds:02d}S"
+
+
+def capabilities(links: Links, vehicle: Vehicle, *, onboard: bool) -> dict[str, Any]:
+    """VehicleCapabilities, with the onboardCapabilities extension when it is asked for."""
+    document: dict[str, Any] = {
+        "vin": vehicle.vin,
+        "motorization": vehicle.motorization,
+        "createdAt": iso(vehicle.updated_at),
+    }
+    if not onboard:
+        return document
+    electric = vehicle.motorization in ("Electric", "Hybrid")
+    remote = {
+        "preconditioning": {
+            "supported": True,
+            "scopeName": "remote:preconditioning:write",
+            "parameters": {"programs": {"size": vehicle.air_slots}, "immediate": True},
+        },
+        "charging": {
+            "supported": electric,
+            "scopeName": "remote:charging:write",
+            "parameters": {
+                "immediate": {"start": electric, "stop": electric},
+                "schedule": {
+                    "programs": {"supported": electric, "size": vehicle.charge_slots if electric else 0},
+                    "nextDelayedTime": electric,
+                    "preferences": electric,
+                },
+                "preferences": {"level": electric and vehicle.charge_level, "type": electric and vehicle.charge_type},
+            },
+        },
+        "door": {"supported": True, "scopeName": "remote:door:write"},
+        "horn": {"supported": True, "scopeName": "remote:horn:write"},
+        "lights": {"supported": True, "scopeName": "remote:lights:write"},
+        "wakeup": {"supported": True, "scopeName": "remote:wakeup:write"},
+        "navigation": {"supported": True, "scopeName": "remote:navigation:write"},
+        "stolen": {"supported": True},
+    }
+    document["_embedded"] = {"extension": {"onboardCapabilities": {"data": ["data:telemetry"], "remote": remote}}}
+    return document

@@ -39,7 +39,11 @@ class Refused(ValueError):
 class Vehicle:
     vid: str
     vin: str
-    motorization: str = "Electric"
+    motorization: str = "Electric"  # Electric, Hybrid or Thermic: a thermal car has no remote charging
+    air_slots: int = 4  # the most preconditioning programs it holds (onboard capabilities)
+    charge_slots: int = 4
+    charge_level: bool = True  # takes a charging level preference
+    charge_type: bool = True
     asleep: bool = False
     wakeups_left: int = 20
     air: dict[str, dict[str, Any]] = field(default_factory=dict)  # slot (as text) -> program
@@ -85,6 +89,9 @@ class Action:
 
 Event = tuple[Callback, Action, Vehicle]  # a status change to notify
 EventSink = Callable[[Callback, dict[str, Any]], None]
+
+
+MIXED = ("Electric", "Electric", "Hybrid", "Electric", "Thermic")  # a mixed fleet, in turn
 
 
 def generated_vins(count: int, seed: int = 1) -> list[str]:
@@ -140,17 +147,28 @@ class Engine:
         with self.lock:
             vid = vid_of(vin)
             if vid not in self.vehicles:
-                self.vehicles[vid] = Vehicle(vid, vin, motorization, updated_at=self.clock.now())
+                vehicle = Vehicle(vid, vin, motorization, updated_at=self.clock.now())
+                if motorization == "Hybrid":  # a plug-in hybrid: fewer programs, no charging type
+                    vehicle.charge_slots, vehicle.charge_type = 2, False
+                self.vehicles[vid] = vehicle
                 self._touch("vehicle", vid)
                 self._flush()
             return self.vehicles[vid]
 
+    def remove_vehicle(self, vin: str) -> None:
+        """The vehicle leaves the fleet (sold, moved to another fleet)."""
+        with self.lock:
+            vehicle = self.by_vin(vin)
+            del self.vehicles[vehicle.vid]
+            self._touch("vehicle", vehicle.vid)
+            self._flush()
+
     def by_vin(self, vin: str) -> Vehicle:
         with self.lock:
-            for vehicle in self.vehicles.values():
-                if vehicle.vin == vin:
-                    return vehicle
-        raise NotFound(f"no vehicle with VIN {vin}")
+            vehicle = self.vehicles.get(vid_of(vin))
+            if vehicle is None or vehicle.vin != vin:
+                raise NotFound(f"no vehicle with VIN {vin} in fleet {self.fleet_id}")
+            return vehicle
 
     def vehicle(self, vid: str) -> Vehicle:
         with self.lock:
@@ -232,6 +250,7 @@ class Engine:
             callback = self.callback(cbid)
             if remote_type not in callback.subscribe.get("remoteTypes", []):
                 raise Invalid(f"callback {cbid} does not subscribe to {remote_type}")
+            _check_capable(vehicle, body)
             now = self.clock.now()
             busy = [
                 a.id for a in self.actions.values() if a.vid == vid and a.remote_type == remote_type and not a.final
@@ -425,6 +444,24 @@ def _open(directory: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE IF NOT EXISTS items (kind TEXT, key TEXT, doc TEXT, PRIMARY KEY (kind, key))")
     return db
+
+
+def _check_capable(vehicle: Vehicle, remote: dict[str, Any]) -> None:
+    """Refuse what the vehicle cannot take, as its onboard capabilities say."""
+    if "charging" in remote:
+        charging = remote["charging"]
+        if vehicle.motorization == "Thermic":
+            raise Invalid(f"vehicle {vehicle.vid} has no remote charging (motorization Thermic)")
+        programs = (charging.get("schedule") or {}).get("programs") or []
+        if any(int(p.get("slot", 0)) > vehicle.charge_slots for p in programs):
+            raise Invalid(f"vehicle {vehicle.vid} holds {vehicle.charge_slots} charging programs")
+        preferences = charging.get("preferences") or {}
+        if ("level" in preferences and not vehicle.charge_level) or ("type" in preferences and not vehicle.charge_type):
+            raise Invalid(f"vehicle {vehicle.vid} does not take that charging preference")
+    if "preconditioning" in remote:
+        programs = remote["preconditioning"]["airConditioning"].get("programs") or []
+        if any(int(p.get("slot", 0)) > vehicle.air_slots for p in programs):
+            raise Invalid(f"vehicle {vehicle.vid} holds {vehicle.air_slots} preconditioning programs")
 
 
 def _apply(vehicle: Vehicle, remote: dict[str, Any], at: float) -> bool:

@@ -20,7 +20,7 @@ import uvicorn
 from . import tls
 from .app import Credentials, Served, create_app
 from .clock import Clock, WallClock
-from .engine import Engine, generated_vins
+from .engine import MIXED, Engine, generated_vins
 from .faults import Faults
 from .ratelimit import RateLimiter
 from .spec import BASE_PATH
@@ -89,18 +89,18 @@ class Simulator:
         identity = _identity(directory, settings.fleet_id)
         self.credentials = Credentials(identity["client_id"], identity["username"], identity["password"])
         self.material = tls.ensure(directory)
-        vins = settings.vins
         fresh = not (directory / "simulator.db").exists()
-        if fresh and not vins:
-            vins = generated_vins(settings.vehicles)
         self.engine = Engine(
             identity["fleet_id"],
             self.clock,
-            vins=vins,
+            vins=settings.vins,
             directory=directory,
             latency=settings.latency,
             fail_rate=settings.fail_rate,
         )
+        if fresh and not settings.vins:  # a made-up fleet is a mixed one: electric, hybrid, thermal
+            for number, vin in enumerate(generated_vins(settings.vehicles)):
+                self.engine.add_vehicle(vin, MIXED[number % len(MIXED)])
         self.faults = Faults()
         self.limiter = RateLimiter(self.clock, settings.per_second, settings.per_day)
         self.deliverer = Deliverer(self.clock, self.engine.fleet_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..core.model import Callback, Recorded, RecordedCallback, VehicleConfig
+from ..core.model import Callback, Capabilities, Recorded, RecordedCallback, VehicleConfig
 from ..errors import StateError
 
 DEFAULT_STATE = ".reconciler/state.db"
@@ -95,6 +95,12 @@ class StateStore(Protocol):
     def record_vehicles(self, rows: list[tuple[str, str | None, VehicleConfig]]) -> None: ...
 
     def record_vids(self, vids: dict[str, str]) -> None: ...
+
+    def record_listing(self, listing: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """The fleet's vehicles as the API lists them now; returns the VINs that joined and left since."""
+        ...
+
+    def record_capabilities(self, capabilities: Mapping[str, Capabilities]) -> None: ...
 
     def update_vehicle(self, vin: str, change: Callable[[VehicleConfig], VehicleConfig]) -> None:
         """Read, change and write one vehicle's configuration in one transaction."""

@@ -49,6 +49,11 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY CHECK (id = 1), lock_id TEXT NOT NULL, owner TEXT NOT NULL,
         pid INTEGER NOT NULL, host TEXT NOT NULL, acquired_at TEXT NOT NULL, backend INTEGER NOT NULL)
     """,
+    """
+    ALTER TABLE vehicles ADD COLUMN listed INTEGER;
+    ALTER TABLE vehicles ADD COLUMN capabilities TEXT;
+    ALTER TABLE vehicles ADD COLUMN capabilities_at TEXT
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATION_LOCK = 7_362_001  # advisory key serializing first-use migrations of one database

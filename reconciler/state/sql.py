@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..core import codec
-from ..core.model import Backoff, Callback, PendingAction, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
+from ..core.model import (
+    Backoff,
+    Callback,
+    Capabilities,
+    PendingAction,
+    Recorded,
+    RecordedCallback,
+    RecordedVehicle,
+    VehicleConfig,
+)
 from ..errors import StateError
 from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, fresh_recorded
 
@@ -24,7 +33,7 @@ from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, fresh_record
 TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "meta": (("key", "value"), "key"),
     "callbacks": (("label", "id", "config", "updated_at"), "label"),
-    "vehicles": (("vin", "vid", "config", "updated_at"), "vin"),
+    "vehicles": (("vin", "vid", "config", "updated_at", "listed", "capabilities", "capabilities_at"), "vin"),
     "actions": (
         (
             "key",
@@ -123,10 +132,16 @@ class SQLStore:
         if "lineage" not in meta:
             return fresh_recorded()
         decode = _VehicleDecoder()
-        vehicles = {
-            vin: RecordedVehicle(vin, vid, decode(config))
-            for vin, vid, config in db.execute("SELECT vin, vid, config FROM vehicles")
-        }
+        capabilities_of = _CapabilitiesDecoder()
+        vehicles = {}
+        listing: dict[str, str] | None = {} if "listed_at" in meta else None
+        capabilities = {}
+        for vin, vid, config, listed, caps in db.execute("SELECT vin, vid, config, listed, capabilities FROM vehicles"):
+            vehicles[vin] = RecordedVehicle(vin, vid, decode(config))
+            if listing is not None and listed and vid:
+                listing[vin] = vid
+            if caps:
+                capabilities[vin] = capabilities_of(caps)
         marks = ",".join("?" * len(_PENDING))
         pending = {
             address: PendingAction(address, key, status, rid, created, remote_type or "")
@@ -148,6 +163,8 @@ class SQLStore:
             vehicles=vehicles,
             pending=pending,
             backoffs=backoffs,
+            listing=listing,
+            capabilities=capabilities,
         )
 
     def callbacks(self) -> dict[str, RecordedCallback]:
@@ -265,6 +282,38 @@ class SQLStore:
                 "INSERT INTO vehicles (vin, vid, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (vin) DO UPDATE SET vid = excluded.vid",
                 [(vin, vid, at) for vin, vid in vids.items()],
+            )
+
+    def record_listing(self, listing: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """The fleet's vehicles as the API lists them now; returns the VINs that joined and left since."""
+        at = now()
+        with self.transaction() as db:
+            first = db.execute("SELECT 1 FROM meta WHERE key = 'listed_at'").fetchone() is None
+            before = {vin for (vin,) in db.execute("SELECT vin FROM vehicles WHERE listed = 1")}
+            left = sorted(before - set(listing))
+            joined = [] if first else sorted(set(listing) - before)
+            if left:
+                db.executemany("UPDATE vehicles SET listed = 0 WHERE vin = ?", [(vin,) for vin in left])
+            db.executemany(
+                "INSERT INTO vehicles (vin, vid, updated_at, listed) VALUES (?, ?, ?, 1) "
+                "ON CONFLICT (vin) DO UPDATE SET vid = excluded.vid, listed = 1",
+                [(vin, vid, at) for vin, vid in listing.items() if vin not in before or first],
+            )
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('listed_at', ?) ON CONFLICT (key) DO UPDATE SET value = ?",
+                (at, at),
+            )
+        return joined, left
+
+    def record_capabilities(self, capabilities: Mapping[str, Capabilities]) -> None:
+        """What each vehicle can take, read from the API now."""
+        at = now()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO vehicles (vin, updated_at, capabilities, capabilities_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (vin) DO UPDATE SET capabilities = excluded.capabilities, "
+                "capabilities_at = excluded.capabilities_at",
+                [(vin, at, json.dumps(codec.capabilities_to_json(c)), at) for vin, c in capabilities.items()],
             )
 
     def update_vehicle(self, vin: str, change: Callable[[VehicleConfig], VehicleConfig]) -> None:
@@ -482,6 +531,19 @@ class SQLStore:
             if self.db is not None:
                 self.db.close()
                 self.db = None
+
+
+class _CapabilitiesDecoder:
+    """Decodes capabilities, sharing one object among identical ones (a fleet has a few kinds of vehicle)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Capabilities] = {}
+
+    def __call__(self, text: str) -> Capabilities:
+        caps = self._seen.get(text)
+        if caps is None:
+            caps = self._seen[text] = codec.capabilities_from_json(json.loads(text))
+        return caps
 
 
 class _VehicleDecoder:

@@ -50,6 +50,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX actions_by_remote_action ON actions (remote_action_id);
     """,
+    # Groups: the fleet's listing (listed: 1 in it, 0 left it, NULL never seen in one); capabilities.
+    """
+    ALTER TABLE vehicles ADD COLUMN listed INTEGER;
+    ALTER TABLE vehicles ADD COLUMN capabilities TEXT;
+    ALTER TABLE vehicles ADD COLUMN capabilities_at TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _PRIVATE = stat.S_IRWXG | stat.S_IRWXO

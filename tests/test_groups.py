@@ -1,0 +1,298 @@
+"""Groups: which vehicles they take, what they give them, where each value comes from, and mixed fleets."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from e2e import FLEET, VINS, apply, remote_posts
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.cli import main
+from reconciler.core import groups, planner
+from reconciler.core.model import Capabilities, Observed, Recorded, Source
+from reconciler.errors import ConfigError
+from reconciler.fleetfile import loader
+from reconciler.simulator.server import Simulator
+
+HEAD = """\
+apiVersion: reconciler/v1
+fleet: F1
+api: {url: sandbox}
+callbacks:
+  ops:
+    webhook: {target: "https://hooks.example.com/x"}
+    remoteTypes: [ThermalPreconditioning, ElectricBatteryChargingRequest, Immobilization, Stolen]
+profiles:
+  commuter:
+    preconditioning: [{slot: 1, start: "07:30", days: weekdays}]
+    charging: {preferences: {level: Level3}}
+  night:
+    preconditioning: [{slot: 1, start: "22:00", days: everyday}]
+"""
+VAN, VAN2, CAR, OTHER = "VR3AAAAAAAA000001", "VR3AAAAAAAA000002", "VF3AAAAAAAA000003", "W0VAAAAAAAA000004"
+LISTING = {vin: f"vid-{vin}" for vin in (VAN, VAN2, CAR, OTHER)}
+
+
+def parse(text: str) -> loader.Desired:  # type: ignore[name-defined]
+    return loader.parse(HEAD + textwrap.dedent(text), "fleet.yaml", {})
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    return [str(p) for p in caught.value.problems]
+
+
+def resolved(text: str) -> dict[str, object]:
+    desired = groups.members(parse(text), LISTING)
+    return {vin: v for vin, v in desired.vehicles.items()}
+
+
+# resolution, table-driven
+
+
+def test_first_matching_group_wins_in_file_order() -> None:
+    vehicles = resolved("""\
+        groups:
+          - {name: vans, match: {vinPrefix: VR3}, profile: commuter}
+          - {name: everyone, match: {all: true}, profile: night}
+        """)
+    assert vehicles[VAN].config.preconditioning[1].start == 450  # type: ignore[attr-defined]
+    assert vehicles[CAR].config.preconditioning[1].start == 1320  # type: ignore[attr-defined]
+    assert vehicles[VAN].sources["preconditioning"] == Source(group="vans", profile="commuter")  # type: ignore[attr-defined]
+    assert vehicles[VAN].explicit is False  # type: ignore[attr-defined]
+
+
+def test_excluded_vehicles_fall_to_the_next_group_and_unmatched_ones_are_not_managed() -> None:
+    vehicles = resolved(f"""\
+        groups:
+          - {{name: vans, match: {{vinPrefix: VR3}}, exclude: {{vins: [{VAN2}]}}, profile: commuter}}
+          - {{name: cars, match: {{vinPrefix: [VF3, VR3]}}, profile: night}}
+        """)
+    assert vehicles[VAN].sources["preconditioning"].group == "vans"  # type: ignore[attr-defined]
+    assert vehicles[VAN2].sources["preconditioning"].group == "cars"  # type: ignore[attr-defined]
+    assert OTHER not in vehicles
+
+
+def test_a_vehicle_entry_replaces_its_group_section_by_section() -> None:
+    vehicles = resolved(f"""\
+        groups:
+          - name: vans
+            match: {{vinPrefix: VR3}}
+            profile: commuter
+            immobilized: false
+        vehicles:
+          {VAN}:
+            preconditioning: [{{slot: 2, start: "06:00", days: weekend}}]
+        """)
+    van = vehicles[VAN]
+    assert set(van.config.preconditioning) == {2}  # type: ignore[attr-defined]
+    assert van.config.charging_preferences.level == "Level3"  # type: ignore[attr-defined]  # kept from the group
+    assert van.config.immobilized is False  # type: ignore[attr-defined]
+    assert van.sources == {  # type: ignore[attr-defined]
+        "preconditioning": Source(vehicle=True),
+        "charging.preferences": Source(group="vans", profile="commuter"),
+        "immobilization": Source(group="vans"),
+    }
+    assert van.explicit is True  # type: ignore[attr-defined]
+
+
+def test_a_vehicle_entry_with_its_own_profile_says_so() -> None:
+    vehicles = resolved(f"""\
+        groups:
+          - {{name: vans, match: {{vinPrefix: VR3}}, profile: commuter}}
+        vehicles:
+          {VAN}: {{profile: night}}
+        """)
+    assert vehicles[VAN].sources["preconditioning"] == Source(profile="night", vehicle=True)  # type: ignore[attr-defined]
+    assert vehicles[VAN].sources["charging.preferences"].group == "vans"  # type: ignore[attr-defined]
+
+
+def test_without_a_listing_groups_take_no_vehicle() -> None:
+    desired = parse("groups:\n  - {name: all, match: {all: true}, profile: night}\n")
+    assert groups.members(desired, None).vehicles == {}
+
+
+# validation
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "groups:\n  - {name: vans, match: {vinprefix: VR3}}\n",
+            "fleet.yaml:15:26: groups[0].match: unknown key 'vinprefix'\n    did you mean 'vinPrefix'?",
+        ),
+        (
+            "groups:\n  - {name: vans, match: {all: true}, profil: night}\n",
+            "fleet.yaml:15:38: groups[0]: unknown key 'profil'",
+        ),
+        (
+            "groups:\n  - {name: vans, match: {all: true}, profile: nihgt}\n",
+            "fleet.yaml:15:47: groups[0].profile: profile 'nihgt' is not declared",
+        ),
+        (
+            "groups:\n  - {name: vans, match: {all: true}, callback: opz}\n",
+            "fleet.yaml:15:48: groups[0].callback: callback 'opz' is not declared",
+        ),
+        (
+            "groups:\n  - {name: a, match: {vinPrefix: VR3}}\n  - {name: a, match: {vinPrefix: VF3}}\n",
+            "fleet.yaml:16:12: groups[1].name: group 'a' is declared twice (first at line 15)",
+        ),
+        (
+            "groups:\n  - {name: all, match: {all: true}}\n  - {name: vans, match: {vinPrefix: VR3}}\n",
+            "fleet.yaml:16:25: groups[1].match: group 'vans' can never match a vehicle",
+        ),
+        (
+            "groups:\n  - {name: v, match: {vinPrefix: VR}}\n  - {name: vans, match: {vinPrefix: [VR3, VR7]}}\n",
+            "fleet.yaml:16:25: groups[1].match: group 'vans' can never match a vehicle",
+        ),
+        (
+            "groups:\n  - {name: o, match: {vinPrefix: VOQ}}\n",
+            "fleet.yaml:15:34: groups[0].match.vinPrefix: prefix 'VOQ' can never match",
+        ),
+        (
+            f"groups:\n  - {{name: x, match: {{vins: [{VAN}]}}, exclude: {{vinPrefix: VR3}}}}\n",
+            "fleet.yaml:15:22: groups[0].match: group 'x' can never match a vehicle",
+        ),
+        ("groups:\n  - {name: x, match: {vins: [NOTAVIN]}}\n", "fleet.yaml:15:30: groups[0].match.vins[0]: not a VIN"),
+        ("groups:\n  - {name: x, match: {}}\n", "fleet.yaml:15:22: groups[0].match: a mapping is too small"),
+        ("groups:\n  - {name: x}\n", "fleet.yaml:15:5: groups[0]: missing required key 'match'"),
+    ],
+)
+def test_group_mistakes_are_located(text: str, expected: str) -> None:
+    found = problems(text)
+    assert any(p.startswith(expected) for p in found), "\n".join(found)
+
+
+def test_an_explicit_vin_outside_every_prefix_is_fine() -> None:
+    groups_text = "groups:\n  - {name: vans, match: {vinPrefix: VR3}, profile: night}\n"
+    assert OTHER in parse(groups_text + f"vehicles:\n  {OTHER}: {{profile: night}}\n").vehicles
+
+
+# the property: a fleet written with vehicle entries and the same fleet written with groups plan alike
+
+
+PREFIXES = ["VR3", "VF3", "W0V", "VXK"]
+vins = st.lists(
+    st.tuples(st.sampled_from(PREFIXES), st.integers(0, 99999)).map(lambda p: f"{p[0]}AAAAAAA{p[1]:07d}"),
+    max_size=25,
+    unique=True,
+)
+assignment = st.lists(st.sampled_from(["commuter", "night", None]), min_size=len(PREFIXES), max_size=len(PREFIXES))
+
+
+@settings(max_examples=60, deadline=None)
+@given(vins, assignment)
+def test_explicit_entries_and_groups_plan_the_same(fleet_vins: list[str], profiles: list[str | None]) -> None:
+    by_prefix = dict(zip(PREFIXES, profiles, strict=True))
+    explicit = "vehicles:\n" + "".join(
+        f"  {vin}: {{profile: {by_prefix[vin[:3]]}}}\n" for vin in fleet_vins if by_prefix[vin[:3]]
+    )
+    grouped = "groups:\n" + "".join(
+        f"  - {{name: g-{prefix}, match: {{vinPrefix: {prefix}}}, profile: {profile}}}\n"
+        for prefix, profile in by_prefix.items()
+        if profile
+    )
+    listing = {vin: f"vid-{vin}" for vin in fleet_vins}
+    recorded = Recorded(lineage="L", serial=1, fingerprint_key=b"k" * 32)
+    observed = Observed(listing=listing)
+    one = planner.plan(parse(explicit if "  " in explicit else ""), recorded, observed)
+    two = planner.plan(parse(grouped if "  - " in grouped else ""), recorded, observed)
+    assert [replace(c, source=None) for c in one.changes] == [replace(c, source=None) for c in two.changes]
+
+
+# capabilities, in the plan
+
+
+def test_what_a_vehicle_cannot_take_is_listed_apart_and_is_no_change() -> None:
+    schedule = '[{slot: 1, start: "22:00", end: "06:00", days: everyday}]'
+    desired = parse(f"vehicles:\n  {CAR}:\n    profile: commuter\n    charging:\n      schedule: {schedule}\n")
+    thermal = Capabilities(motorization="Thermic")
+    small = Capabilities(preconditioning_programs=0, charging_type=False)
+    recorded = Recorded(lineage="L", fingerprint_key=b"k" * 32, capabilities={CAR: thermal})
+    result = planner.plan(desired, recorded)
+    assert [c.address for c in result.changes if c.vin] == [f"vehicle.{CAR}.preconditioning"]
+    assert {c.address: c.reason for c in result.cannot_apply} == {
+        f"vehicle.{CAR}.charging.schedule": "a thermic vehicle has no remote charging",
+        f"vehicle.{CAR}.charging.preferences": "a thermic vehicle has no remote charging",
+    }
+    result = planner.plan(desired, replace(recorded, capabilities={CAR: small}))
+    assert f"vehicle.{CAR}.preconditioning" in {c.address for c in result.cannot_apply}
+
+
+# end to end: a fleet that grows, a mixed fleet
+
+
+GROUPED = FLEET.split("vehicles:\n")[0] + "groups:\n  - {name: everyone, match: {all: true}, profile: commuter}\n"
+
+
+def test_vehicles_joining_are_configured_and_leaving_ones_are_let_go(
+    sim: Simulator, fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet.write_text(GROUPED)
+    assert apply(fleet) == 0
+    assert len(remote_posts(sim)) == 9  # three programs on each of the three vehicles
+    newcomer = "VF7NEWCAR00000001"
+    sim.engine.add_vehicle(newcomer)
+    sim.engine.remove_vehicle(VINS[2])
+    capsys.readouterr()
+    assert main(["plan", "-f", str(fleet), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {c["vin"] for c in doc["changes"]} == {newcomer}
+    assert doc["changes"][0]["source"] == {"group": "everyone", "profile": "commuter"}
+    mark = len(sim.served)
+    assert apply(fleet) == 0
+    assert {p.path.split("/vehicles/")[1].split("/")[0] for p in remote_posts(sim, mark)} == {
+        sim.engine.by_vin(newcomer).vid
+    }
+    assert main(["state", "history", f"vehicle.{newcomer}"]) == 0
+    assert "joined" in capsys.readouterr().out
+    assert main(["state", "history", f"vehicle.{VINS[2]}"]) == 0
+    assert "left" in capsys.readouterr().out
+
+
+def test_an_explicit_vehicle_the_fleet_does_not_list_cannot_be_applied_and_blocks_nothing(
+    sim: Simulator, fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stranger = "VF3STRANGER000001"
+    fleet.write_text(FLEET + f"  {stranger}: {{profile: commuter}}\n")
+    capsys.readouterr()
+    assert main(["plan", "-f", str(fleet), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {
+        "address": f"vehicle.{stranger}",
+        "reason": f"not in fleet 0a123bc5d1e873066454b4d9: the API does not list {stranger}",
+    } in doc["cannot_apply"]
+    assert any(stranger in w for w in doc["warnings"])
+    assert apply(fleet) == 0  # everything else converges; the stranger is no failure
+    assert main(["plan", "-f", str(fleet), "--detailed-exitcode"]) == 0
+
+
+def test_a_mixed_fleet_gets_only_what_each_vehicle_takes(
+    sim: Simulator, fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.engine.configure_vehicle(VINS[2], motorization="Thermic")
+    sim.engine.configure_vehicle(VINS[1], charge_type=False)
+    capsys.readouterr()
+    assert apply(fleet) == 0  # nothing failed: what they cannot take was not sent
+    out = capsys.readouterr().out
+    assert f"vehicle.{VINS[2]}.charging.schedule" in out and "thermic vehicle has no remote charging" in out
+    posted = remote_posts(sim)
+    assert not any("charging" in (p.body or {}) and sim.engine.by_vin(VINS[2]).vid in p.path for p in posted)
+    assert not any(
+        (p.body or {}).get("charging", {}).get("preferences", {}).get("type")
+        for p in posted
+        if sim.engine.by_vin(VINS[1]).vid in p.path
+    )
+    mark = len(sim.served)
+    assert main(["plan", "-f", str(fleet), "--detailed-exitcode"]) == 0  # only cannot-apply remains
+    capabilities_reads = [s for s in sim.served[mark:] if s.path.startswith("/connectedcar/v3/vehicles/")]
+    assert capabilities_reads == []  # read once, kept in the state
+    assert os.environ["RECONCILER_STATE"]
