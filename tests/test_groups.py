@@ -205,7 +205,7 @@ def test_explicit_entries_and_groups_plan_the_same(fleet_vins: list[str], profil
     observed = Observed(listing=listing)
     one = planner.plan(parse(explicit if "  " in explicit else ""), recorded, observed)
     two = planner.plan(parse(grouped if "  - " in grouped else ""), recorded, observed)
-    assert [replace(c, source=None) for c in one.changes] == [replace(c, source=None) for c in two.changes]
+    assert [c._replace(source=None) for c in one.changes] == [c._replace(source=None) for c in two.changes]
 
 
 # capabilities, in the plan

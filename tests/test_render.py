@@ -128,3 +128,19 @@ def test_a_target_that_becomes_secret_shows_once_and_never_in_clear() -> None:
         "~ webhook.target: (sensitive, changed)"
     ]
     assert "s3cr3t" not in output
+
+
+def test_streamed_json_is_the_plan_document_exactly() -> None:
+    """Changes are assembled from the JSON of shared parts: the result must be what encoding them whole gives."""
+    d = desired(
+        {
+            VIN: VehicleConfig(preconditioning={1: air(1, 480)}, immobilized=True),
+            VIN2: VehicleConfig(preconditioning={1: air(1, 480)}, charging_preferences=ChargingPreferences("Level4")),
+        }
+    )
+    p = replace(plan(d, recorded({VIN: VehicleConfig(preconditioning={2: air(2)})})), refresh_error="x")
+    streamed = json_of(p)
+    whole = json.loads(json_plan.dumps(json_plan.plan_document(p)))
+    assert streamed == whole
+    keyed = [c for c in streamed["changes"] if c.get("key")]
+    assert keyed and all(c["request"]["body"]["label"] == c["key"] for c in keyed)

@@ -65,9 +65,14 @@ def air_delete(slot: int) -> dict[str, Any]:
     return {"actionsType": spec.ACTION_DELETE, "slot": slot}
 
 
-def preconditioning(label: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+# A remote action's body is its label (the action's key) followed by one of these:
+# the label goes in at the last moment (``changes.Request``), so that vehicles
+# with the same programs share the rest of their bodies.
+
+
+def preconditioning(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Remote with RemotePreconditioning programs (never ``immediate``)."""
-    return {"label": label, "preconditioning": {"airConditioning": {"programs": entries}}}
+    return {"preconditioning": {"airConditioning": {"programs": entries}}}
 
 
 def charge_program(program: ChargeProgram) -> dict[str, Any]:
@@ -80,25 +85,25 @@ def charge_program(program: ChargeProgram) -> dict[str, Any]:
     }
 
 
-def charging_schedule(label: str, programs: list[dict[str, Any]]) -> dict[str, Any]:
+def charging_schedule(programs: list[dict[str, Any]]) -> dict[str, Any]:
     """Remote with RemoteCharging.schedule.programs (entries from ``charge_program``).
 
     Never with preferences: the API forbids combining them.
     """
-    return {"label": label, "charging": {"schedule": {"programs": programs}}}
+    return {"charging": {"schedule": {"programs": programs}}}
 
 
-def charging_preferences(label: str, prefs: ChargingPreferences) -> dict[str, Any]:
+def charging_preferences(prefs: ChargingPreferences) -> dict[str, Any]:
     """Remote with RemoteCharging.preferences alone."""
     body = {k: v for k, v in (("level", prefs.level), ("type", prefs.type)) if v is not None}
-    return {"label": label, "charging": {"preferences": body}}
+    return {"charging": {"preferences": body}}
 
 
-def immobilization(label: str, activate: bool) -> dict[str, Any]:
+def immobilization(activate: bool) -> dict[str, Any]:
     """Remote with RemoteSetImmobilization."""
-    return {"label": label, "immobilization": {"activate": activate}}
+    return {"immobilization": {"activate": activate}}
 
 
-def stolen(label: str, is_stolen: bool) -> dict[str, Any]:
+def stolen(is_stolen: bool) -> dict[str, Any]:
     """Remote with RemoteStolen.stolen alone (one attribute at a time)."""
-    return {"label": label, "stolen": {"stolen": is_stolen}}
+    return {"stolen": {"stolen": is_stolen}}

@@ -55,7 +55,7 @@ def run(
                 action="send",
                 before=None,
                 after={one.flag[0]: one.flag[1]} if one.flag else None,
-                request=Request("POST", path, {"label": key, **one.body}),
+                request=Request("POST", path, one.body, label=key),
                 summary=one.name,
                 key=key,
                 vin=vin,

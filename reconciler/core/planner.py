@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..api import bodies, spec
@@ -121,6 +121,10 @@ class _Planner:
         self.callback_ids: dict[str, str] = {}
         self.fleet_path = f"/fleets/{desired.fleet}"
         self._memos: dict[tuple[int, Callable[..., Any]], tuple[Any, Any]] = {}
+        self._outcomes: dict[tuple[str, int, int, int], tuple[Any, Any, Any, _Outcome]] = {}
+        # Nothing pending and no backoff (a first apply, most runs): nothing to wait for, nothing to look up.
+        self._may_wait = bool(recorded.pending or recorded.backoffs)
+        self._paths: dict[tuple[str | None, str], str] = {}
         # One action of a remote type in flight per vehicle, across runs too: a charging
         # schedule still pending holds back the vehicle's charging preferences.
         self._in_flight = {
@@ -261,15 +265,16 @@ class _Planner:
         vid = (obs.vid if obs else None) or (rec.vid if rec else None) or (self.listing or {}).get(vin)
         target = _Target(vin, vid, wanted.routes, sources=wanted.sources, caps=self.capabilities.get(vin))
         if want.preconditioning is not None:
-            self._air(target, want.preconditioning, had.preconditioning, seen.preconditioning)
+            self._section(target, _AIR, want.preconditioning, had.preconditioning, seen.preconditioning)
         if want.charging_schedule is not None:
-            self._schedule(target, want.charging_schedule, had.charging_schedule, seen.charging_schedule)
+            self._section(target, _SCHEDULE, want.charging_schedule, had.charging_schedule, seen.charging_schedule)
         if want.charging_preferences is not None:
-            self._preferences(target, want.charging_preferences, had.charging_preferences, seen.charging_preferences)
+            prefs = (want.charging_preferences, had.charging_preferences, seen.charging_preferences)
+            self._section(target, _PREFERENCES, *prefs)
         if want.immobilized is not None:
-            self._flag(target, addresses.IMMOBILIZATION, want.immobilized, had.immobilized, seen.immobilized)
+            self._section(target, _IMMOBILIZATION, want.immobilized, had.immobilized, seen.immobilized)
         if want.stolen is not None:
-            self._flag(target, addresses.STOLEN, want.stolen, had.stolen, seen.stolen)
+            self._section(target, _STOLEN, want.stolen, had.stolen, seen.stolen)
 
     def _prune(self, vin: str, rec: RecordedVehicle, obs: ObservedVehicle | None) -> None:
         """A vehicle gone from the file under ``prune: true``: remove the programs set for it.
@@ -279,39 +284,121 @@ class _Planner:
         seen = obs.config if obs else _NO_CONFIG
         target = _Target(vin, (obs.vid if obs else None) or rec.vid, {}, pruned=True, caps=self.capabilities.get(vin))
         if rec.config.preconditioning:
-            self._air(target, {}, rec.config.preconditioning, seen.preconditioning)
+            self._section(target, _AIR, _NO_PROGRAMS, rec.config.preconditioning, seen.preconditioning)
         if rec.config.charging_schedule:
-            self._schedule(target, {}, rec.config.charging_schedule, seen.charging_schedule)
+            self._section(target, _SCHEDULE, _NO_PROGRAMS, rec.config.charging_schedule, seen.charging_schedule)
 
-    def _air(self, t: _Target, want: AirPrograms, had: AirPrograms | None, seen: AirPrograms | None) -> None:
-        address = addresses.vehicle(t.vin, addresses.PRECONDITIONING)
+    def _section(self, t: _Target, section: _Section, want: Any, had: Any, seen: Any) -> None:
+        """What one section of one vehicle needs: drift to say, what to adopt, what to send.
+
+        The work depends only on (want, had, seen), which vehicles alike share:
+        it is done once per distinct triple, not once per vehicle.
+        """
+        key = (section.part, id(want), id(had), id(seen))
+        hit = self._outcomes.get(key)
+        if hit is None:
+            hit = self._outcomes[key] = (want, had, seen, section.decide(self, want, had, seen))
+        outcome = hit[3]
+        address = addresses.vehicle(t.vin, section.part)
+        for name, recorded, observed in outcome.drift:
+            self.drift.append(Drift(address, name, recorded, observed))
+        if outcome.adopt is not _NOT_ADOPTED:
+            self.adoptions.append(Adoption(address, t.vid or "", outcome.adopt))
+        if outcome.send is not None:
+            self._send(t, address, section, want, outcome.send)
+
+    def _send(self, t: _Target, address: str, section: _Section, want: Any, send: _Send) -> None:
+        if t.caps is not None:
+            reason = cannot_carry(t.caps, section.part, want)
+            if reason is not None:
+                self.cannot.append(CannotApply(address, reason))
+                return
+        remote_type = section.remote_type
+        if self._may_wait and self._held(t, address, remote_type):
+            return
+        label = t.routes.get(remote_type)
+        if label is None and t.pruned:
+            label = self._any_callback(remote_type)
+        key = action_key(self.recorded.lineage, self.recorded.serial, address)
+        self.changes.append(
+            Change(
+                address,
+                "send",
+                send.before,
+                send.after,
+                Request("POST", self._path(t.vid, label), send.content, key),
+                send.summary,
+                key=key,
+                vin=t.vin,
+                remote_type=remote_type,
+                callback=label,
+                source=t.sources.get(section.part),
+            )
+        )
+
+    def _held(self, t: _Target, address: str, remote_type: str) -> bool:
+        """Whether the address waits: an action of it (or of its type on the vehicle) pending, or a backoff."""
+        pending = self.recorded.pending.get(address)
+        if pending is not None:
+            self.held.append(
+                Held(
+                    address,
+                    f"action {pending.remote_action_id or pending.key} "
+                    f"is still {pending.status}; planned again once it ends",
+                )
+            )
+            return True
+        busy = self._in_flight.get((t.vin, remote_type))
+        if busy is not None:
+            self.held.append(
+                Held(
+                    address,
+                    f"{busy.address} is still {busy.status} and the vehicle takes one "
+                    f"{remote_type} action at a time; planned once it ends",
+                )
+            )
+            return True
+        backoffs = self.recorded.backoffs
+        backoff = backoffs.get(address) or backoffs.get(addresses.vehicle_prefix(t.vin))
+        if backoff is not None and self.now and self.now < backoff.until:
+            self.held.append(Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}"))
+            return True
+        return False
+
+    def _path(self, vid: str | None, label: str | None) -> str:
+        """The remote actions path; the same string for every vehicle still to look up."""
+        cb_id = self.callback_ids.get(label or "", "{cbid}")
+        key = (vid, cb_id)
+        path = self._paths.get(key)
+        if path is None:
+            path = f"{self.fleet_path}/vehicles/{vid or '{vid}'}/callbacks/{cb_id}/remotes"
+            if vid is None:
+                self._paths[key] = path
+        return path
+
+    # what each section needs, whatever the vehicle
+
+    def _air(self, want: AirPrograms, had: AirPrograms | None, seen: AirPrograms | None) -> _Outcome:
         seen = _days_filled(seen, had, want)
-        self._slot_drift(address, had, seen)
+        drift = self._slot_drift(had, seen)
         current = seen if seen is not None else (had or {})
         sets = [p for slot, p in sorted(want.items()) if current.get(slot) != p]
         deletes = sorted(slot for slot in (had or {}) if slot not in want and slot in current)
         if not sets and not deletes:
-            self._adopt(t, address, seen, had, want)
-            return
+            return _Outcome(drift, self._adoption(seen, had, want))
         entries = [self.memo(bodies.air_set, p) for p in sets] + [bodies.air_delete(s) for s in deletes]
         words = [self.memo(_describe_air, p) for p in sets] + [f"Delete slot {s}" for s in deletes]
-        self._send(
-            t,
-            address,
-            spec.THERMAL_PRECONDITIONING,
-            want=want,
-            before=self._before(current, want, had),
-            after=self.memo(codec.programs_to_json, want),
-            body=lambda label: bodies.preconditioning(label, entries),
-            summary=", ".join(words),
+        send = _Send(
+            self._before(current, want, had),
+            self.memo(codec.programs_to_json, want),
+            bodies.preconditioning(entries),
+            ", ".join(words),
         )
+        return _Outcome(drift, send=send)
 
-    def _schedule(
-        self, t: _Target, want: ChargePrograms, had: ChargePrograms | None, seen: ChargePrograms | None
-    ) -> None:
-        address = addresses.vehicle(t.vin, addresses.CHARGING_SCHEDULE)
+    def _schedule(self, want: ChargePrograms, had: ChargePrograms | None, seen: ChargePrograms | None) -> _Outcome:
         seen = _days_filled(seen, had, want)
-        self._slot_drift(address, had, seen)
+        drift = self._slot_drift(had, seen)
         current = seen if seen is not None else (had or {})
         sets = [p for slot, p in sorted(want.items()) if current.get(slot) != p]
         # The charging API has no Delete: a removed slot is sent disabled.
@@ -322,88 +409,58 @@ class _Planner:
         ]
         if not sets and not disables:
             kept = {s: p for s, p in (had or {}).items() if s not in want and s in current}
-            self._adopt(t, address, seen, had, {**want, **kept})
-            return
+            return _Outcome(drift, self._adoption(seen, had, {**want, **kept}))
         words = [self.memo(_describe_charge, p) for p in sets] + [f"Disable slot {p.slot}" for p in disables]
         after = {**want, **{p.slot: p for p in disables}} if disables else want
         entries = [self.memo(bodies.charge_program, p) for p in sets + disables]
-        self._send(
-            t,
-            address,
-            spec.CHARGING,
-            want=want,
-            before=self._before(current, want, had),
-            after=self.memo(codec.programs_to_json, after),
-            body=lambda label: bodies.charging_schedule(label, entries),
-            summary=", ".join(words),
+        send = _Send(
+            self._before(current, want, had),
+            self.memo(codec.programs_to_json, after),
+            bodies.charging_schedule(entries),
+            ", ".join(words),
         )
+        return _Outcome(drift, send=send)
 
     def _preferences(
-        self, t: _Target, want: ChargingPreferences, had: ChargingPreferences | None, seen: ChargingPreferences | None
-    ) -> None:
-        address = addresses.vehicle(t.vin, addresses.CHARGING_PREFERENCES)
+        self, want: ChargingPreferences, had: ChargingPreferences | None, seen: ChargingPreferences | None
+    ) -> _Outcome:
+        drift: tuple[tuple[str, Any, Any], ...] = ()
         if had is not None and seen is not None and seen != had:
-            self.drift.append(
-                Drift(address, "preferences", codec.preferences_to_json(had), codec.preferences_to_json(seen))
-            )
+            drift = (("preferences", codec.preferences_to_json(had), codec.preferences_to_json(seen)),)
         current = seen if seen is not None else had
         if current is not None and all(
             w is None or w == c for w, c in ((want.level, current.level), (want.type, current.type))
         ):
-            if seen is not None and had != want:
-                self.adoptions.append(Adoption(address, t.vid or "", codec.preferences_to_json(want)))
-            return
+            adopt = codec.preferences_to_json(want) if seen is not None and had != want else _NOT_ADOPTED
+            return _Outcome(drift, adopt)
         described = " ".join(v for v in (want.level, want.type) if v)
-        self._send(
-            t,
-            address,
-            spec.CHARGING,
-            want=want,
-            before=codec.preferences_to_json(current),
-            after=codec.preferences_to_json(want),
-            body=lambda label: bodies.charging_preferences(label, want),
-            summary=f"set preferences {described}",
+        send = _Send(
+            codec.preferences_to_json(current),
+            codec.preferences_to_json(want),
+            bodies.charging_preferences(want),
+            f"set preferences {described}",
         )
+        return _Outcome(drift, send=send)
 
-    def _flag(self, t: _Target, part: str, want: bool, had: bool | None, seen: bool | None) -> None:
-        address = addresses.vehicle(t.vin, part)
-        name = "immobilized" if part == addresses.IMMOBILIZATION else "stolen"
+    def _flag(self, name: str, want: bool, had: bool | None, seen: bool | None) -> _Outcome:
+        drift: tuple[tuple[str, Any, Any], ...] = ()
         if had is not None and seen is not None and seen != had:
-            self.drift.append(Drift(address, name, had, seen))
+            drift = ((name, had, seen),)
         current = seen if seen is not None else had
         if current == want:
-            if seen is not None and had != want:
-                self.adoptions.append(Adoption(address, t.vid or "", {name: want}))
-            return
-        make: Callable[[str, bool], dict[str, Any]]
-        if part == addresses.IMMOBILIZATION:
-            remote_type, make = spec.IMMOBILIZATION, bodies.immobilization
-            summary = "immobilize" if want else "release immobilization"
+            return _Outcome(drift, {name: want} if seen is not None and had != want else _NOT_ADOPTED)
+        if name == "immobilized":
+            content, summary = bodies.immobilization(want), "immobilize" if want else "release immobilization"
         else:
-            remote_type, make = spec.STOLEN, bodies.stolen
-            summary = "declare stolen" if want else "declare not stolen"
-        self._send(
-            t,
-            address,
-            remote_type,
-            want=want,
-            before=None if current is None else {name: current},
-            after={name: want},
-            body=lambda label: make(label, want),
-            summary=summary,
-        )
+            content, summary = bodies.stolen(want), "declare stolen" if want else "declare not stolen"
+        before = None if current is None else {name: current}
+        return _Outcome(drift, send=_Send(before, {name: want}, content, summary))
 
-    def _adopt(
-        self,
-        t: _Target,
-        address: str,
-        seen: Mapping[int, Any] | None,
-        had: Mapping[int, Any] | None,
-        after: Mapping[int, Any],
-    ) -> None:
-        """The vehicle already holds ``after``: record it if the state does not (lost state, first run)."""
+    def _adoption(self, seen: Mapping[int, Any] | None, had: Mapping[int, Any] | None, after: Mapping[int, Any]) -> Any:
+        """What to record when the vehicle already holds ``after`` and the state does not say so."""
         if seen is not None and dict(had or {}) != dict(after):
-            self.adoptions.append(Adoption(address, t.vid or "", self.memo(codec.programs_to_json, after)))
+            return self.memo(codec.programs_to_json, after)
+        return _NOT_ADOPTED
 
     def _before(self, current: Mapping[int, Any], want: Mapping[int, Any], had: Mapping[int, Any] | None) -> Any:
         """The current programs of the slots this address manages (desired or set before)."""
@@ -412,86 +469,63 @@ class _Planner:
         managed = {s: p for s, p in current.items() if s in want or (had and s in had)}
         return codec.programs_to_json(managed)
 
-    def _slot_drift(self, address: str, had: Mapping[int, Any] | None, seen: Mapping[int, Any] | None) -> None:
+    def _slot_drift(
+        self, had: Mapping[int, Any] | None, seen: Mapping[int, Any] | None
+    ) -> tuple[tuple[str, Any, Any], ...]:
         if had is None or seen is None:
-            return
+            return ()
+        drift = []
         for slot in sorted(had):
             if seen.get(slot) != had[slot]:
                 before = codec.programs_to_json({slot: had[slot]})
                 after = codec.programs_to_json({slot: seen[slot]}) if slot in seen else None
-                self.drift.append(
-                    Drift(address, f"slot {slot}", before[0] if before else None, after[0] if after else None)
-                )
-
-    def _send(
-        self,
-        t: _Target,
-        address: str,
-        remote_type: str,
-        *,
-        want: Any,
-        before: Any,
-        after: Any,
-        body: Any,
-        summary: str,
-    ) -> None:
-        part = address.split(".", 2)[2]
-        reason = cannot_carry(t.caps, part, want)
-        if reason is not None:
-            self.cannot.append(CannotApply(address, reason))
-            return
-        pending = self.recorded.pending.get(address)
-        if pending is not None:
-            self.held.append(
-                Held(
-                    address,
-                    f"action {pending.remote_action_id or pending.key} "
-                    f"is still {pending.status}; planned again once it ends",
-                )
-            )
-            return
-        busy = self._in_flight.get((t.vin, remote_type))
-        if busy is not None:
-            self.held.append(
-                Held(
-                    address,
-                    f"{busy.address} is still {busy.status} and the vehicle takes one "
-                    f"{remote_type} action at a time; planned once it ends",
-                )
-            )
-            return
-        backoffs = self.recorded.backoffs
-        backoff = backoffs.get(address) or backoffs.get(addresses.vehicle_prefix(t.vin))
-        if backoff is not None and self.now and self.now < backoff.until:
-            self.held.append(Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}"))
-            return
-        label = t.routes.get(remote_type)
-        if label is None and t.pruned:
-            label = self._any_callback(remote_type)
-        cb_id = self.callback_ids.get(label or "", "{cbid}")
-        key = action_key(self.recorded.lineage, self.recorded.serial, address)
-        path = f"{self.fleet_path}/vehicles/{t.vid or '{vid}'}/callbacks/{cb_id}/remotes"
-        self.changes.append(
-            Change(
-                address,
-                "send",
-                before,
-                after,
-                Request("POST", path, body(key)),
-                summary,
-                key=key,
-                vin=t.vin,
-                remote_type=remote_type,
-                callback=label,
-                source=t.sources.get(part),
-            )
-        )
+                drift.append((f"slot {slot}", before[0] if before else None, after[0] if after else None))
+        return tuple(drift)
 
     def _any_callback(self, remote_type: str) -> str | None:
         for label, cb in self.desired.callbacks.items():
             if remote_type in cb.remote_types:
                 return label
         return None
+
+
+_NOT_ADOPTED: Any = object()  # nothing in place to record
+_NO_PROGRAMS: AirPrograms = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A change to send, but for the vehicle it goes to."""
+
+    before: Any
+    after: Any
+    content: Any
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a section of a vehicle needs, but for the vehicle: drift found, something to adopt, a change."""
+
+    drift: tuple[tuple[str, Any, Any], ...] = ()
+    adopt: Any = _NOT_ADOPTED
+    send: _Send | None = None
+
+
+@dataclass(frozen=True)
+class _Section:
+    part: str
+    remote_type: str
+    decide: Callable[[_Planner, Any, Any, Any], _Outcome]
+
+
+_AIR = _Section(addresses.PRECONDITIONING, spec.THERMAL_PRECONDITIONING, _Planner._air)
+_SCHEDULE = _Section(addresses.CHARGING_SCHEDULE, spec.CHARGING, _Planner._schedule)
+_PREFERENCES = _Section(addresses.CHARGING_PREFERENCES, spec.CHARGING, _Planner._preferences)
+_IMMOBILIZATION = _Section(
+    addresses.IMMOBILIZATION, spec.IMMOBILIZATION, lambda planner, *values: planner._flag("immobilized", *values)
+)
+_STOLEN = _Section(addresses.STOLEN, spec.STOLEN, lambda planner, *values: planner._flag("stolen", *values))
 
 
 class _Target:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
@@ -12,7 +13,7 @@ from typing import Any
 
 from ..core.changes import Plan
 from ..errors import PlanFileError, ReconcilerError
-from ..render.json_plan import dumps, plan_document
+from ..render import json_plan
 
 KIND = "reconciler-plan"
 
@@ -26,12 +27,10 @@ def write(path: str | Path, plan: Plan, fleet_file: str | Path) -> None:
     source = Path(fleet_file).resolve()
     target = Path(path)
     check_writable(target, source)
-    document: dict[str, Any] = {
-        "kind": KIND,
-        **plan_document(plan),
-        "source": {"file": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()},
-    }
-    write_atomically(target, dumps(document) + "\n", what="the plan")
+    origin = {"file": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    text = io.StringIO()
+    json_plan.write(plan, text, first={"kind": KIND}, last={"source": origin})
+    write_atomically(target, text.getvalue(), what="the plan")
 
 
 def check_writable(target: Path, source: Path) -> None:

@@ -1,16 +1,22 @@
-"""Benchmark: `reconciler plan` on a 10,000-vehicle fleet against a bare YAML load.
+"""Benchmark: `reconciler plan` on a 100,000-vehicle fleet against a bare YAML load.
 
-Generates a fleet (20 profiles, an override on one vehicle in seven, one in fifty
-immobilized), then times, each in a fresh process and best of --runs:
+Generates a fleet of 20 VIN prefixes and 20 profiles (vehicle i: prefix and
+profile i mod 20; an override on one vehicle in seven, one in fifty
+immobilized), written two ways: an explicit entry per vehicle, and 20 groups by
+VIN prefix (with entries for the overrides only; its state records the fleet's
+listing, as a refresh would have). Then times, each in a fresh process and
+best of --runs:
 
-  load      python -c "yaml.load(f, Loader=yaml.CSafeLoader)"          (the baseline)
-  plan      reconciler plan --no-refresh --format json, empty state     (everything to send)
-  noop      the same against a state that already records the fleet     (nothing to send)
+  load      gc.disable(); yaml.load(f, Loader=yaml.CSafeLoader)          (the baseline)
+  plan      reconciler plan --no-refresh --format json, empty state       (everything to send)
+  noop      the same against a state that already records the fleet       (nothing to send)
+  groups    plan of the groups file, its state recording only the listing (everything to send)
+  validate  reconciler validate of the explicit file
 
-and prints wall time, the ratio to the baseline and peak RSS. Targets (issue 2):
-plan at most 3x load, peak RSS at most 400 MB, noop no slower than plan.
+and prints wall time, the ratio to the baseline and peak RSS. Targets (issue 12):
+plan at most 3x load, peak RSS at most 400 MB.
 
-    python benchmarks/plan_10k.py [--vehicles 10000] [--runs 3] [--dir DIR]
+    python benchmarks/plan_100k.py [--vehicles 100000] [--runs 3] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 
 
-def fleet_yaml(vehicles: int, seed: int = 7) -> str:
+PREFIXES = [f"VF{n}" for n in range(10)] + [f"VR{n}" for n in range(10)]
+
+
+def vin_of(i: int, rng: random.Random) -> str:
+    return PREFIXES[i % 20] + "".join(rng.choice(VIN_CHARS) for _ in range(8)) + f"{i:06d}"
+
+
+def fleet_yaml(vehicles: int, *, grouped: bool = False, seed: int = 7) -> str:
     rng = random.Random(seed)
     lines = [
         "apiVersion: reconciler/v1",
@@ -55,11 +68,17 @@ def fleet_yaml(vehicles: int, seed: int = 7) -> str:
             f'        - {{slot: 1, start: "22:{p % 60:02d}", end: "06:00", days: everyday}}',
             f"      preferences: {{level: Level{1 + p % 5}, type: {'Partial' if p % 2 else 'Full'}}}",
         ]
+    if grouped:
+        lines.append("groups:")
+        lines += [f"  - {{name: g{p}, match: {{vinPrefix: {PREFIXES[p]}}}, profile: profile-{p}}}" for p in range(20)]
     lines.append("vehicles:")
     for i in range(vehicles):
-        vin = "VF3" + "".join(rng.choice(VIN_CHARS) for _ in range(8)) + f"{i:06d}"
+        vin = vin_of(i, rng)
+        if grouped and i % 7 and i % 50:
+            continue  # the group gives it all
         lines.append(f"  {vin}:")
-        lines.append(f"    profile: profile-{i % 20}")
+        if not grouped:
+            lines.append(f"    profile: profile-{i % 20}")
         if i % 7 == 0:
             lines.append("    preconditioning:")
             lines.append(f'      - {{slot: 3, start: "{i % 24:02d}:{i % 60:02d}", days: weekend}}')
@@ -84,6 +103,18 @@ def best(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, int]:
     return min(r[0] for r in results), max(r[1] for r in results)
 
 
+def record_listing(vehicles: int, state_url: str) -> None:
+    """A state that knows the fleet's vehicles (as a refresh lists them) and nothing else."""
+    from reconciler.state.base import fresh_recorded
+    from reconciler.state.sqlite import open_sqlite
+
+    rng = random.Random(7)
+    store = open_sqlite(state_url, fleet="0a123bc5d1e873066454b4d9")
+    store.initialize(fresh_recorded())
+    store.record_listing({(vin := vin_of(i, rng)): f"vid-{vin}" for i in range(vehicles)})
+    store.close()
+
+
 def record_everything(fleet: Path, state_url: str) -> None:
     """Record the whole fleet as applied, so the next plan has nothing to do."""
     from reconciler.core.sensitive import seal_callback
@@ -103,7 +134,7 @@ def record_everything(fleet: Path, state_url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vehicles", type=int, default=10_000)
+    parser.add_argument("--vehicles", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dir", help="where to write the fleet and state (default: a temp dir)")
     args = parser.parse_args()
@@ -111,6 +142,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     fleet = work / "fleet.yaml"
     fleet.write_text(fleet_yaml(args.vehicles))
+    grouped = work / "grouped.yaml"
+    grouped.write_text(fleet_yaml(args.vehicles, grouped=True))
+    (work / "listing.db").unlink(missing_ok=True)
+    record_listing(args.vehicles, f"sqlite:///{work / 'listing.db'}")
+    listing_env = {**os.environ, "RECONCILER_STATE": f"sqlite:///{work / 'listing.db'}"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
     empty_env = {**env, "RECONCILER_STATE": f"sqlite:///{work / 'empty.db'}"}
     full_url = f"sqlite:///{work / 'full.db'}"
@@ -118,15 +154,29 @@ def main() -> None:
     record_everything(fleet, full_url)
     full_env = {**env, "RECONCILER_STATE": full_url}
 
-    load = [sys.executable, "-c", f"import yaml; yaml.load(open({str(fleet)!r}), Loader=yaml.CSafeLoader)"]
+    load = [
+        sys.executable,
+        "-c",
+        f"import gc, yaml; gc.disable(); yaml.load(open({str(fleet)!r}), Loader=yaml.CSafeLoader)",
+    ]
     plan = [sys.executable, "-m", "reconciler", "plan", "--no-refresh", "--format", "json", "-f", str(fleet)]
+    plan_groups = [*plan[:-1], str(grouped)]
+    validate = [sys.executable, "-m", "reconciler", "validate", "-f", str(fleet)]
     size = fleet.stat().st_size
-    print(f"fleet: {args.vehicles} vehicles, {size / 1e6:.1f} MB of YAML, best of {args.runs} runs")
+    print(
+        f"fleet: {args.vehicles:,} vehicles, {size / 1e6:.1f} MB of YAML "
+        f"({grouped.stat().st_size / 1e6:.2f} MB as groups), best of {args.runs} runs"
+    )
     base, base_rss = best(load, env, args.runs)
-    print(f"  yaml.load (CSafeLoader)   {base:7.3f} s   {base_rss / 2**20:6.0f} MB")
-    for name, run_env in (("plan, empty state", empty_env), ("plan, nothing to do", full_env)):
-        took, rss = best(plan, run_env, args.runs)
-        print(f"  {name:<24}  {took:7.3f} s   {rss / 2**20:6.0f} MB   {took / base:4.2f}x load")
+    print(f"  gc-free yaml.load (CSafeLoader)   {base:7.3f} s   {base_rss / 2**20:6.0f} MB")
+    for name, argv, run_env in (
+        ("plan, empty state", plan, empty_env),
+        ("plan, nothing to do", plan, full_env),
+        ("plan of the groups file", plan_groups, listing_env),
+        ("validate", validate, env),
+    ):
+        took, rss = best(argv, run_env, args.runs)
+        print(f"  {name:<32}  {took:7.3f} s   {rss / 2**20:6.0f} MB   {took / base:4.2f}x load")
 
 
 if __name__ == "__main__":
