@@ -31,6 +31,9 @@ _FILE = click.option(
 )
 
 
+_IGNORE_WINDOWS = click.option(
+    "--ignore-windows", is_flag=True, help="Send non-urgent changes even outside the change windows (windows:)."
+)
 _REFRESH_CAPABILITIES = click.option(
     "--refresh-capabilities",
     is_flag=True,
@@ -94,6 +97,7 @@ def validate(fleet_file: str) -> int:
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when there are none, 1 on error."
 )
 @_REFRESH_CAPABILITIES
+@_IGNORE_WINDOWS
 def plan(
     fleet_file: str,
     out_file: str | None,
@@ -102,6 +106,7 @@ def plan(
     targets: tuple[str, ...],
     detailed_exitcode: bool,
     refresh_capabilities: bool,
+    ignore_windows: bool,
 ) -> int:
     """Show what apply would change, and how many API calls it would make.
 
@@ -119,6 +124,7 @@ def plan(
         targets=targets,
         detailed_exitcode=detailed_exitcode,
         refresh_capabilities=refresh_capabilities,
+        ignore_windows=ignore_windows,
         env=os.environ,
         stdout=sys.stdout,
         stderr=sys.stderr,
@@ -171,6 +177,12 @@ def plan(
     help="Read what the API reports before planning: drift is corrected, what is in place adopted.",
 )
 @_REFRESH_CAPABILITIES
+@_IGNORE_WINDOWS
+@click.option(
+    "--continue-rollout",
+    is_flag=True,
+    help="Go on with a rollout halted on its failure budget: its failed vehicles are retried first.",
+)
 def apply(
     plan_file: str | None,
     fleet_file: str | None,
@@ -182,6 +194,8 @@ def apply(
     targets: tuple[str, ...],
     refresh: bool,
     refresh_capabilities: bool,
+    ignore_windows: bool,
+    continue_rollout: bool,
 ) -> int:
     """Send exactly the calls that close the gap, and record what the vehicles answer.
 
@@ -190,14 +204,25 @@ def apply(
     reconciler apply PLAN                   apply a plan saved by `plan --out`
                                             (exit 3 if the state changed since)
 
-    Exit codes: 0 converged; 1 error; 3 stale plan or state locked (retry);
-    4 partially applied (some actions failed or were still pending at
-    --timeout; the next run picks them up).
+    Exit codes: 0 converged; 1 error; 3 stale plan, state locked, or the
+    change window is closed (retry later); 4 partially applied (some actions
+    failed, were still pending at --timeout, or a wake-up budget is spent;
+    the next run picks them up); 5 a rollout halted on its failure budget
+    (apply --continue-rollout goes on).
     """
     from .commands import apply as apply_command
 
     options = apply_command.Options(
-        auto_approve, wait, timeout, parallelism, lock_timeout, targets, refresh, refresh_capabilities
+        auto_approve,
+        wait,
+        timeout,
+        parallelism,
+        lock_timeout,
+        targets,
+        refresh,
+        refresh_capabilities,
+        continue_rollout=continue_rollout,
+        ignore_windows=ignore_windows,
     )
     return apply_command.run(
         fleet_file,

@@ -8,21 +8,24 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..core import planner
+from ..api.client import FleetApi
+from ..core import durations, planner, rollout
 from ..core.changes import Plan
-from ..core.model import Recorded
+from ..core.model import Desired, Recorded, Rollout
 from ..errors import ReconcilerError, StalePlanError
 from ..fleetfile import loader
 from ..render import report, text
 from ..render.json_plan import dumps, plan_document
 from ..render.report import BarProgress, LineProgress
-from ..run import connection, gcpause, saved_plan
-from ..run.executor import OK_RESULTS, PENDING, SKIPPED, Executor, Outcome, Progress
+from ..run import connection, gcpause, rollouts, saved_plan
+from ..run.actions import Gate
+from ..run.executor import CANNOT, HELD_RESULTS, OK_RESULTS, PENDING, SKIPPED, Executor, Outcome, Progress
 from ..run.interrupts import Interrupts
+from ..run.sendrate import SendRate
 from ..state.base import StateStore, open_store, state_url
 from .plan import check_known_targets, check_targets
 
@@ -39,6 +42,9 @@ class Options:
     targets: tuple[str, ...] = ()
     refresh: bool = True
     refresh_capabilities: bool = False
+    continue_rollout: bool = False
+    ignore_windows: bool = False
+    one_wave: bool = False  # watch: at most one rollout wave a run (apply --no-wait too)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class RunResult:
     code: int
     plan: Plan | None
     outcomes: list[Outcome]
+    halted: str = ""  # the rollout's halt (exit 5)
+    window_closed: str = ""  # when the change window opens, if it held changes back (exit 3)
 
 
 def run(
@@ -93,7 +101,23 @@ def run(
         )
         if outcome.outcomes:
             report.report(outcome.outcomes, stdout)
+        brakes_said(outcome, stdout)
     return outcome.code
+
+
+def brakes_said(outcome: RunResult, out: TextIO) -> None:
+    """What the brakes held back, under the report: a halted rollout, a closed window."""
+    if outcome.halted:
+        out.write(
+            f"Rollout halted at {outcome.halted}.\nNothing more is sent for this fleet file: fix the cause, then "
+            "reconciler apply --continue-rollout (it retries the failed vehicles first), or change the file.\n"
+        )
+    if outcome.window_closed and outcome.plan is not None and outcome.plan.window is not None:
+        waiting = sum(1 for h in outcome.plan.held if h.kind == "window")
+        out.write(
+            f"Change window {outcome.plan.window.described}: {waiting} change(s) wait for it; only urgent changes "
+            "were sent (--ignore-windows sends them now).\n"
+        )
 
 
 def apply_fleet(
@@ -108,10 +132,12 @@ def apply_fleet(
     owner: str = "reconciler apply",
     interrupts: Interrupts | None = None,
 ) -> RunResult:
-    """Lock, settle, refresh, plan, have ``review`` approve, execute, unlock.
+    """Lock, settle, refresh, plan, stage (brakes), have ``review`` approve, execute; unlock.
 
     With ``saved`` (a plan file's content) the plan computed now must be the saved one.
     ``interrupts`` (its ``stop``) ends the sending early; what is in flight stays pending.
+    With a rollout and waiting for outcomes, apply goes on wave after wave (baking
+    between them) while they stay within their failure budget.
     """
     interrupts = interrupts or Interrupts(stderr, quit_when_idle=False)
     targets = options.targets
@@ -124,8 +150,7 @@ def apply_fleet(
         desired = loader.read(fleet_path, env)
     url = state_url(fleet_path, env)
     store = open_store(url, fleet=desired.fleet)
-    settled: list[Outcome] = []
-    outcomes: list[Outcome] = []
+    passes: list[_Pass] = []
     try:
         lock_id = store.acquire_lock(f"{owner} ({_user()})", options.lock_timeout)
         try:
@@ -144,30 +169,128 @@ def apply_fleet(
                     wait=options.wait,
                     timeout=options.timeout,
                     progress=progress,
+                    gate=_gate(desired, interrupts),
                 )
-                settled = [o for o in executor.settle() if o.result != SKIPPED]
-                recorded = store.read()
-                now = datetime.now(UTC).isoformat(timespec="seconds")
-                looking = connection.Looking(targets, now, options.refresh_capabilities, options.parallelism)
-                observed = connection.refresh_for_apply(api, desired, recorded, looking) if options.refresh else None
-                result = planner.plan(desired, recorded, observed, targets=targets, now=now)
-                if saved is not None:
-                    _check_same(saved, result)
-                if not review(result):
-                    return RunResult(1, result, [])
-                connection.record_observed(store, observed)
-                if result.changes:
-                    store.commit_serial()
-                interrupts.sending = True
-                outcomes = executor.run(result)  # with no changes: records what refresh found in place
-                if result.changes:
+                while True:
+                    first = not passes
+                    one = _one_pass(store, api, executor, desired, options, targets, first, saved, review, interrupts)
+                    if one is None:
+                        return RunResult(1, passes[-1].plan if passes else None, [])
+                    passes.append(one)
+                    if not _next_wave(one, desired, options, interrupts, stderr):
+                        break
+                if any(p.plan.changes for p in passes):
                     stderr.write(f"API: {api.usage()}\n")
         finally:
             store.release_lock(lock_id)
     finally:
         store.close()
-    everything = _one_per_address(settled, outcomes, [Outcome(h.address, PENDING, h.reason) for h in result.held])
-    return RunResult(_exit_code(everything, interrupts), result, everything)
+    last = passes[-1]
+    earlier = [o for p in passes[:-1] for o in p.settled + p.sent]
+    outcomes = earlier + _one_per_address(last.settled, last.sent, last.held_outcomes())
+    code = _exit_code(outcomes, interrupts, halted=last.halted, window_closed=last.window_closed)
+    return RunResult(code, last.plan, outcomes, last.halted, last.window_closed)
+
+
+@dataclass
+class _Pass:
+    """One wave's worth of an apply: what was planned and sent, and where the brakes stood."""
+
+    plan: Plan
+    settled: list[Outcome]
+    sent: list[Outcome]
+    halted: str = ""  # the halt, when the rollout is halted
+    window_closed: str = ""  # when it opens, when the window is closed and changes wait
+    rollout: Rollout | None = None
+
+    def held_outcomes(self) -> list[Outcome]:
+        held = [Outcome(h.address, HELD_RESULTS.get(h.kind, PENDING), h.reason) for h in self.plan.held]
+        return held + [Outcome(c.address, CANNOT, c.reason) for c in self.plan.cannot_apply]
+
+
+def _one_pass(
+    store: StateStore,
+    api: FleetApi,
+    executor: Executor,
+    desired: Desired,
+    options: Options,
+    targets: tuple[str, ...],
+    first: bool,
+    saved: dict[str, Any] | None,
+    review: Callable[[Plan], bool],
+    interrupts: Interrupts,
+) -> _Pass | None:
+    """Settle, refresh, plan, stage and send what goes now; None when the reviewer says no."""
+    settled = [o for o in executor.settle() if o.result != SKIPPED]
+    recorded = store.read()
+    now = datetime.now(UTC)
+    stamp = now.isoformat(timespec="seconds")
+    looking = connection.Looking(targets, stamp, options.refresh_capabilities, options.parallelism)
+    observed = connection.refresh_for_apply(api, desired, recorded, looking) if options.refresh else None
+    planned = planner.plan(desired, recorded, observed, targets=targets, now=stamp)
+    staged = rollout.stage(
+        planned,
+        desired,
+        recorded.rollout,
+        rollouts.judge_wave(store, recorded.rollout),
+        now,
+        continue_rollout=options.continue_rollout and first,
+        ignore_windows=options.ignore_windows,
+    )
+    result = staged.plan
+    if first and saved is not None:
+        _check_same(saved, result)
+    if first and not review(result):
+        return None
+    connection.record_observed(store, observed)
+    if staged.rollout is not None and staged.rollout != recorded.rollout:
+        rollouts.save(store, recorded.rollout, staged.rollout)
+    if result.changes:
+        store.commit_serial()
+    interrupts.sending = True
+    sent = executor.run(result)  # with no changes: records what refresh found in place
+    after = staged.rollout
+    if after is not None and desired.rollout is not None and after.state == "running":
+        judgement = rollouts.judge_wave(store, after)
+        judged = rollout.progress(after, judgement, desired.rollout, datetime.now(UTC), advance=False)
+        if judged != after:
+            rollouts.save(store, after, judged)
+            after = judged
+    halted = after.halt if after is not None and after.state == "halted" else ""
+    closed = ""
+    if staged.window_closed and any(h.kind == "window" for h in result.held):
+        closed = (result.window.opens_at if result.window else "") or "later"
+    return _Pass(result, settled, sent, halted, closed, after)
+
+
+def _next_wave(one: _Pass, desired: Desired, options: Options, interrupts: Interrupts, stderr: TextIO) -> bool:
+    """Whether apply goes on with the next wave now (waiting for outcomes, the wave done): after its bake."""
+    current, policy = one.rollout, desired.rollout
+    if current is None or policy is None or not options.wait or options.one_wave:
+        return False
+    if interrupts.stop.is_set() or one.halted or one.window_closed:
+        return False
+    if current.state != "running" or not current.wave_done_at:
+        return False  # done, or the wave's outcomes are not all known yet (pending at the timeout)
+    ready = datetime.fromisoformat(current.wave_done_at) + timedelta(seconds=policy.bake)
+    wait = (ready - datetime.now(UTC)).total_seconds()
+    if wait >= 1:
+        stderr.write(
+            f"Wave {current.wave + 1} of {current.waves} done; baking {durations.describe(wait)} "
+            f"before wave {current.wave + 2}\n"
+        )
+        stderr.flush()
+        if interrupts.stop.wait(wait):
+            return False
+    return True
+
+
+def _gate(desired: Desired, interrupts: Interrupts) -> Gate | None:
+    """What each remote action passes before it is sent: the rollout's ``maxPerMinute``."""
+    policy = desired.rollout
+    if policy is None or policy.max_per_minute is None:
+        return None
+    return SendRate(policy.max_per_minute, interrupts.stop.wait)
 
 
 def _one_per_address(settled: list[Outcome], outcomes: list[Outcome], held: list[Outcome]) -> list[Outcome]:
@@ -181,13 +304,19 @@ def _one_per_address(settled: list[Outcome], outcomes: list[Outcome], held: list
     return settled + outcomes + [o for o in held if o.address not in seen]
 
 
-def _exit_code(outcomes: list[Outcome], interrupts: Interrupts) -> int:
-    """0 converged; 4 something failed or is pending; 128 + signal when interrupted with nothing pending."""
+def _exit_code(outcomes: list[Outcome], interrupts: Interrupts, *, halted: str, window_closed: str) -> int:
+    """5 the rollout halted; 4 something failed, is pending or held; 128 + signal when interrupted
+    with nothing pending; 3 the change window held changes back; else 0.
+    """
+    if halted:
+        return 5
     if any(o.result == PENDING for o in outcomes):
         return 4
     if interrupts.signum:
         return interrupts.exit_code
-    return 0 if all(o.result in OK_RESULTS for o in outcomes) else 4
+    if not all(o.result in OK_RESULTS for o in outcomes):
+        return 4
+    return 3 if window_closed else 0
 
 
 def _read_saved(path: str, fleet_path: str | None) -> dict[str, Any]:

@@ -8,13 +8,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
 
-from ..core import addresses, planner
+from ..core import addresses, planner, rollout, waves
 from ..core.changes import Plan
 from ..core.model import Desired, Recorded
 from ..errors import ReconcilerError
 from ..fleetfile import loader
 from ..render import json_plan, markdown, text
-from ..run import gcpause, saved_plan
+from ..run import gcpause, rollouts, saved_plan
 from ..state.base import open_store, state_url
 
 
@@ -26,16 +26,18 @@ def run(
     refresh: bool,
     targets: Sequence[str],
     refresh_capabilities: bool = False,
+    ignore_windows: bool = False,
     detailed_exitcode: bool,
     env: Mapping[str, str],
     stdout: TextIO,
     stderr: TextIO,
 ) -> int:
     check_targets(targets)
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    moment = datetime.now(UTC)
+    now = moment.isoformat(timespec="seconds")
     with gcpause.paused():
         desired = loader.read(path, env)
-        recorded = read_recorded(path, env, desired.fleet)
+        recorded, judgement = read_recorded(path, env, desired.fleet)
     check_known_targets(targets, desired, recorded)
     observed, refresh_error = None, ""
     if refresh:
@@ -47,6 +49,8 @@ def run(
         )
     with gcpause.paused():
         result = planner.plan(desired, recorded, observed, targets=targets, now=now)
+        # What apply would send now: the rollout's wave, the change window.
+        result = rollout.stage(result, desired, recorded.rollout, judgement, moment, ignore_windows=ignore_windows).plan
     result = replace(result, refresh_error=refresh_error)
     if refresh_error:
         stderr.write(f"warning: refresh failed ({refresh_error}); planned against the recorded state only\n")
@@ -68,11 +72,12 @@ def check_targets(targets: Sequence[str]) -> None:
             )
 
 
-def read_recorded(path: str, env: Mapping[str, str], fleet: str) -> Recorded:
-    """The recorded state, opened read-only: planning never writes anything."""
+def read_recorded(path: str, env: Mapping[str, str], fleet: str) -> tuple[Recorded, waves.Judgement | None]:
+    """The recorded state, opened read-only (planning never writes), and how its rollout's wave stands."""
     store = open_store(state_url(path, env), readonly=True, fleet=fleet)
     try:
-        return store.read()
+        recorded = store.read()
+        return recorded, rollouts.judge_wave(store, recorded.rollout)
     finally:
         store.close()
 

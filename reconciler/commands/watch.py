@@ -24,8 +24,9 @@ from ..core import addresses
 from ..core.changes import Plan
 from ..errors import LockHeldError, ReconcilerError
 from ..run.executor import CONFIRMED, FAILED, Outcome, Progress
+from ..run.interrupts import Interrupts
 from ..state.base import open_store, state_url
-from .apply import Options, apply_fleet
+from .apply import Options, RunResult, apply_fleet
 
 REPEATED = 3  # failed runs in a row before a vehicle is backed off
 MAX_BACKOFF = timedelta(hours=24)
@@ -77,13 +78,16 @@ def run(
             signal.signal(signum, lambda *_: stop.set())
     logger = JsonLines(out)
     failures: Counter[str] = Counter()
-    options = replace(options, auto_approve=True)
+    options = replace(options, auto_approve=True, one_wave=True)  # one rollout wave a run, at most
     code = 0
     while True:
-        code = _one_run(path, options, env, logger, stderr, failures, interval)
+        code, opens_at = _one_run(path, options, env, logger, stderr, failures, interval, stop)
         if once or stop.is_set():
             break
         wait = interval * (1 + random.uniform(-jitter, jitter))
+        if opens_at:  # the change window is closed: sleep until it opens (urgent changes still go each interval)
+            until = (datetime.fromisoformat(opens_at) - datetime.now(UTC)).total_seconds()
+            wait = min(wait, max(1.0, until))
         logger.log(event="sleep", seconds=round(wait, 1))
         if stop.wait(wait):
             break
@@ -99,7 +103,9 @@ def _one_run(
     stderr: TextIO,
     failures: Counter[str],
     interval: float,
-) -> int:
+    stop: threading.Event,
+) -> tuple[int, str]:
+    """One run: its exit code, and when the change window opens if it is closed."""
     started = time.monotonic()
     planned: list[Plan] = []
 
@@ -109,14 +115,22 @@ def _one_run(
 
     try:
         result = apply_fleet(
-            path, None, options, env=env, review=review, progress=logger, stderr=stderr, owner="reconciler watch"
+            path,
+            None,
+            options,
+            env=env,
+            review=review,
+            progress=logger,
+            stderr=stderr,
+            owner="reconciler watch",
+            interrupts=Interrupts(stderr, stop=stop, quit_when_idle=False),  # SIGTERM stops the sending at once
         )
     except LockHeldError as exc:
         logger.log(event="run", skipped="state locked", detail=str(exc), code=3)
-        return 3
+        return 3, ""
     except ReconcilerError as exc:
         logger.log(event="run", error=str(exc), code=exc.exit_code)
-        return exc.exit_code
+        return exc.exit_code, ""
     counts = Counter(o.result for o in result.outcomes)
     plan = planned[0] if planned else None
     logger.log(
@@ -126,10 +140,24 @@ def _one_run(
         changes=len(plan.changes) if plan else 0,
         drift=len(plan.drift) if plan else 0,
         adopted=len(plan.adoptions) if plan else 0,
-        **{name: counts.get(name, 0) for name in ("confirmed", "accepted", "pending", "failed", "skipped")},
+        **{name: counts.get(name, 0) for name in ("confirmed", "accepted", "pending", "failed", "skipped", "held")},
+        **_brakes(result),
     )
     _back_off_repeated_failures(path, env, result.outcomes, failures, interval, logger)
-    return result.code
+    return result.code, result.window_closed if result.window_closed != "later" else ""
+
+
+def _brakes(result: RunResult) -> dict[str, object]:
+    """The brakes' state for the run's log line: rollout wave, halt, closed window."""
+    fields: dict[str, object] = {}
+    view = result.plan.rollout if result.plan is not None else None
+    if view is not None:
+        fields["rollout"] = {"state": view.state, "wave": view.wave, "waves": view.waves, "held": view.held}
+    if result.halted:
+        fields["halted"] = result.halted
+    if result.window_closed:
+        fields["window_opens_at"] = result.window_closed
+    return fields
 
 
 def _back_off_repeated_failures(

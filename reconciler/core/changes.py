@@ -84,10 +84,16 @@ class Drift:
 
 @dataclass(frozen=True)
 class Held:
-    """An address left alone this time: an action is pending, or a failure is backed off."""
+    """An address left alone this time, and why (``kind``).
+
+    pending: an action of it is under way; backoff: a failure that retrying
+    cannot fix soon; wave: a later rollout wave; halted: the rollout halted;
+    window: the change window is closed; wakeups: the vehicle's wake-up budget is spent.
+    """
 
     address: str
     reason: str
+    kind: str = "pending"
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,29 @@ class Adoption:
     address: str
     identity: str
     after: Any = None
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    """Where a rollout stands, for the plan's reader (waves counted from 1)."""
+
+    state: str  # running, halted, done
+    wave: int
+    waves: int
+    vehicles: int  # in the wave under way
+    held: int  # addresses held for later waves (or by the halt)
+    next_wave_at: str = ""  # ISO-8601 UTC: when the wave under way has baked
+    halt: str = ""
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """Whether the change window is open now, and until or from when (ISO-8601 UTC, and as the zone reads it)."""
+
+    open: bool
+    opens_at: str = ""
+    closes_at: str = ""
+    described: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,6 +147,8 @@ class Plan:
     lookups: int = 0
     targets: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    rollout: RolloutView | None = None
+    window: WindowView | None = None
 
     def summary(self) -> dict[str, int]:
         """How many changes of each action, every action listed."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .durations import Share
+
 
 @dataclass(frozen=True)
 class Secret:
@@ -190,6 +192,34 @@ class Group:
 
 
 @dataclass(frozen=True)
+class RolloutPolicy:
+    """``rollout:``: waves of the vehicles with changes, a failure budget, a bake time between waves."""
+
+    waves: tuple[Share, ...]
+    bake: float = 0.0  # seconds
+    max_failures: Share | None = None
+    max_per_minute: int | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """A weekly span of time: from ``start`` on each of ``days`` to ``end`` (the next day if earlier)."""
+
+    days: tuple[str, ...]
+    start: int  # minutes after local midnight
+    end: int
+
+
+@dataclass(frozen=True)
+class Windows:
+    """``windows:``: when non-urgent changes may be sent, in the fleet's time zone."""
+
+    timezone: str
+    allow: tuple[Window, ...] = ()
+    deny: tuple[Window, ...] = ()
+
+
+@dataclass(frozen=True)
 class Desired:
     """fleet.yaml, loaded, checked and resolved (profiles applied, secrets read).
 
@@ -206,6 +236,10 @@ class Desired:
     source: str = "fleet.yaml"
     warnings: tuple[str, ...] = ()  # ``FILE:LINE:COL: what`` for what is valid but worth knowing
     groups: tuple[Group, ...] = ()
+    rollout: RolloutPolicy | None = None
+    windows: Windows | None = None
+    # SHA-256 of what the file declares (brakes and notifications aside): a rollout's identity
+    config_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -263,6 +297,35 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """A rollout under way (or halted, or done), as the state records it (DESIGN §9.3)."""
+
+    id: str
+    config_hash: str
+    vins: tuple[str, ...]  # the vehicles that had changes when it began, in wave order
+    ends: tuple[int, ...]  # wave k covers vins[:ends[k]]
+    wave: int = 0  # the wave under way, from 0
+    state: str = "running"  # running, halted, done
+    wave_started_at: str = ""  # when the wave under way began (ISO-8601 UTC)
+    wave_done_at: str = ""  # when its outcomes were all known and within the budget
+    halt: str = ""  # why it halted: the wave, the vehicles that failed and their causes
+
+    @property
+    def waves(self) -> int:
+        return len(self.ends)
+
+    def wave_of(self, vin: str, index: Mapping[str, int] | None = None) -> int:
+        """The wave ``vin`` belongs to; a vehicle that came later goes with the last."""
+        position = (index or self.positions()).get(vin)
+        if position is None:
+            return self.waves - 1
+        return next(k for k, end in enumerate(self.ends) if position < end)
+
+    def positions(self) -> dict[str, int]:
+        return {vin: n for n, vin in enumerate(self.vins)}
+
+
+@dataclass(frozen=True)
 class Recorded:
     """What earlier runs recorded in the state store."""
 
@@ -276,6 +339,7 @@ class Recorded:
     # VIN -> vid of the fleet's vehicles as the last refresh listed them; None: never listed
     listing: Mapping[str, str] | None = None
     capabilities: Mapping[str, Capabilities] = field(default_factory=dict)
+    rollout: Rollout | None = None
 
 
 @dataclass(frozen=True)

@@ -361,7 +361,9 @@ class _Planner:
         backoffs = self.recorded.backoffs
         backoff = backoffs.get(address) or backoffs.get(addresses.vehicle_prefix(t.vin))
         if backoff is not None and self.now and self.now < backoff.until:
-            self.held.append(Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}"))
+            self.held.append(
+                Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}", "backoff")
+            )
             return True
         return False
 

@@ -29,7 +29,7 @@ from ..core.model import (
 )
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
 from ..errors import ConfigError, Location, Problem, ReconcilerError
-from . import schema
+from . import brakes, schema
 from .vehicles import Resolver
 from .yaml_source import MAX_EXPANDED, Source, load
 from .yaml_source import Path as DataPath
@@ -212,6 +212,9 @@ class _Builder:
             prune=self.data.get("prune") is True,
             source=self.source.name,
             groups=groups,
+            rollout=brakes.rollout(self),
+            windows=brakes.windows(self),
+            config_hash=brakes.config_hash(self.data),
         )
 
     def _api_url(self) -> str:

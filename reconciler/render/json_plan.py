@@ -40,7 +40,7 @@ def _document(plan: Plan) -> dict[str, Any]:
         "drift": [
             {"address": d.address, "field": d.field, "recorded": d.recorded, "observed": d.observed} for d in plan.drift
         ],
-        "held": [{"address": h.address, "reason": h.reason} for h in plan.held],
+        "held": [{"address": h.address, "reason": h.reason, "kind": h.kind} for h in plan.held],
         "cannot_apply": [{"address": c.address, "reason": c.reason} for c in plan.cannot_apply],
         "adoptions": [{"address": a.address, "id": a.identity, "after": a.after} for a in plan.adoptions],
         "summary": {
@@ -51,7 +51,31 @@ def _document(plan: Plan) -> dict[str, Any]:
             "cannot_apply": len(plan.cannot_apply),
         },
         "api_calls": {"total": plan.api_calls, "changes": len(plan.changes), "lookups": plan.lookups},
+        "rollout": _rollout(plan),
+        "window": _window(plan),
     }
+
+
+def _rollout(plan: Plan) -> dict[str, Any] | None:
+    view = plan.rollout
+    if view is None:
+        return None
+    return {
+        "state": view.state,
+        "wave": view.wave,
+        "waves": view.waves,
+        "vehicles": view.vehicles,
+        "held": view.held,
+        "next_wave_at": view.next_wave_at or None,
+        "halt": view.halt or None,
+    }
+
+
+def _window(plan: Plan) -> dict[str, Any] | None:
+    view = plan.window
+    if view is None:
+        return None
+    return {"open": view.open, "opens_at": view.opens_at or None, "closes_at": view.closes_at or None}
 
 
 def write(

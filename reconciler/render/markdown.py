@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from ..core.changes import Change, Plan
 from .details import unified_lines
+from .text import brakes
 
 LIMIT = 65_000
 _ICONS = {"create": "➕", "update": "✏️", "delete": "🗑️", "pause": "⏸️", "resume": "▶️", "send": "📡"}
@@ -40,6 +41,11 @@ def _head(plan: Plan) -> str:
     if plan.warnings:
         lines.append("> [!NOTE]")
         lines.extend(f"> {_inline(w)}  " for w in plan.warnings)
+        lines.append("")
+    said = brakes(plan)
+    if said:
+        lines.append("> [!IMPORTANT]" if any("halted" in s or "closed" in s for s in said) else "> [!NOTE]")
+        lines.extend(f"> {_inline(s)}  " for s in said)
         lines.append("")
     deletes = [c for c in plan.changes if c.action == "delete" or "Delete slot" in c.summary]
     immobilized = [c.vin for c in plan.changes if c.summary == "immobilize"]

@@ -7,22 +7,38 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..run.executor import ACCEPTED, CONFIRMED, FAILED, PENDING, SKIPPED, Outcome, Progress
+from ..run.outcomes import (
+    ACCEPTED,
+    CANNOT,
+    CONFIRMED,
+    FAILED,
+    HELD,
+    PENDING,
+    RESULTS,
+    SKIPPED,
+    WAITS,
+    Outcome,
+    Progress,
+)
 
-_MARKS = {CONFIRMED: "✓", ACCEPTED: "→", PENDING: "…", FAILED: "✗", SKIPPED: "-"}
+_MARKS = {CONFIRMED: "✓", ACCEPTED: "→", PENDING: "…", FAILED: "✗", SKIPPED: "-", HELD: "‖", WAITS: ".", CANNOT: "x"}
+MAX_WAITING = 20  # a rollout's later waves can hold 100,000 addresses: they are counted, not all listed
 
 
 def report(outcomes: Sequence[Outcome], out: TextIO) -> None:
-    """One line per address, then the counts."""
+    """One line per address (those waiting for a later wave or window beyond a few, counted), then the counts."""
     width = max((len(o.address) for o in outcomes), default=0)
+    waiting = 0
     for outcome in outcomes:
+        if outcome.result in (WAITS, HELD):
+            waiting += 1
+            if waiting > MAX_WAITING:
+                continue
         out.write(f"  {_MARKS[outcome.result]} {outcome.address:<{width}}  {outcome.result}: {outcome.detail}\n")
+    if waiting > MAX_WAITING:
+        out.write(f"  . … and {waiting - MAX_WAITING:,} more held or waiting (a rollout, a window, a budget)\n")
     counts = Counter(o.result for o in outcomes)
-    summary = ", ".join(
-        f"{counts.get(r, 0)} {r}"
-        for r in (CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED)
-        if counts.get(r) or r in (CONFIRMED, FAILED)
-    )
+    summary = ", ".join(f"{counts.get(r, 0):,} {r}" for r in RESULTS if counts.get(r) or r in (CONFIRMED, FAILED))
     out.write(f"Apply finished: {summary}.\n")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -38,6 +39,10 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         out.append(paint("!", f"Warning: {warning}"))
     if plan.warnings:
         out.append("")
+    for line in brakes(plan):
+        out.append(paint("!", line) if "halted" in line or "closed" in line else line)
+    if plan.rollout is not None or plan.window is not None:
+        out.append("")
     if plan.changes:
         out.append(f"reconciler will make these changes to fleet {plan.fleet}:\n")
         for change in plan.changes:
@@ -58,7 +63,12 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         out.append("")
     if plan.held:
         out.append("Left alone this time:")
-        out.extend(f"  . {h.address}: {h.reason}" for h in plan.held)
+        shown = plan.held if len(plan.held) <= MAX_HELD else plan.held[:MAX_HELD]
+        out.extend(f"  . {h.address}: {h.reason}" for h in shown)
+        if len(plan.held) > MAX_HELD:
+            kinds = Counter(h.kind for h in plan.held[MAX_HELD:])
+            more = ", ".join(f"{n:,} {_KINDS.get(kind, kind)}" for kind, n in kinds.most_common())
+            out.append(f"  … and {len(plan.held) - MAX_HELD:,} more: {more} (--format json lists them all)")
         out.append("")
     if plan.cannot_apply:
         out.append("Cannot apply (never sent, not a failure):")
@@ -74,6 +84,41 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         + (f", {plan.lookups} VIN look-ups" if plan.lookups else "")
         + "), plus status polls while it waits for the vehicles."
     )
+
+
+MAX_HELD = 50
+_KINDS = {
+    "pending": "with an action pending",
+    "backoff": "backed off",
+    "wave": "waiting for later waves",
+    "window": "waiting for the change window",
+    "halted": "held by the halted rollout",
+    "wakeups": "held by the wake-up budget",
+}
+
+
+def brakes(plan: Plan) -> list[str]:
+    """Where the rollout and the change window stand, in a line each."""
+    lines = []
+    view = plan.rollout
+    if view is not None and view.state == "halted":
+        lines.append(
+            f"Rollout halted at {view.halt}. apply --continue-rollout retries the failed vehicles, then goes on."
+        )
+    elif view is not None and view.state == "done":
+        lines.append("Rollout: done, every wave went; changes now go without waves.")
+    elif view is not None:
+        line = f"Rollout: wave {view.wave} of {view.waves} ({view.vehicles:,} vehicles)"
+        if view.held:
+            line += f"; {view.held:,} changes wait for later waves"
+        if view.next_wave_at:
+            line += f"; the next wave may start at {view.next_wave_at}"
+        lines.append(line + ".")
+    if plan.window is not None:
+        window = plan.window
+        suffix = "" if window.open else "; only urgent changes (immobilization, stolen) go"
+        lines.append(f"Change window: {window.described}{suffix}.")
+    return lines
 
 
 class _Lines:

@@ -14,10 +14,20 @@ from ..core.recording import apply_after
 from ..state.base import JournalEntry, StateStore
 
 CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED = "confirmed", "accepted", "pending", "failed", "skipped"
-HELD = "held"  # not sent this run, by a policy (wake-up budget, rollout wave, change window): not a failure
+HELD = "held"  # not sent: the vehicle's wake-up budget is spent, or the rollout halted (apply exits 4 or 5)
+WAITS = "waits"  # not sent yet, as planned: a later rollout wave, a closed change window
 CANNOT = "cannot apply"  # the vehicle cannot take it: never sent, not a failure
-RESULTS = (CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED, HELD, CANNOT)
-OK_RESULTS = (CONFIRMED, ACCEPTED, CANNOT)
+RESULTS = (CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED, HELD, WAITS, CANNOT)
+OK_RESULTS = (CONFIRMED, ACCEPTED, CANNOT, WAITS)
+# How each kind of held address is reported (``changes.Held.kind``).
+HELD_RESULTS = {
+    "pending": PENDING,
+    "backoff": PENDING,
+    "wave": WAITS,
+    "window": WAITS,
+    "halted": HELD,
+    "wakeups": HELD,
+}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..core.model import Callback, Capabilities, Recorded, RecordedCallback, VehicleConfig
+from ..core.model import Callback, Capabilities, Recorded, RecordedCallback, Rollout, VehicleConfig
 from ..errors import StateError
 
 DEFAULT_STATE = ".reconciler/state.db"
@@ -101,6 +101,14 @@ class StateStore(Protocol):
         ...
 
     def record_capabilities(self, capabilities: Mapping[str, Capabilities]) -> None: ...
+
+    def save_rollout(self, rollout: Rollout) -> None:
+        """Record a rollout: a new one with its vehicles, or where one under way now stands."""
+        ...
+
+    def actions_since(self, since: str) -> list[tuple[str, str, str, str]]:
+        """(vin, address, status, failure cause) of the remote actions journaled since ``since``, oldest first."""
+        ...
 
     def update_vehicle(self, vin: str, change: Callable[[VehicleConfig], VehicleConfig]) -> None:
         """Read, change and write one vehicle's configuration in one transaction."""

@@ -54,6 +54,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE vehicles ADD COLUMN capabilities TEXT;
     ALTER TABLE vehicles ADD COLUMN capabilities_at TEXT
     """,
+    """
+    CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY, config_hash TEXT NOT NULL, state TEXT NOT NULL, wave INTEGER NOT NULL,
+        ends TEXT NOT NULL, wave_started_at TEXT NOT NULL, wave_done_at TEXT NOT NULL, halt TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE rollout_vehicles (rollout_id TEXT NOT NULL, position INTEGER NOT NULL, vin TEXT NOT NULL,
+        PRIMARY KEY (rollout_id, position));
+    CREATE INDEX actions_by_created ON actions (created_at)
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATION_LOCK = 7_362_001  # advisory key serializing first-use migrations of one database

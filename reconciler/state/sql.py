@@ -24,6 +24,7 @@ from ..core.model import (
     Recorded,
     RecordedCallback,
     RecordedVehicle,
+    Rollout,
     VehicleConfig,
 )
 from ..errors import StateError
@@ -55,6 +56,22 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "action_events": (("key", "status", "failure_cause", "at"), "rowid"),
     "backoffs": (("address", "cause", "until"), "address"),
     "history": (("at", "serial", "address", "event", "detail"), "id"),
+    "rollouts": (
+        (
+            "id",
+            "config_hash",
+            "state",
+            "wave",
+            "ends",
+            "wave_started_at",
+            "wave_done_at",
+            "halt",
+            "created_at",
+            "updated_at",
+        ),
+        "created_at",
+    ),
+    "rollout_vehicles": (("rollout_id", "position", "vin"), "rollout_id, position"),
 }
 _PENDING = PENDING_JOURNAL_STATUSES
 
@@ -156,6 +173,7 @@ class SQLStore:
             for address, cause, until in db.execute("SELECT address, cause, until FROM backoffs")
         }
         return Recorded(
+            rollout=self._rollout(db),
             lineage=meta["lineage"],
             serial=int(meta["serial"]),
             fingerprint_key=bytes.fromhex(meta["fingerprint_key"]),
@@ -166,6 +184,66 @@ class SQLStore:
             listing=listing,
             capabilities=capabilities,
         )
+
+    @staticmethod
+    def _rollout(db: Connection) -> Rollout | None:
+        row = db.execute(
+            "SELECT id, config_hash, state, wave, ends, wave_started_at, wave_done_at, halt FROM rollouts "
+            "ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        rollout_id, config_hash, state, wave, ends, started, done, halt = row
+        vins = tuple(
+            vin
+            for (vin,) in db.execute(
+                "SELECT vin FROM rollout_vehicles WHERE rollout_id = ? ORDER BY position", (rollout_id,)
+            )
+        )
+        return Rollout(rollout_id, config_hash, vins, tuple(json.loads(ends)), wave, state, started, done, halt)
+
+    def save_rollout(self, rollout: Rollout) -> None:
+        """Record a rollout: a new one with its vehicles, or where one under way now stands."""
+        at = now()
+        with self.transaction() as db:
+            exists = db.execute("SELECT 1 FROM rollouts WHERE id = ?", (rollout.id,)).fetchone()
+            values = (
+                rollout.config_hash,
+                rollout.state,
+                rollout.wave,
+                json.dumps(list(rollout.ends)),
+                rollout.wave_started_at,
+                rollout.wave_done_at,
+                rollout.halt,
+            )
+            if exists:
+                db.execute(
+                    "UPDATE rollouts SET config_hash = ?, state = ?, wave = ?, ends = ?, wave_started_at = ?, "
+                    "wave_done_at = ?, halt = ?, updated_at = ? WHERE id = ?",
+                    (*values, at, rollout.id),
+                )
+                return
+            db.execute(
+                "INSERT INTO rollouts (id, config_hash, state, wave, ends, wave_started_at, wave_done_at, halt, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (rollout.id, *values, at, at),
+            )
+            db.executemany(
+                "INSERT INTO rollout_vehicles (rollout_id, position, vin) VALUES (?, ?, ?)",
+                [(rollout.id, n, vin) for n, vin in enumerate(rollout.vins)],
+            )
+
+    def actions_since(self, since: str) -> list[tuple[str, str, str, str]]:
+        """(vin, address, status, failure cause) of the remote actions journaled since ``since``, oldest first."""
+        if self.db is None:
+            return []
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT vin, address, status, failure_cause FROM actions WHERE created_at >= ? AND vin IS NOT NULL "
+                "ORDER BY created_at, rowid",
+                (since,),
+            ).fetchall()
+        return [(vin, address, status, cause or "") for vin, address, status, cause in rows]
 
     def callbacks(self) -> dict[str, RecordedCallback]:
         """The recorded callbacks alone: cheaper than ``read`` when the vehicles are not needed."""

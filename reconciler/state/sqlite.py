@@ -56,6 +56,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE vehicles ADD COLUMN capabilities TEXT;
     ALTER TABLE vehicles ADD COLUMN capabilities_at TEXT;
     """,
+    # Rollouts: the one under way (or halted, or done) and its vehicles in wave order.
+    """
+    CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY, config_hash TEXT NOT NULL, state TEXT NOT NULL, wave INTEGER NOT NULL,
+        ends TEXT NOT NULL, wave_started_at TEXT NOT NULL, wave_done_at TEXT NOT NULL, halt TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE rollout_vehicles (rollout_id TEXT NOT NULL, position INTEGER NOT NULL, vin TEXT NOT NULL,
+        PRIMARY KEY (rollout_id, position));
+    CREATE INDEX actions_by_created ON actions (created_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _PRIVATE = stat.S_IRWXG | stat.S_IRWXO

@@ -1,0 +1,110 @@
+"""The brakes a fleet file declares (DESIGN §9.3): ``rollout:`` and ``windows:``, checked and read.
+
+The schema has checked their shapes; what is checked here is what a shape
+cannot say: waves that add vehicles and end with the whole fleet, a time zone
+that exists, windows that last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from ..core.durations import FormatError, Share, seconds
+from ..core.model import RolloutPolicy, Window, Windows
+from ..core.timeofday import TimeFormatError, parse_days, parse_time
+from . import schema
+
+if TYPE_CHECKING:
+    from .loader import _Builder
+
+# Not part of what a rollout rolls out: changing them starts no new rollout.
+OPERATIONAL = ("rollout", "windows", "wakeups", "notify")
+
+
+def config_hash(data: dict[str, Any]) -> str:
+    """The SHA-256 of what the file declares, its brakes and notifications aside (``${VAR}`` as written)."""
+    declared = {key: value for key, value in data.items() if key not in OPERATIONAL}
+    return hashlib.sha256(json.dumps(declared, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def rollout(b: _Builder) -> RolloutPolicy | None:
+    raw = b.data.get("rollout")
+    if not isinstance(raw, dict) or b.report.is_bad("rollout"):
+        return None
+    shares = [Share.parse(w) for w in raw["waves"]]
+    for index in range(1, len(shares)):
+        before, after = shares[index - 1], shares[index]
+        if before.percent == after.percent and after.value <= before.value:
+            b.problem(
+                ("rollout", "waves", index),
+                f"wave {index + 1} ({after}) adds no vehicle to wave {index} ({before})",
+                "waves are cumulative: each covers more of the fleet than the one before, e.g. [5%, 25%, 100%]",
+            )
+    if not (shares[-1].percent and shares[-1].value == 100):
+        b.problem(
+            ("rollout", "waves", len(shares) - 1),
+            "the last wave must be 100%: the vehicles after it would never get their changes",
+            "end the list with 100%",
+        )
+    bake = 0.0
+    if "bake" in raw:
+        try:
+            bake = seconds(raw["bake"])
+        except FormatError as exc:
+            b.problem(("rollout", "bake"), str(exc), "write a duration such as 30s, 10m or 1h")
+    max_failures = Share.parse(raw["maxFailures"]) if "maxFailures" in raw else None
+    return RolloutPolicy(tuple(shares), bake, max_failures, raw.get("maxPerMinute"))
+
+
+def windows(b: _Builder) -> Windows | None:
+    raw = b.data.get("windows")
+    if not isinstance(raw, dict) or b.report.is_bad("windows"):
+        return None
+    zone = raw["timezone"]
+    if not _zone_exists(zone):
+        guess = schema.suggest(zone, sorted(_zones()))
+        b.problem(
+            ("windows", "timezone"),
+            f"{zone!r} is not an IANA time zone",
+            f"did you mean {guess!r}?" if guess else "write a zone such as Europe/Paris or UTC",
+        )
+    if not raw.get("allow") and not raw.get("deny"):
+        b.problem(("windows",), "no allow and no deny window", "give allow: [...] or deny: [...]", key=True)
+    kinds = {name: _windows(b, raw.get(name) or [], ("windows", name)) for name in ("allow", "deny")}
+    return Windows(zone, kinds["allow"], kinds["deny"])
+
+
+def _windows(b: _Builder, raw: list[dict[str, Any]], path: tuple[Any, ...]) -> tuple[Window, ...]:
+    found = []
+    for index, entry in enumerate(raw):
+        try:
+            start, end = parse_time(entry["start"]), parse_time(entry["end"])
+        except TimeFormatError as exc:
+            b.problem((*path, index), str(exc), 'write "HH:MM"')
+            continue
+        if start == end:
+            b.problem(
+                (*path, index),
+                "the window ends when it starts",
+                "give an end time after (or, past midnight, before) the start",
+            )
+            continue
+        found.append(Window(parse_days(entry["days"]), start, end))
+    return tuple(found)
+
+
+def _zone_exists(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())

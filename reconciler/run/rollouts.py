@@ -1,0 +1,37 @@
+"""A rollout's bookkeeping in the state: how its wave stands (from the journal), and its history."""
+
+from __future__ import annotations
+
+from ..core import waves
+from ..core.model import Rollout
+from ..state.base import StateStore
+
+
+def judge_wave(store: StateStore, rollout: Rollout | None) -> waves.Judgement | None:
+    """What the journal says of the wave under way: its failures and its outcomes not known yet."""
+    if rollout is None or rollout.state != "running" or not rollout.wave_started_at:
+        return None
+    positions = rollout.positions()
+    entries = [
+        e for e in store.actions_since(rollout.wave_started_at) if rollout.wave_of(e[0], positions) == rollout.wave
+    ]
+    return waves.judge({e[0] for e in entries}, entries)
+
+
+def save(store: StateStore, before: Rollout | None, after: Rollout) -> None:
+    """Record where the rollout stands, and say in the history what changed."""
+    store.save_rollout(after)
+    where = f"rollout {after.id}"
+    if before is None or before.id != after.id:
+        if before is not None and before.state in ("running", "halted"):
+            store.add_history(None, "rollout replaced", f"rollout {before.id}: the fleet file changed")
+        store.add_history(None, "rollout started", f"{where}: {len(after.vins)} vehicles in {after.waves} waves")
+        return
+    if after.state == "halted" and before.state != "halted":
+        store.add_history(None, "rollout halted", f"{where}: {after.halt}")
+    elif before.state == "halted" and after.state == "running":
+        store.add_history(None, "rollout continued", f"{where}: wave {after.wave + 1}, failed vehicles retried")
+    elif after.state == "done" and before.state != "done":
+        store.add_history(None, "rollout done", f"{where}: all {after.waves} waves")
+    elif after.wave != before.wave:
+        store.add_history(None, "rollout wave", f"{where}: wave {after.wave + 1} of {after.waves}")

@@ -1,0 +1,425 @@
+"""Brakes: rollout waves with a failure budget, change windows, a cap on sends per minute."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import chain
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from planning import VIN, VIN2, air, desired, recorded
+
+from reconciler.cli import main
+from reconciler.core import rollout, waves, windows
+from reconciler.core.durations import FormatError, Share, seconds
+from reconciler.core.model import Rollout, RolloutPolicy, Window, Windows
+from reconciler.core.planner import plan
+from reconciler.errors import ConfigError
+from reconciler.fleetfile import loader
+from reconciler.run.sendrate import SendRate
+from reconciler.simulator.server import Settings, Simulator
+
+# wave arithmetic
+
+
+@pytest.mark.parametrize(
+    ("shares", "count", "expected"),
+    [
+        (["5%", "25%", "100%"], 40, (2, 10, 40)),
+        (["5%", "25%", "100%"], 100, (5, 25, 100)),
+        (["5%", "25%", "100%"], 3, (1, 3)),  # a wave that adds no vehicle is no wave
+        (["5%", "25%", "100%"], 1, (1,)),
+        (["10%", "100%"], 11, (2, 11)),  # rounded up
+        ([20, 200, "100%"], 1000, (20, 200, 1000)),
+        ([20, 200, "100%"], 50, (20, 50)),  # counts capped at the fleet
+        ([1, "100%"], 7, (1, 7)),
+        (["100%"], 5, (5,)),
+        (["5%", "25%", "100%"], 0, ()),
+    ],
+)
+def test_waves_cover_rounded_up_shares_of_the_vehicles_with_changes(
+    shares: list[str | int], count: int, expected: tuple[int, ...]
+) -> None:
+    assert waves.ends([Share.parse(s) for s in shares], count) == expected
+
+
+@pytest.mark.parametrize(
+    ("max_failures", "size", "allowed"),
+    [("10%", 2, 1), ("10%", 40, 4), ("10%", 25, 2), ("0%", 10, 1), (0, 10, 0), (3, 10, 3), (None, 7, 7)],
+)
+def test_the_failure_budget_is_a_share_of_the_wave_and_at_least_one_vehicle(
+    max_failures: str | int | None, size: int, allowed: int
+) -> None:
+    share = Share.parse(max_failures) if max_failures is not None else None
+    assert waves.budget(share, size) == allowed
+
+
+@given(st.lists(st.text("ABCDEFGH0123456789", min_size=17, max_size=17), max_size=60, unique=True), st.randoms())
+def test_waves_are_prefixes_of_one_order_every_vehicle_in_exactly_one(vins: list[str], rng: object) -> None:
+    ordered = waves.order(vins)
+    shuffled = list(vins)
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert waves.order(shuffled) == ordered  # the file's order does not matter
+    cut = waves.ends([Share.parse("5%"), Share.parse("25%"), Share.parse("100%")], len(ordered))
+    members = [waves.members(ordered, cut, k) for k in range(len(cut))]
+    assert list(chain.from_iterable(members)) == ordered
+    assert all(ordered[: cut[k]] == list(chain.from_iterable(members[: k + 1])) for k in range(len(cut)))
+
+
+def test_durations_and_shares_are_read_or_refused() -> None:
+    assert [seconds(t) for t in ("30s", "10m", "1h", "2d", 90)] == [30, 600, 3600, 172800, 90]
+    with pytest.raises(FormatError):
+        seconds("10 minutes")
+    with pytest.raises(FormatError):
+        Share.parse("120%")
+
+
+# change windows
+
+
+PARIS = "Europe/Paris"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("now", "open", "edge"),
+    [
+        ("2026-11-25T10:00:00+01:00", True, "2026-11-25T12:00:00+01:00"),  # Wed, until lunch is denied
+        ("2026-11-25T12:30:00+01:00", False, "2026-11-25T13:00:00+01:00"),  # in the deny window
+        ("2026-11-25T18:00:00+01:00", False, "2026-11-26T09:00:00+01:00"),  # after hours: tomorrow
+        ("2026-11-27T18:00:00+01:00", False, "2026-11-30T09:00:00+01:00"),  # Friday evening: Monday
+    ],
+)
+def test_window_open_or_when_it_opens(now: str, open: bool, edge: str) -> None:
+    office = Windows(
+        PARIS,
+        allow=(Window(("Mon", "Tue", "Wed", "Thu", "Fri"), 540, 1020),),
+        deny=(Window(tuple(windows._DAY_NAMES), 720, 780),),
+    )
+    state = windows.state(office, at(now))
+    assert state.open is open
+    assert (state.closes_at if open else state.opens_at) == at(edge)
+
+
+def test_a_window_ending_before_it_starts_crosses_midnight() -> None:
+    night = Windows(PARIS, allow=(Window(("Fri",), 22 * 60, 6 * 60),))
+    assert windows.state(night, at("2026-11-28T03:00:00+01:00")).open  # Saturday 03:00: Friday's night
+    assert not windows.state(night, at("2026-11-28T07:00:00+01:00")).open
+    assert windows.state(night, at("2026-11-28T07:00:00+01:00")).opens_at == at("2026-12-04T22:00:00+01:00")
+
+
+def test_windows_keep_wall_clock_times_across_dst_changes() -> None:
+    early = Windows(PARIS, allow=(Window(("Sun",), 1 * 60, 4 * 60),))
+    # 2026-03-29: clocks go 02:00 -> 03:00 in Paris; the window is 01:00-04:00 local, three hours of wall clock
+    assert windows.state(early, at("2026-03-29T00:59:00+01:00")).opens_at == at("2026-03-29T01:00:00+01:00")
+    assert windows.state(early, at("2026-03-29T03:30:00+02:00")).open
+    assert windows.state(early, at("2026-03-29T03:30:00+02:00")).closes_at == at("2026-03-29T04:00:00+02:00")
+    # 2026-10-25: 03:00 -> 02:00; the window closes at 04:00 winter time
+    assert windows.state(early, at("2026-10-25T03:30:00+01:00")).closes_at == at("2026-10-25T04:00:00+01:00")
+    gap = Windows(PARIS, allow=(Window(("Sun",), 2 * 60 + 30, 5 * 60),))  # 02:30 does not exist on 2026-03-29
+    assert windows.state(gap, at("2026-03-29T01:00:00+01:00")).opens_at == at("2026-03-29T03:30:00+02:00")
+
+
+# staging, pure
+
+
+POLICY = RolloutPolicy((Share.parse("50%"), Share.parse("100%")), bake=0, max_failures=Share.parse(0))
+VINS4 = ["VF3ABCDE0FG100001", "VF3ABCDE0FG100002", "VF3ABCDE0FG100003", "VF3ABCDE0FG100004"]
+
+
+def fleet_with_rollout(**extra: object) -> object:
+    from dataclasses import replace
+
+    config = {
+        vin: __import__("reconciler.core.model", fromlist=["VehicleConfig"]).VehicleConfig(preconditioning={1: air(1)})
+        for vin in VINS4
+    }
+    return replace(desired(config), rollout=POLICY, config_hash="H1", **extra)
+
+
+def test_a_rollout_sends_its_first_wave_and_holds_the_rest() -> None:
+    d = fleet_with_rollout()
+    staged = rollout.stage(plan(d, recorded(callbacks=())), d, None, None, datetime.now(UTC))  # type: ignore[arg-type]
+    first = set(waves.order(VINS4)[:2])
+    assert {c.vin for c in staged.plan.changes if c.vin} == first
+    assert [c.address for c in staged.plan.changes if not c.vin] == ["callback.ops"]  # callbacks before any wave
+    assert {h.kind for h in staged.plan.held} == {"wave"} and len(staged.plan.held) == 2
+    assert staged.rollout is not None and staged.rollout.wave_started_at
+    assert staged.plan.rollout is not None and (staged.plan.rollout.wave, staged.plan.rollout.waves) == (1, 2)
+
+
+def test_a_wave_over_budget_halts_and_a_halted_rollout_sends_only_urgent_changes() -> None:
+    d = fleet_with_rollout()
+    now = datetime.now(UTC)
+    started = Rollout("r1", "H1", tuple(waves.order(VINS4)), (2, 4), wave_started_at=now.isoformat())
+    canary = started.vins[0]
+    halted = rollout.progress(
+        started, waves.Judgement({canary: "VehicleError"}, frozenset()), POLICY, now, advance=True
+    )
+    assert halted.state == "halted" and canary in halted.halt and "1 of 2 vehicles failed" in halted.halt
+    from dataclasses import replace
+
+    with_flag = replace(
+        d,
+        vehicles={
+            **d.vehicles,
+            VIN: replace(
+                d.vehicles[VINS4[0]],
+                vin=VIN,
+                config=replace(d.vehicles[VINS4[0]].config, preconditioning=None, immobilized=True),
+            ),
+        },
+    )
+    staged = rollout.stage(plan(with_flag, recorded()), with_flag, halted, None, now)  # type: ignore[arg-type]
+    assert staged.halted and [c.address for c in staged.plan.changes] == [f"vehicle.{VIN}.immobilization"]
+    resumed = rollout.stage(plan(d, recorded()), d, halted, None, now, continue_rollout=True)  # type: ignore[arg-type]
+    assert not resumed.halted and {c.vin for c in resumed.plan.changes} == set(started.vins[:2])
+
+
+def test_a_done_wave_waits_for_its_bake_then_the_next_goes() -> None:
+    policy = RolloutPolicy(POLICY.waves, bake=600, max_failures=None)
+    now = datetime.now(UTC)
+    started = Rollout("r1", "H1", tuple(waves.order(VINS4)), (2, 4), wave_started_at=now.isoformat())
+    done = rollout.progress(started, waves.Judgement({}, frozenset()), policy, now, advance=True)
+    assert (done.wave, done.wave_done_at) == (0, now.isoformat(timespec="seconds"))
+    assert (
+        rollout.progress(done, waves.Judgement({}, frozenset()), policy, now + timedelta(minutes=9), advance=True).wave
+        == 0
+    )
+    assert (
+        rollout.progress(done, waves.Judgement({}, frozenset()), policy, now + timedelta(minutes=10), advance=True).wave
+        == 1
+    )
+    unknown = rollout.progress(started, waves.Judgement({}, frozenset({started.vins[0]})), policy, now, advance=True)
+    assert unknown == started  # pending is not success: the wave is not done
+
+
+def test_a_closed_window_lets_only_urgent_changes_through() -> None:
+    from dataclasses import replace
+
+    shut = Windows("UTC", deny=(Window(tuple(windows._DAY_NAMES), 0, 23 * 60 + 59),))
+    config = __import__("reconciler.core.model", fromlist=["VehicleConfig"]).VehicleConfig
+    d = replace(desired({VIN: config(preconditioning={1: air(1)}), VIN2: config(immobilized=True)}), windows=shut)
+    staged = rollout.stage(plan(d, recorded()), d, None, None, datetime(2026, 11, 26, 12, tzinfo=UTC))
+    assert [c.address for c in staged.plan.changes] == [f"vehicle.{VIN2}.immobilization"]
+    assert staged.window_closed and staged.plan.window is not None and not staged.plan.window.open
+    assert {h.kind for h in staged.plan.held} == {"window"}
+    ignored = rollout.stage(
+        plan(d, recorded()), d, None, None, datetime(2026, 11, 26, 12, tzinfo=UTC), ignore_windows=True
+    )
+    assert len(ignored.plan.changes) == 2
+
+
+def test_send_rate_spaces_the_actions() -> None:
+    clock = [0.0]
+
+    def pause(seconds: float) -> bool:
+        clock[0] += seconds
+        return False
+
+    rate = SendRate(120, pause, clock=lambda: clock[0])  # two a second
+    for _ in range(6):
+        rate(None)  # type: ignore[arg-type]
+    assert clock[0] == pytest.approx(2.0)  # a second's worth at once, then one every half second
+
+
+# validation
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rollout: {waves: [25%, 5%, 100%]}\n", "rollout.waves[1]: wave 2 (5%) adds no vehicle"),
+        ("rollout: {waves: [5%, 25%]}\n", "rollout.waves[1]: the last wave must be 100%"),
+        ("rollout: {waves: [5%, 100%], bake: soon}\n", "rollout.bake: 'soon' is not in the expected form"),
+        ("rollout: {waves: [5 %, 100%]}\n", "rollout.waves[0]"),
+        ("rollout: {waves: [5%, 100%], maxPerMinute: 2.5}\n", "rollout.maxPerMinute: expected a whole number"),
+        (
+            "windows: {timezone: Europe/Pariss, allow: [{days: weekdays, start: '09:00', end: '17:00'}]}\n",
+            "windows.timezone: 'Europe/Pariss' is not an IANA time zone",
+        ),
+        ("windows: {timezone: UTC}\n", "windows: no allow and no deny window"),
+        (
+            "windows: {timezone: UTC, allow: [{days: weekdays, start: '09:00', end: '09:00'}]}\n",
+            "windows.allow[0]: the window ends when it starts",
+        ),
+    ],
+)
+def test_brake_mistakes_are_located(text: str, expected: str) -> None:
+    from conftest import MINIMAL
+
+    with pytest.raises(ConfigError) as caught:
+        loader.parse(MINIMAL + text, "fleet.yaml", {})
+    found = [str(p) for p in caught.value.problems]
+    assert any(expected in p for p in found), found
+
+
+def test_brakes_do_not_change_the_configuration_hash() -> None:
+    from conftest import MINIMAL
+
+    plain = loader.parse(MINIMAL, "f", {})
+    braked = loader.parse(MINIMAL + "rollout: {waves: [5%, 100%]}\n", "f", {})
+    edited = loader.parse(MINIMAL.replace('"07:30"', '"08:00"'), "f", {})
+    assert plain.config_hash == braked.config_hash != edited.config_hash
+
+
+# end to end: 40 vehicles, canaries that fail
+
+
+ROLLOUT_VINS = [f"VF3WAVEST{n:08d}" for n in range(40)]
+ROLLOUT_FLEET = """\
+apiVersion: reconciler/v1
+fleet: 0a123bc5d1e873066454b4d9
+callbacks:
+  ops:
+    webhook: {target: "https://hooks.example.com/x"}
+    remoteTypes: [ThermalPreconditioning, Immobilization]
+profiles:
+  p: {preconditioning: [{slot: 1, start: "07:30", days: weekdays}]}
+groups:
+  - {name: all, match: {all: true}, profile: p}
+rollout: {waves: [5%, 25%, 100%], bake: BAKE, maxFailures: 10%}
+"""
+
+
+@pytest.fixture
+def forty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    settings = Settings(
+        tmp_path / "sim40", fleet_id="0a123bc5d1e873066454b4d9", vins=ROLLOUT_VINS, latency=0.05, per_second=5000
+    )
+    simulator = Simulator(settings)
+    simulator.start()
+    for name, value in simulator.connection.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RECONCILER_STATE", f"sqlite:///{tmp_path / 'state' / 'state.db'}")
+    yield simulator  # type: ignore[misc]
+    simulator.stop()
+
+
+def sent_to(sim: Simulator, since: int = 0) -> list[str]:
+    vins = {v.vid: v.vin for v in sim.engine.vehicles.values()}
+    return [
+        vins[s.path.split("/vehicles/")[1].split("/")[0]]
+        for s in sim.served[since:]
+        if s.method == "POST" and s.path.endswith("/remotes") and s.status == 202
+    ]
+
+
+def test_failing_canaries_halt_the_rollout_until_it_is_continued(
+    forty: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "1s"))
+    canaries = waves.order(ROLLOUT_VINS)[:2]
+    for vin in canaries:
+        forty.engine.configure_vehicle(vin, fail_cause="VehicleError")
+    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 5
+    out = capsys.readouterr().out
+    assert sorted(sent_to(forty)) == sorted(canaries)  # nobody else
+    assert "Rollout halted at wave 1 of 3: 2 of 2 vehicles failed" in out and canaries[0] in out
+    mark = len(forty.served)
+    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 5  # the same file: nothing sent
+    assert sent_to(forty, mark) == []
+    capsys.readouterr()
+    assert main(["plan", "-f", str(fleet), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["rollout"]["state"] == "halted" and doc["changes"] == []
+    for vin in canaries:
+        forty.engine.configure_vehicle(vin, fail_cause="")
+    mark = len(forty.served)
+    assert main(["apply", "-f", str(fleet), "--auto-approve", "--continue-rollout"]) == 0
+    sent = sent_to(forty, mark)
+    assert sent[:2] == canaries or sorted(sent[:2]) == sorted(canaries)  # the failed ones first
+    assert sorted(sent) == sorted(ROLLOUT_VINS)  # then every other vehicle, once
+    assert main(["plan", "-f", str(fleet), "--detailed-exitcode"]) == 0
+
+
+def test_a_changed_file_starts_a_new_rollout(forty: Simulator, tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "0s"))
+    for vin in waves.order(ROLLOUT_VINS)[:2]:
+        forty.engine.configure_vehicle(vin, fail_cause="VehicleError")
+    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 5
+    for vin in waves.order(ROLLOUT_VINS)[:2]:
+        forty.engine.configure_vehicle(vin, fail_cause="")
+    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "0s").replace('"07:30"', '"08:00"'))
+    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 0
+    assert main(["state", "history"]) == 0
+
+
+def test_no_wait_and_watch_advance_one_wave_a_run(forty: Simulator, tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "0s"))
+    order = waves.order(ROLLOUT_VINS)
+    assert main(["apply", "-f", str(fleet), "--auto-approve", "--no-wait"]) == 0
+    assert sorted(sent_to(forty)) == sorted(order[:2])
+    time.sleep(0.5)  # the canaries' actions end
+    mark = len(forty.served)
+    assert main(["apply", "-f", str(fleet), "--auto-approve", "--no-wait"]) == 0
+    assert sorted(sent_to(forty, mark)) == sorted(order[2:10])
+
+
+def test_a_halt_survives_the_process_being_killed(forty: Simulator, tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "30s"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "-f", str(fleet), "--auto-approve"],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while len(sent_to(forty)) < 2:  # wave 1 sent; then it bakes for 30 s
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    mark = len(forty.served)
+    assert main(["apply", "-f", str(fleet), "--auto-approve", "--no-wait"]) == 0  # still baking: nothing new
+    assert sent_to(forty, mark) == []
+    assert main(["plan", "-f", str(fleet), "--format", "json"]) == 0
+
+
+def test_a_closed_window_sends_only_the_immobilization_and_exits_3(
+    forty: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = (datetime.now(UTC) + timedelta(hours=3)).strftime("%H:%M")
+    end = (datetime.now(UTC) + timedelta(hours=4)).strftime("%H:%M")
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        ROLLOUT_FLEET.split("rollout:")[0]
+        + f"windows: {{timezone: UTC, allow: [{{days: everyday, start: '{start}', end: '{end}'}}]}}\n"
+        + f"vehicles:\n  {ROLLOUT_VINS[0]}: {{immobilized: true}}\n"
+    )
+    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 3
+    out = capsys.readouterr().out
+    posted = [s for s in forty.served if s.method == "POST" and s.path.endswith("/remotes")]
+    assert [list(s.body)[1] for s in posted] == ["immobilization"]
+    assert f"Change window closed until {datetime.now(UTC).strftime('%Y-%m-%d')}" in out or "closed until" in out
+    assert main(["apply", "-f", str(fleet), "--auto-approve", "--ignore-windows"]) == 0
+
+
+def test_watch_advances_one_wave_a_run(forty: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "0s"))
+    order = waves.order(ROLLOUT_VINS)
+    assert main(["watch", "-f", str(fleet), "--once"]) == 0
+    assert sorted(sent_to(forty)) == sorted(order[:2])  # waits for outcomes, yet stops after the wave
+    run = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"event": "run"' in line)
+    assert run["rollout"] == {"state": "running", "wave": 1, "waves": 3, "held": 38}
+    mark = len(forty.served)
+    assert main(["watch", "-f", str(fleet), "--once"]) == 0
+    assert sorted(sent_to(forty, mark)) == sorted(order[2:10])
