@@ -390,6 +390,25 @@ def state_migrate(target: str, force: bool, fleet_file: str) -> int:
 @click.option(
     "--rate-per-day", type=click.IntRange(1), default=1_000_000, show_default=True, help="Daily quota before 429."
 )
+@click.option(
+    "--sleeping",
+    is_flag=True,
+    help="Vehicles sleep between contacts: the first message wakes them (WakingUpVehicle).",
+)
+@click.option(
+    "--awake-for",
+    type=click.FloatRange(0),
+    default=180.0,
+    show_default=True,
+    help="Seconds a sleeping vehicle stays awake after a contact.",
+)
+@click.option(
+    "--wakeups-per-month",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="Wake-ups a vehicle of a new fleet allows a month before TooManyWakeUpsOverMonth.",
+)
 def simulator(
     port: int,
     directory: str,
@@ -400,6 +419,9 @@ def simulator(
     fail_rate: float,
     rate_per_second: float,
     rate_per_day: int,
+    sleeping: bool,
+    awake_for: float,
+    wakeups_per_month: int,
 ) -> int:
     """Serve the embedded Fleet API simulator on 127.0.0.1 over HTTPS with mutual TLS.
 
@@ -424,6 +446,9 @@ def simulator(
         fail_rate=fail_rate,
         per_second=rate_per_second,
         per_day=rate_per_day,
+        sleeping=sleeping,
+        awake_for=awake_for,
+        wakeup_budget=wakeups_per_month,
         out=sys.stdout,
     )
 
@@ -514,7 +539,11 @@ def watch(fleet_file: str, interval: str, jitter: float, once: bool, timeout: fl
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the outcome.")
 @click.option("--timeout", type=click.FloatRange(0), default=120.0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--force", is_flag=True, help="Send immobilize/stolen even against what the fleet file declares.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Send immobilize/stolen against what the fleet file declares, or a one-off that needs a reserved wake-up.",
+)
 @click.option("--driver-approval", is_flag=True, help="navigate: ask the driver to accept the route.")
 def send(
     vin: str,

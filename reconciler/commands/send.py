@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TextIO
 
 from ..api import spec
@@ -15,6 +16,7 @@ from ..errors import ReconcilerError
 from ..fleetfile import loader
 from ..run import connection, oneoff
 from ..run.executor import ACCEPTED, CONFIRMED, FAILED, Executor, Outcome
+from ..run.wakeups import WakeupLedger, reserve_warning
 from ..state.base import StateStore, open_store, state_url
 
 
@@ -45,6 +47,7 @@ def run(
     try:
         recorded = store.read()
         store.initialize(recorded)
+        _check_wakeups(store, desired, vin, one, force, stderr)
         with connection.connect(desired, url, fleet_path, env) as api:
             cb_id = _callback_id(api, recorded, desired, label)
             vid = _vid(api, store, recorded, desired, vin)
@@ -63,7 +66,13 @@ def run(
                 callback=label,
             )
             executor = Executor(
-                api, store, desired, fingerprint_key=recorded.fingerprint_key, wait=wait, timeout=timeout
+                api,
+                store,
+                desired,
+                fingerprint_key=recorded.fingerprint_key,
+                wait=wait,
+                timeout=timeout,
+                wakeups=WakeupLedger(store, desired.wakeups, hold=False),  # checked above
             )
             outcome = executor.send_one(change, vid=vid)
     finally:
@@ -111,6 +120,18 @@ def _check_declared_flag(desired: Desired, vin: str, one: oneoff.OneOff, force: 
     )
     if not force:
         raise ReconcilerError(f"{message}. Change the file instead, or pass --force to send it anyway")
+    stderr.write(f"warning: {message}\n")
+
+
+def _check_wakeups(
+    store: StateStore, desired: Desired, vin: str, one: oneoff.OneOff, force: bool, stderr: TextIO
+) -> None:
+    """A one-off that would take a wake-up from the reserve needs --force, unless it is urgent."""
+    message = reserve_warning(store, desired.wakeups, vin, datetime.now(UTC))
+    if not message:
+        return
+    if not force and one.flag is None:  # immobilization and stolen are what the reserve is for
+        raise ReconcilerError(f"{message}. Pass --force to send it anyway")
     stderr.write(f"warning: {message}\n")
 
 

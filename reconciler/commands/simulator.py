@@ -22,12 +22,28 @@ def run(
     fail_rate: float,
     per_second: float,
     per_day: int,
+    sleeping: bool = False,
+    awake_for: float = 180.0,
+    wakeup_budget: int = 20,
     out: TextIO,
 ) -> int:
     vins = _read_vins(vins_file) if vins_file else []
     if not 0 <= fail_rate <= 1:
         raise ReconcilerError("--fail-rate is a probability from 0 to 1")
-    settings = Settings(Path(directory), port, fleet, vehicles, vins, latency, fail_rate, per_second, per_day)
+    settings = Settings(
+        Path(directory),
+        port,
+        fleet,
+        vehicles,
+        vins,
+        latency,
+        fail_rate,
+        per_second,
+        per_day,
+        sleeping=sleeping,
+        awake_for=awake_for,
+        wakeup_budget=wakeup_budget,
+    )
     try:
         simulator = Simulator(settings)
     except OSError as exc:

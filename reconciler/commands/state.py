@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TextIO
 
 from ..core import addresses, codec
 from ..core.model import RecordedVehicle
+from ..core.wakeups import month_of
 from ..errors import ReconcilerError, StateError
 from ..state.base import StateStore, open_store, redact, state_url
 
@@ -54,10 +56,11 @@ def show(fleet_path: str, address: str, *, env: Mapping[str, str], out: TextIO) 
         recorded = store.read()
         journal = store.journal(address=address)
         events = {entry.key: store.events(entry.key) for entry in journal}
+        vin = addresses.vin_of(address)
+        use = store.wakeup_use(vin, month_of(datetime.now(UTC))) if vin else None
     finally:
         store.close()
     document: dict[str, object] = {"address": address}
-    vin = addresses.vin_of(address)
     if vin is None:
         callback = recorded.callbacks.get(address.split(".", 1)[1])
         if callback is None:
@@ -75,6 +78,13 @@ def show(fleet_path: str, address: str, *, env: Mapping[str, str], out: TextIO) 
             "immobilization": "immobilized",
         }.get(part, part)
         document.update(vid=vehicle.vid, recorded=config.get(key) if key else config)
+        if use is not None:  # this month's wake-ups (UTC), counted from what was sent and what the API said
+            document["wakeups"] = {
+                "month": use.month,
+                "used": use.used,
+                "spent": use.spent,
+                "last_contact": use.last_contact or None,
+            }
     if address in recorded.backoffs:
         backoff = recorded.backoffs[address]
         document["backoff"] = {"cause": backoff.cause, "until": backoff.until}

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .durations import Share
+from .wakeups import WakeupPolicy, WakeupUse
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,7 @@ class Desired:
     groups: tuple[Group, ...] = ()
     rollout: RolloutPolicy | None = None
     windows: Windows | None = None
+    wakeups: WakeupPolicy | None = None
     # SHA-256 of what the file declares (brakes and notifications aside): a rollout's identity
     config_hash: str = ""
 
@@ -340,6 +342,7 @@ class Recorded:
     listing: Mapping[str, str] | None = None
     capabilities: Mapping[str, Capabilities] = field(default_factory=dict)
     rollout: Rollout | None = None
+    wakeups: Mapping[str, WakeupUse] = field(default_factory=dict)  # this month's, by VIN
 
 
 @dataclass(frozen=True)

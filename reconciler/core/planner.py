@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from ..api import bodies, spec
@@ -39,6 +40,7 @@ from .model import (
 )
 from .sensitive import seal, seal_callback
 from .timeofday import describe_days, to_hhmm
+from .wakeups import spent_reason
 
 _NO_CONFIG = VehicleConfig()
 
@@ -123,7 +125,8 @@ class _Planner:
         self._memos: dict[tuple[int, Callable[..., Any]], tuple[Any, Any]] = {}
         self._outcomes: dict[tuple[str, int, int, int], tuple[Any, Any, Any, _Outcome]] = {}
         # Nothing pending and no backoff (a first apply, most runs): nothing to wait for, nothing to look up.
-        self._may_wait = bool(recorded.pending or recorded.backoffs)
+        self._may_wait = bool(recorded.pending or recorded.backoffs or recorded.wakeups)
+        self._moment = datetime.fromisoformat(now) if now else None
         self._paths: dict[tuple[str | None, str], str] = {}
         # One action of a remote type in flight per vehicle, across runs too: a charging
         # schedule still pending holds back the vehicle's charging preferences.
@@ -314,7 +317,8 @@ class _Planner:
                 self.cannot.append(CannotApply(address, reason))
                 return
         remote_type = section.remote_type
-        if self._may_wait and self._held(t, address, remote_type):
+        urgent = section.part in (addresses.IMMOBILIZATION, addresses.STOLEN)
+        if self._may_wait and self._held(t, address, remote_type, urgent):
             return
         label = t.routes.get(remote_type)
         if label is None and t.pruned:
@@ -336,7 +340,7 @@ class _Planner:
             )
         )
 
-    def _held(self, t: _Target, address: str, remote_type: str) -> bool:
+    def _held(self, t: _Target, address: str, remote_type: str, urgent: bool) -> bool:
         """Whether the address waits: an action of it (or of its type on the vehicle) pending, or a backoff."""
         pending = self.recorded.pending.get(address)
         if pending is not None:
@@ -358,8 +362,18 @@ class _Planner:
                 )
             )
             return True
+        use = self.recorded.wakeups.get(t.vin)
+        if use is not None and self._moment is not None and not urgent:  # urgent changes use the reserve
+            reason = spent_reason(self.desired.wakeups, use, self._moment)
+            if reason:
+                self.held.append(Held(address, reason, "wakeups"))
+                return True
         backoffs = self.recorded.backoffs
-        backoff = backoffs.get(address) or backoffs.get(addresses.vehicle_prefix(t.vin))
+        backoff = backoffs.get(address)
+        if backoff is None:
+            backoff = backoffs.get(addresses.vehicle_prefix(t.vin))
+            if urgent and backoff is not None and backoff.cause == "TooManyWakeUpsOverMonth":
+                backoff = None  # another section spent the month: an immobilization is tried even so
         if backoff is not None and self.now and self.now < backoff.until:
             self.held.append(
                 Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}", "backoff")

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from ..core.durations import FormatError, Share, seconds
 from ..core.model import RolloutPolicy, Window, Windows
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
+from ..core.wakeups import DEFAULT_AWAKE_FOR, WakeupPolicy
 from . import schema
 
 if TYPE_CHECKING:
@@ -58,6 +59,26 @@ def rollout(b: _Builder) -> RolloutPolicy | None:
             b.problem(("rollout", "bake"), str(exc), "write a duration such as 30s, 10m or 1h")
     max_failures = Share.parse(raw["maxFailures"]) if "maxFailures" in raw else None
     return RolloutPolicy(tuple(shares), bake, max_failures, raw.get("maxPerMinute"))
+
+
+def wakeups(b: _Builder) -> WakeupPolicy | None:
+    raw = b.data.get("wakeups")
+    if not isinstance(raw, dict) or b.report.is_bad("wakeups"):
+        return None
+    per_month, reserve = raw["perMonth"], raw.get("reserve", 0)
+    if reserve >= per_month:
+        b.problem(
+            ("wakeups", "reserve"),
+            f"a reserve of {reserve} leaves none of the {per_month} wake-ups for reconciler",
+            "keep the reserve under perMonth",
+        )
+    awake_for = DEFAULT_AWAKE_FOR
+    if "awakeFor" in raw:
+        try:
+            awake_for = seconds(raw["awakeFor"])
+        except FormatError as exc:
+            b.problem(("wakeups", "awakeFor"), str(exc), "write a duration such as 3m")
+    return WakeupPolicy(per_month, reserve, awake_for)
 
 
 def windows(b: _Builder) -> Windows | None:

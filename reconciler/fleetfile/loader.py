@@ -214,6 +214,7 @@ class _Builder:
             groups=groups,
             rollout=brakes.rollout(self),
             windows=brakes.windows(self),
+            wakeups=brakes.wakeups(self),
             config_hash=brakes.config_hash(self.data),
         )
 

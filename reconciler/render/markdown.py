@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from ..core.changes import Change, Plan
 from .details import unified_lines
-from .text import brakes
+from .text import HELD_KINDS, brakes
 
 LIMIT = 65_000
 _ICONS = {"create": "➕", "update": "✏️", "delete": "🗑️", "pause": "⏸️", "resume": "▶️", "send": "📡"}
@@ -79,7 +79,9 @@ def _head(plan: Plan) -> str:
     if plan.adoptions:
         lines.append(f"**Already in place:** {len(plan.adoptions)} address(es) to record, nothing sent.\n")
     if plan.held:
-        lines.append(f"**Held back:** {len(plan.held)} address(es) with pending or backed-off actions.\n")
+        kinds = Counter(h.kind for h in plan.held).most_common()
+        why = ", ".join(f"{n} {HELD_KINDS.get(kind, kind)}" for kind, n in kinds)
+        lines.append(f"**Held back:** {len(plan.held)} address(es): {why}.\n")
     if plan.cannot_apply:
         lines.append(f"**Cannot apply:** {len(plan.cannot_apply)} address(es) the vehicles cannot take (never sent).\n")
     return "\n".join(lines) + "\n"
@@ -102,7 +104,7 @@ def _sections(plan: Plan) -> list[str]:
         rows = "".join(f"| `{d.address}` | {d.field} | {d.recorded} | {d.observed} |\n" for d in plan.drift)
         sections.append(_collapsed("<b>Drift</b>", f"| address | field | recorded | now |\n|---|---|---|---|\n{rows}"))
     if plan.held:
-        rows = "".join(f"- `{h.address}`: {h.reason}\n" for h in plan.held)
+        rows = "".join(f"- `{h.address}`: held: {h.reason}\n" for h in plan.held)
         sections.append(_collapsed("<b>Held back</b>", rows))
     if plan.cannot_apply:
         rows = "".join(f"- `{c.address}`: {c.reason}\n" for c in plan.cannot_apply)

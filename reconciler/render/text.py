@@ -64,10 +64,10 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
     if plan.held:
         out.append("Left alone this time:")
         shown = plan.held if len(plan.held) <= MAX_HELD else plan.held[:MAX_HELD]
-        out.extend(f"  . {h.address}: {h.reason}" for h in shown)
+        out.extend(f"  . {h.address}: held: {h.reason}" for h in shown)
         if len(plan.held) > MAX_HELD:
             kinds = Counter(h.kind for h in plan.held[MAX_HELD:])
-            more = ", ".join(f"{n:,} {_KINDS.get(kind, kind)}" for kind, n in kinds.most_common())
+            more = ", ".join(f"{n:,} {HELD_KINDS.get(kind, kind)}" for kind, n in kinds.most_common())
             out.append(f"  … and {len(plan.held) - MAX_HELD:,} more: {more} (--format json lists them all)")
         out.append("")
     if plan.cannot_apply:
@@ -87,7 +87,7 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
 
 
 MAX_HELD = 50
-_KINDS = {
+HELD_KINDS = {
     "pending": "with an action pending",
     "backoff": "backed off",
     "wave": "waiting for later waves",

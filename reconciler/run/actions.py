@@ -29,6 +29,7 @@ from ..errors import (
 from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry
 from .context import RunContext, sealed
 from .outcomes import ACCEPTED, CONFIRMED, FAILED, HELD, PENDING, SKIPPED, Outcome, record_final
+from .wakeups import WakeupLedger
 
 POLL_DELAYS = (0.5, 1.0, 2.0, 3.0, 5.0)  # then every 5 s
 _FATAL = (AuthError, UnreachableError)  # end the whole run (exit 1): going on would only repeat them
@@ -47,10 +48,17 @@ class _InFlight:
 class RemoteActions:
     """The remote actions of one run."""
 
-    def __init__(self, ctx: RunContext, callback_id: Callable[[str], str], gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        callback_id: Callable[[str], str],
+        gate: Gate | None = None,
+        wakeups: WakeupLedger | None = None,
+    ) -> None:
         self.ctx = ctx
         self._callback_id = callback_id
         self._gate = gate
+        self._wakeups = wakeups
         self._quota_until = ""  # the API's daily quota is spent: nothing more is sent this run
 
     # one vehicle
@@ -116,6 +124,9 @@ class RemoteActions:
             return _outcome(change, SKIPPED, "not sent: the run was interrupted")
         if self._quota_until:
             return _outcome(change, SKIPPED, f"not sent: the API's quota is spent ({self._quota_until})")
+        held, wakes = self._wakeups.before(change) if self._wakeups else (None, False)
+        if held is not None:
+            return held
         held = self._gate(change) if self._gate else None
         if held is not None:
             return held
@@ -128,6 +139,8 @@ class RemoteActions:
         entry = _entry(change, path)
         ctx.store.journal_start(entry)
         ctx.store.add_history(change.address, "send", change.summary)
+        if self._wakeups is not None:
+            self._wakeups.sent(change, wakes)
         answer = self._post_once(entry, path, reveal(change.request.body))
         if isinstance(answer, Outcome):
             return answer
@@ -162,6 +175,8 @@ class RemoteActions:
         status = str(action.get("status", ""))
         cause = str(action.get("failureCause", "") or "")
         store.journal_update(entry.key, status, remote_action_id=rid, failure_cause=cause or None)
+        if self._wakeups is not None:
+            self._wakeups.seen(entry, status)
         kind = entry.remote_type or ""
         if status in spec.SUCCESS_STATUSES:
             record_final(store, entry, status, "", rid)

@@ -45,6 +45,7 @@ from .outcomes import (
     applying,
     record_final,
 )
+from .wakeups import WakeupLedger
 
 __all__ = [
     "ACCEPTED",
@@ -80,7 +81,10 @@ class Executor:
         clock: Callable[[], float] = time.monotonic,
         stop: threading.Event | None = None,
         gate: Gate | None = None,
+        wakeups: WakeupLedger | None = None,
     ) -> None:
+        """``gate`` is asked before each remote action is sent (the rollout's maxPerMinute);
+        ``wakeups`` counts (and holds) wake-ups, by default under the fleet file's budget."""
         self.ctx = RunContext(
             api,
             store,
@@ -95,7 +99,9 @@ class Executor:
         )
         self.parallelism = max(1, parallelism)
         self.callbacks = CallbackSteps(self.ctx)
-        self.actions = RemoteActions(self.ctx, self.callbacks.id_of, gate)
+        self.actions = RemoteActions(
+            self.ctx, self.callbacks.id_of, gate, wakeups or WakeupLedger(store, desired.wakeups)
+        )
 
     # settling what earlier runs left pending
 

@@ -11,6 +11,7 @@ from ..api import spec
 from ..core import addresses
 from ..core.model import VehicleConfig
 from ..core.recording import apply_after
+from ..core.wakeups import month_of
 from ..state.base import JournalEntry, StateStore
 
 CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED = "confirmed", "accepted", "pending", "failed", "skipped"
@@ -65,6 +66,8 @@ def record_final(store: StateStore, entry: JournalEntry, status: str, cause: str
         store.add_history(entry.address, status, rid)
         return ""
     store.add_history(entry.address, "failed", f"{cause} ({rid})")
+    if cause == "TooManyWakeUpsOverMonth":  # spent until the month ends, whatever our count said
+        store.spend_wakeups(entry.vin, month_of(datetime.now(UTC)))
     if cause in spec.SLOW_FAILURE_CAUSES:
         until = backoff_until(cause, datetime.now(UTC))
         store.set_backoff(addresses.vehicle_prefix(entry.vin), cause, until)

@@ -29,6 +29,7 @@ from ..api import spec
 from ..core.model import Desired, Secret
 from ..errors import ReconcilerError
 from ..run.outcomes import record_final
+from ..run.wakeups import note_status
 from ..state.base import PENDING_JOURNAL_STATUSES, StateStore
 
 MAX_BODY = 1024 * 1024
@@ -118,6 +119,8 @@ def record_event(store: StateStore, event: dict[str, Any]) -> bool:
     if entry.status not in PENDING_JOURNAL_STATUSES and entry.status != value:
         return False  # already ended: a late or repeated event changes nothing
     new = store.journal_update(entry.key, value, remote_action_id=event["remoteActionId"], failure_cause=cause or None)
+    if new:
+        note_status(store, entry, value)
     ended = status.get("type") == spec.EVENT_DONE or value not in PENDING_JOURNAL_STATUSES
     if new and ended and entry.status in PENDING_JOURNAL_STATUSES:
         record_final(store, entry, value, cause or value, event["remoteActionId"])

@@ -44,8 +44,13 @@ class Vehicle:
     charge_slots: int = 4
     charge_level: bool = True  # takes a charging level preference
     charge_type: bool = True
-    asleep: bool = False
-    wakeups_left: int = 20
+    asleep: bool = False  # asleep now: the next message wakes it, at the cost of one wake-up
+    sleeps: bool = False  # falls asleep again ``awake_for`` seconds after its last contact
+    awake_until: float = 0.0
+    wakeup_budget: int = 20  # wake-ups a calendar month (UTC) before TooManyWakeUpsOverMonth
+    wakeups_left: int = 20  # left this month
+    wakeups_used: int = 0  # used this month
+    wakeup_month: str = ""  # the month the two counts are for (YYYY-MM)
     air: dict[str, dict[str, Any]] = field(default_factory=dict)  # slot (as text) -> program
     charge: dict[str, dict[str, Any]] = field(default_factory=dict)
     preferences: dict[str, str] = field(default_factory=dict)
@@ -122,10 +127,16 @@ class Engine:
         latency: float = 0.2,
         fail_rate: float = 0.0,
         seed: int = 0,
+        sleeping: bool = False,
+        awake_for: float = 180.0,
+        wakeup_budget: int = 20,
     ) -> None:
         self.fleet_id = fleet_id
         self.clock = clock
         self.latency = latency
+        self.sleeping = sleeping  # vehicles added from now on sleep between contacts
+        self.awake_for = awake_for
+        self.wakeup_budget = wakeup_budget
         self.fail_rate = fail_rate
         self.lock = threading.RLock()
         self.vehicles: dict[str, Vehicle] = {}
@@ -138,6 +149,10 @@ class Engine:
         self._db = _open(directory) if directory else None
         if self._db is not None:
             self._load()
+        for vehicle in self.vehicles.values() if sleeping else ():  # a fleet kept from before sleeps too
+            if not vehicle.sleeps:
+                vehicle.sleeps = True
+                self._touch("vehicle", vehicle.vid)
         for vin in vins:
             self.add_vehicle(vin)
 
@@ -148,6 +163,8 @@ class Engine:
             vid = vid_of(vin)
             if vid not in self.vehicles:
                 vehicle = Vehicle(vid, vin, motorization, updated_at=self.clock.now())
+                vehicle.asleep = vehicle.sleeps = self.sleeping
+                vehicle.wakeup_budget = vehicle.wakeups_left = self.wakeup_budget
                 if motorization == "Hybrid":  # a plug-in hybrid: fewer programs, no charging type
                     vehicle.charge_slots, vehicle.charge_type = 2, False
                 self.vehicles[vid] = vehicle
@@ -310,18 +327,22 @@ class Engine:
         vehicle = self.vehicles[action.vid]
         at = action.due
         if action.status == spec.ACCEPTED:
+            self._roll_month(vehicle, at)
             if action.blocked_by:
                 self._finish(action, spec.FAILED, "SameActionInProgress", at)
-            elif vehicle.asleep and vehicle.wakeups_left <= 0:
+            elif self._asleep(vehicle, at) and vehicle.wakeups_left <= 0:
                 self._finish(action, spec.FAILED, "TooManyWakeUpsOverMonth", at)
-            elif vehicle.asleep:
+            elif self._asleep(vehicle, at):
                 vehicle.wakeups_left -= 1
+                vehicle.wakeups_used += 1
+                vehicle.asleep = False  # waking: later messages find it awake
+                self._contact(vehicle, at + self.latency)
                 self._move(action, spec.WAKING_UP, at)
             else:
+                self._contact(vehicle, at)
                 self._move(action, spec.SENT, at)
         elif action.status == spec.WAKING_UP:
-            vehicle.asleep = False
-            self._touch("vehicle", vehicle.vid)
+            self._contact(vehicle, at)
             self._move(action, spec.SENT, at)
         elif vehicle.fail_cause:
             self._finish(action, spec.FAILED, vehicle.fail_cause, at)
@@ -329,8 +350,34 @@ class Engine:
             self._finish(action, spec.FAILED, "VehicleConnectionTimeout", at)
         else:
             changed = _apply(vehicle, action.remote, at)
-            self._touch("vehicle", vehicle.vid)
+            self._contact(vehicle, at)
             self._finish(action, spec.SUCCESS if changed else spec.ALREADY_DONE, "", at)
+
+    def _asleep(self, vehicle: Vehicle, at: float) -> bool:
+        if vehicle.sleeps and not vehicle.asleep and at >= vehicle.awake_until:
+            vehicle.asleep = True
+            self._touch("vehicle", vehicle.vid)
+        return vehicle.asleep
+
+    def _contact(self, vehicle: Vehicle, at: float) -> None:
+        """The vehicle talked to the server at ``at``: it stays awake ``awake_for`` after."""
+        vehicle.awake_until = max(vehicle.awake_until, at + self.awake_for)
+        self._touch("vehicle", vehicle.vid)
+
+    def _roll_month(self, vehicle: Vehicle, at: float) -> None:
+        month = iso(at)[:7]
+        if vehicle.wakeup_month and vehicle.wakeup_month != month:  # a new month: a full budget
+            vehicle.wakeups_left, vehicle.wakeups_used = vehicle.wakeup_budget, 0
+        if vehicle.wakeup_month != month:
+            vehicle.wakeup_month = month
+            self._touch("vehicle", vehicle.vid)
+
+    def wakeups(self, vin: str) -> int:
+        """How many times the vehicle was woken up this month (what tests look at)."""
+        with self.lock:
+            self.tick()
+            vehicle = self.by_vin(vin)
+            return vehicle.wakeups_used if vehicle.wakeup_month == iso(self.clock.now())[:7] else 0
 
     def _move(self, action: Action, status: str, at: float) -> None:
         action.status = status
@@ -378,13 +425,20 @@ class Engine:
             self._flush()
 
     def configure_vehicle(self, vin: str, **changes: Any) -> Vehicle:
-        """Set ``asleep``, ``wakeups_left``, ``fail_cause``, ``quirks`` … on a vehicle."""
+        """Set ``asleep``, ``sleeps``, ``wakeups_left``, ``fail_cause``, ``quirks`` … on a vehicle.
+
+        Putting a vehicle to sleep (``asleep=True``) ends its awake time now.
+        """
         with self.lock:
             vehicle = self.by_vin(vin)
             for name, value in changes.items():
                 if not hasattr(vehicle, name):
                     raise AttributeError(name)
                 setattr(vehicle, name, value)
+            if changes.get("asleep"):
+                vehicle.awake_until = 0.0
+            if "wakeup_budget" in changes and "wakeups_left" not in changes:
+                vehicle.wakeups_left = max(0, vehicle.wakeup_budget - vehicle.wakeups_used)
             self._touch("vehicle", vehicle.vid)
             self._flush()
             return vehicle

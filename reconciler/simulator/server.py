@@ -41,6 +41,9 @@ class Settings:
     per_second: float = 50.0
     per_day: int = 1_000_000
     page_size: int = 60  # items per page when the client does not ask (the API's maximum)
+    sleeping: bool = False  # vehicles sleep between contacts: the first message wakes them
+    awake_for: float = 180.0  # seconds a vehicle stays awake after a contact
+    wakeup_budget: int = 20  # wake-ups a vehicle allows a calendar month
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,9 @@ class Simulator:
             directory=directory,
             latency=settings.latency,
             fail_rate=settings.fail_rate,
+            sleeping=settings.sleeping,
+            awake_for=settings.awake_for,
+            wakeup_budget=settings.wakeup_budget,
         )
         if fresh and not settings.vins:  # a made-up fleet is a mixed one: electric, hybrid, thermal
             for number, vin in enumerate(generated_vins(settings.vehicles)):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..core.model import Callback, Capabilities, Recorded, RecordedCallback, Rollout, VehicleConfig
+from ..core.wakeups import WakeupUse
 from ..errors import StateError
 
 DEFAULT_STATE = ".reconciler/state.db"
@@ -101,6 +102,20 @@ class StateStore(Protocol):
         ...
 
     def record_capabilities(self, capabilities: Mapping[str, Capabilities]) -> None: ...
+
+    def wakeup_use(self, vin: str, month: str) -> WakeupUse:
+        """The vehicle's wake-ups in ``month``, and its last contact."""
+        ...
+
+    def count_wakeup(self, vin: str, month: str, key: str | None = None) -> int:
+        """One more wake-up for ``vin`` in ``month`` (once for the action ``key``); the month's count."""
+        ...
+
+    def spend_wakeups(self, vin: str, month: str) -> None: ...
+
+    def touch(self, vin: str, at: str) -> None:
+        """The vehicle was in contact at ``at``."""
+        ...
 
     def save_rollout(self, rollout: Rollout) -> None:
         """Record a rollout: a new one with its vehicles, or where one under way now stands."""

@@ -63,6 +63,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (rollout_id, position));
     CREATE INDEX actions_by_created ON actions (created_at)
     """,
+    """
+    CREATE TABLE wakeups (vin TEXT NOT NULL, month TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0,
+        spent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (vin, month));
+    ALTER TABLE vehicles ADD COLUMN last_contact TEXT;
+    ALTER TABLE actions ADD COLUMN woke INTEGER NOT NULL DEFAULT 0
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATION_LOCK = 7_362_001  # advisory key serializing first-use migrations of one database

@@ -27,6 +27,7 @@ from ..core.model import (
     Rollout,
     VehicleConfig,
 )
+from ..core.wakeups import WakeupUse, month_of
 from ..errors import StateError
 from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, fresh_recorded
 
@@ -34,7 +35,10 @@ from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, fresh_record
 TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "meta": (("key", "value"), "key"),
     "callbacks": (("label", "id", "config", "updated_at"), "label"),
-    "vehicles": (("vin", "vid", "config", "updated_at", "listed", "capabilities", "capabilities_at"), "vin"),
+    "vehicles": (
+        ("vin", "vid", "config", "updated_at", "listed", "capabilities", "capabilities_at", "last_contact"),
+        "vin",
+    ),
     "actions": (
         (
             "key",
@@ -50,6 +54,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "failure_cause",
             "created_at",
             "updated_at",
+            "woke",
         ),
         "rowid",
     ),
@@ -72,6 +77,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "created_at",
     ),
     "rollout_vehicles": (("rollout_id", "position", "vin"), "rollout_id, position"),
+    "wakeups": (("vin", "month", "used", "spent"), "vin, month"),
 }
 _PENDING = PENDING_JOURNAL_STATUSES
 
@@ -153,12 +159,23 @@ class SQLStore:
         vehicles = {}
         listing: dict[str, str] | None = {} if "listed_at" in meta else None
         capabilities = {}
-        for vin, vid, config, listed, caps in db.execute("SELECT vin, vid, config, listed, capabilities FROM vehicles"):
+        month = month_of(datetime.now(UTC))
+        used = {
+            vin: (count, bool(spent))
+            for vin, count, spent in db.execute("SELECT vin, used, spent FROM wakeups WHERE month = ?", (month,))
+        }
+        wakeups = {}
+        for vin, vid, config, listed, caps, contact in db.execute(
+            "SELECT vin, vid, config, listed, capabilities, last_contact FROM vehicles"
+        ):
             vehicles[vin] = RecordedVehicle(vin, vid, decode(config))
             if listing is not None and listed and vid:
                 listing[vin] = vid
             if caps:
                 capabilities[vin] = capabilities_of(caps)
+            if contact or vin in used:
+                count, spent = used.get(vin, (0, False))
+                wakeups[vin] = WakeupUse(month, count, spent, contact or "")
         marks = ",".join("?" * len(_PENDING))
         pending = {
             address: PendingAction(address, key, status, rid, created, remote_type or "")
@@ -183,6 +200,7 @@ class SQLStore:
             backoffs=backoffs,
             listing=listing,
             capabilities=capabilities,
+            wakeups=wakeups,
         )
 
     @staticmethod
@@ -392,6 +410,58 @@ class SQLStore:
                 "ON CONFLICT (vin) DO UPDATE SET capabilities = excluded.capabilities, "
                 "capabilities_at = excluded.capabilities_at",
                 [(vin, at, json.dumps(codec.capabilities_to_json(c)), at) for vin, c in capabilities.items()],
+            )
+
+    # wake-ups
+
+    def wakeup_use(self, vin: str, month: str) -> WakeupUse:
+        """The vehicle's wake-ups in ``month``, and its last contact."""
+        if self.db is None:
+            return WakeupUse(month)
+        with self.lock:
+            row = self.db.execute(
+                "SELECT used, spent FROM wakeups WHERE vin = ? AND month = ?", (vin, month)
+            ).fetchone()
+            contact = self.db.execute("SELECT last_contact FROM vehicles WHERE vin = ?", (vin,)).fetchone()
+        used, spent = row if row else (0, 0)
+        return WakeupUse(month, used, bool(spent), (contact[0] if contact else "") or "")
+
+    def count_wakeup(self, vin: str, month: str, key: str | None = None) -> int:
+        """One more wake-up for ``vin`` in ``month`` (the action ``key`` woke it); the month's count."""
+        with self.transaction() as db:
+            if key is not None:
+                row = db.execute("SELECT woke FROM actions WHERE key = ?" + self.dialect.for_update, (key,)).fetchone()
+                if row is not None and row[0]:
+                    return self._used(db, vin, month)  # counted already
+                db.execute("UPDATE actions SET woke = 1 WHERE key = ?", (key,))
+            db.execute(
+                "INSERT INTO wakeups (vin, month, used, spent) VALUES (?, ?, 1, 0) "
+                "ON CONFLICT (vin, month) DO UPDATE SET used = wakeups.used + 1",
+                (vin, month),
+            )
+            return self._used(db, vin, month)
+
+    @staticmethod
+    def _used(db: Connection, vin: str, month: str) -> int:
+        row = db.execute("SELECT used FROM wakeups WHERE vin = ? AND month = ?", (vin, month)).fetchone()
+        return int(row[0]) if row else 0
+
+    def spend_wakeups(self, vin: str, month: str) -> None:
+        """The API said the vehicle has no wake-up left this month: spent, whatever our count says."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO wakeups (vin, month, used, spent) VALUES (?, ?, 0, 1) "
+                "ON CONFLICT (vin, month) DO UPDATE SET spent = 1",
+                (vin, month),
+            )
+
+    def touch(self, vin: str, at: str) -> None:
+        """The vehicle was in contact at ``at``: awake for a while after it."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO vehicles (vin, updated_at, last_contact) VALUES (?, ?, ?) "
+                "ON CONFLICT (vin) DO UPDATE SET last_contact = excluded.last_contact",
+                (vin, at, at),
             )
 
     def update_vehicle(self, vin: str, change: Callable[[VehicleConfig], VehicleConfig]) -> None:

@@ -66,6 +66,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (rollout_id, position));
     CREATE INDEX actions_by_created ON actions (created_at);
     """,
+    # The wake-up budget: each vehicle's wake-ups by month, its last contact, which actions woke it.
+    """
+    CREATE TABLE wakeups (vin TEXT NOT NULL, month TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0,
+        spent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (vin, month));
+    ALTER TABLE vehicles ADD COLUMN last_contact TEXT;
+    ALTER TABLE actions ADD COLUMN woke INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _PRIVATE = stat.S_IRWXG | stat.S_IRWXO
