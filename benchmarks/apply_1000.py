@@ -20,10 +20,10 @@ import argparse
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
-import sqlite3
 import time
 from pathlib import Path
 
