@@ -15,6 +15,7 @@ from planning import OPS, VIN, air, charge
 from reconciler.core.model import Attribute, ChargingPreferences, Fingerprint, Secret, VehicleConfig
 from reconciler.core.recording import apply_after
 from reconciler.core.sensitive import seal_callback
+from reconciler.core.wakeups import WakeupUse
 from reconciler.errors import LockHeldError, StateError
 from reconciler.state.base import JournalEntry, fresh_recorded, open_store
 
@@ -188,3 +189,23 @@ def test_newer_schema_is_refused(state_url: str) -> None:
             db.execute("UPDATE reconciler_schema SET version = 99")
     with pytest.raises(StateError, match="newer than this reconciler knows"):
         open_store(state_url, fleet="F1")
+
+
+def test_wake_ups_count_once_per_action_per_month_and_the_apis_refusal_spends_the_month(state_url: str) -> None:
+    store = open_store(state_url, fleet="F1")
+    store.initialize(fresh_recorded())
+    store.journal_start(
+        JournalEntry("k1", f"vehicle.{VIN}.preconditioning", VIN, "ops", "ThermalPreconditioning", "POST", {}, None)
+    )
+    assert store.count_wakeup(VIN, "2026-11", "k1") == 1
+    assert store.count_wakeup(VIN, "2026-11", "k1") == 1  # the same action seen again (poll, webhook)
+    assert store.count_wakeup(VIN, "2026-11") == 2  # a send without a journaled action
+    assert store.count_wakeup(VIN, "2026-10") == 1  # another month
+    store.touch(VIN, "2026-11-26T09:00:00+00:00")
+    assert store.wakeup_use(VIN, "2026-11") == WakeupUse("2026-11", 2, False, "2026-11-26T09:00:00+00:00")
+    store.spend_wakeups(VIN, "2026-11")
+    assert store.wakeup_use(VIN, "2026-11").spent and store.wakeup_use(VIN, "2026-11").used == 2
+    store.spend_wakeups("VF3ABCDE0FG000001", "2026-11")  # a vehicle never counted
+    assert store.wakeup_use("VF3ABCDE0FG000001", "2026-11") == WakeupUse("2026-11", 0, True, "")
+    assert store.wakeup_use(VIN, "2026-12") == WakeupUse("2026-12", 0, False, "2026-11-26T09:00:00+00:00")
+    store.close()
