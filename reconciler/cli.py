@@ -34,6 +34,15 @@ _FILE = click.option(
 _IGNORE_WINDOWS = click.option(
     "--ignore-windows", is_flag=True, help="Send non-urgent changes even outside the change windows (windows:)."
 )
+_METRICS_PORT = click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a free port).",
+)
+_METRICS_HOST = click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics are served on."
+)
 _REFRESH_CAPABILITIES = click.option(
     "--refresh-capabilities",
     is_flag=True,
@@ -183,6 +192,12 @@ def plan(
     is_flag=True,
     help="Go on with a rollout halted on its failure budget: its failed vehicles are retried first.",
 )
+@click.option(
+    "--notify/--no-notify",
+    default=True,
+    show_default=True,
+    help="Post the run's events to the fleet file's notify: targets.",
+)
 def apply(
     plan_file: str | None,
     fleet_file: str | None,
@@ -196,6 +211,7 @@ def apply(
     refresh_capabilities: bool,
     ignore_windows: bool,
     continue_rollout: bool,
+    notify: bool,
 ) -> int:
     """Send exactly the calls that close the gap, and record what the vehicles answer.
 
@@ -223,6 +239,7 @@ def apply(
         refresh_capabilities,
         continue_rollout=continue_rollout,
         ignore_windows=ignore_windows,
+        notify=notify,
     )
     return apply_command.run(
         fleet_file,
@@ -233,6 +250,39 @@ def apply(
         stdin=sys.stdin,
         stdout=sys.stdout,
         stderr=sys.stderr,
+    )
+
+
+@cli.command()
+@click.argument("vin")
+@_FILE
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Read what the vehicle reports now (a few requests for this one vehicle).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(vin: str, fleet_file: str, refresh: bool, fmt: str) -> int:
+    """Why a vehicle is, or is not, what the fleet file says.
+
+    For each section (preconditioning, charging schedule and preferences,
+    immobilization, stolen): the desired value and where it comes from (group,
+    profile, vehicle entry), what the state recorded and when, what the vehicle
+    reports, what the next apply would do and why anything is held, pending
+    actions and their age, the last statuses and failure causes. Then the
+    vehicle's backoffs, wake-ups this month and capabilities. Writes nothing.
+
+    \b
+    reconciler explain VF3ABCDE0FG123456
+    reconciler explain VF3ABCDE0FG123456 --no-refresh --format json
+
+    Exit 0, or 1 when the VIN is neither in the fleet file nor in the state.
+    """
+    from .commands import explain as explain_command
+
+    return explain_command.run(
+        vin, fleet_file, refresh=refresh, fmt=fmt, env=os.environ, stdout=sys.stdout, stderr=sys.stderr
     )
 
 
@@ -456,7 +506,13 @@ def simulator(
 @cli.command()
 @_FILE
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8787, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one.",
+)
 @click.option(
     "--max-body",
     type=click.IntRange(1024),
@@ -464,7 +520,9 @@ def simulator(
     show_default=True,
     help="Largest request body accepted, in bytes (413 beyond).",
 )
-def webhook(fleet_file: str, host: str, port: int, max_body: int) -> int:
+@_METRICS_PORT
+@_METRICS_HOST
+def webhook(fleet_file: str, host: str, port: int, max_body: int, metrics_port: int | None, metrics_host: str) -> int:
     """Receive the API's remote events and record them in the state store.
 
     Point a callback at it and give the callback a secret header, which every
@@ -483,7 +541,16 @@ def webhook(fleet_file: str, host: str, port: int, max_body: int) -> int:
     """
     from .commands import webhook as webhook_command
 
-    return webhook_command.run(fleet_file, host=host, port=port, max_body=max_body, env=os.environ, out=sys.stdout)
+    return webhook_command.run(
+        fleet_file,
+        host=host,
+        port=port,
+        max_body=max_body,
+        env=os.environ,
+        out=sys.stdout,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+    )
 
 
 @cli.command()
@@ -501,12 +568,25 @@ def webhook(fleet_file: str, host: str, port: int, max_body: int) -> int:
     "--timeout", type=click.FloatRange(0), default=300.0, show_default=True, help="Seconds each run waits for outcomes."
 )
 @click.option("--parallelism", type=click.IntRange(1, 64), default=32, show_default=True)
-def watch(fleet_file: str, interval: str, jitter: float, once: bool, timeout: float, parallelism: int) -> int:
+@_METRICS_PORT
+@_METRICS_HOST
+def watch(
+    fleet_file: str,
+    interval: str,
+    jitter: float,
+    once: bool,
+    timeout: float,
+    parallelism: int,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> int:
     """Refresh, plan and apply in a loop: drift correction.
 
     Logs one JSON line per run and per action. Runs never overlap (a run that
     finds the state locked is skipped); a vehicle whose actions fail run after
     run is backed off. Stops cleanly on SIGTERM or Ctrl-C after the current run.
+    Each run's events go to the fleet file's notify: targets; --metrics-port
+    serves Prometheus metrics at /metrics.
     """
     from .commands import apply as apply_command
     from .commands import watch as watch_command
@@ -522,6 +602,8 @@ def watch(fleet_file: str, interval: str, jitter: float, once: bool, timeout: fl
         env=os.environ,
         out=sys.stdout,
         stderr=sys.stderr,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
     )
 
 

@@ -75,6 +75,7 @@ class FleetApi:
         self._jitter = jitter
         self.calls = 0
         self.counts: dict[str, int] = {}
+        self.answers: dict[tuple[str, str], int] = {}  # (method, HTTP status or "error") -> how many
         self.started = clock()
         self.throttled: list[float] = []  # seconds after start of each 429 answer
         self._clock = clock
@@ -159,12 +160,14 @@ class FleetApi:
                 response = self._http.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the server: safe to try again, even for a POST.
+                self._answered(method, "error")
                 attempt += 1
                 if attempt <= RETRIES:
                     self._backoff(attempt)
                     continue
                 raise UnreachableError(f"{call}: cannot connect to {self.settings.base_url}: {exc}") from exc
             except httpx.HTTPError as exc:
+                self._answered(method, "error")
                 if not retry:
                     raise UnknownOutcome(f"{call}: the answer was lost ({type(exc).__name__})") from exc
                 attempt += 1
@@ -173,6 +176,7 @@ class FleetApi:
                     continue
                 raise UnreachableError(f"{call}: no answer from the API ({type(exc).__name__}: {exc})") from exc
             self.pacer.observe(response.headers)
+            self._answered(method, str(response.status_code))
             if response.status_code == 429:
                 self.throttled.append(self._clock() - self.started)
                 wait = _retry_after(response)
@@ -197,6 +201,10 @@ class FleetApi:
                 return response.json()
             except ValueError as exc:
                 raise ApiError(response.status_code, "the answer is not JSON", call=call) from exc
+
+    def _answered(self, method: str, code: str) -> None:
+        with self._count_lock:
+            self.answers[method, code] = self.answers.get((method, code), 0) + 1
 
     def usage(self) -> str:
         """``N calls (M POST, …), K answered 429``: for the end of a run."""

@@ -37,6 +37,40 @@ _KINDS = (spec.ATTRIBUTE_HEADER, spec.ATTRIBUTE_QUERY, spec.ATTRIBUTE_BODY)
 def refresh(api: FleetApi, desired: Desired, recorded: Recorded, *, parallelism: int = 8) -> Observed:
     """What the API reports now for the callbacks and vehicles this fleet file manages."""
     fleet = f"/fleets/{desired.fleet}"
+    callbacks = _callbacks(api, desired, recorded)
+    listing = list_vehicles(api, fleet)
+    managed = groups.members(desired, listing).vehicles
+    vins = (set(managed) | (set(recorded.vehicles) if desired.prune else set())) & set(listing)
+    statuses = read_statuses(api, fleet, vins, listing, parallelism)
+    vehicles = {vin: ObservedVehicle(vin, vid, status_doc.vehicle_config(doc)) for vin, (vid, doc) in statuses.items()}
+    return Observed(callbacks=callbacks, vehicles=vehicles, listing=listing)
+
+
+def refresh_vehicle(api: FleetApi, desired: Desired, recorded: Recorded, vin: str) -> Observed:
+    """What the API reports now for one vehicle (``explain``): a few requests, whatever the fleet's size.
+
+    The listing is the recorded one with this vehicle as the API lists it now.
+    """
+    fleet = f"/fleets/{desired.fleet}"
+    callbacks = _callbacks(api, desired, recorded)
+    vid = list_vehicles(api, fleet, [vin]).get(vin)
+    listing = {v: i for v, i in (recorded.listing or {}).items() if v != vin}
+    if vid is None:
+        return Observed(callbacks=callbacks, listing=listing)
+    listing[vin] = vid
+    status = api.get(f"{fleet}/vehicles/{vid}/status")
+    vehicle = ObservedVehicle(vin, vid, status_doc.vehicle_config(status if isinstance(status, dict) else {}))
+    return Observed(
+        callbacks=callbacks,
+        vehicles={vin: vehicle},
+        listing=listing,
+        capabilities=read_capabilities(api, [vin], 1),
+    )
+
+
+def _callbacks(api: FleetApi, desired: Desired, recorded: Recorded) -> dict[str, ObservedCallback]:
+    """The callbacks of the fleet file or the state, as the API lists them now (by label)."""
+    fleet = f"/fleets/{desired.fleet}"
     labels = set(desired.callbacks) | set(recorded.callbacks)
     recorded_ids = {cb.id: label for label, cb in recorded.callbacks.items()}
     callbacks: dict[str, ObservedCallback] = {}
@@ -51,12 +85,7 @@ def refresh(api: FleetApi, desired: Desired, recorded: Recorded, *, parallelism:
         label = recorded_ids.get(str(item.get("id")))
         if label is not None and label not in callbacks:
             callbacks[label] = _observed_callback(label, item, desired, recorded)
-    listing = list_vehicles(api, fleet)
-    managed = groups.members(desired, listing).vehicles
-    vins = (set(managed) | (set(recorded.vehicles) if desired.prune else set())) & set(listing)
-    statuses = read_statuses(api, fleet, vins, listing, parallelism)
-    vehicles = {vin: ObservedVehicle(vin, vid, status_doc.vehicle_config(doc)) for vin, (vid, doc) in statuses.items()}
-    return Observed(callbacks=callbacks, vehicles=vehicles, listing=listing)
+    return callbacks
 
 
 def _observed_callback(label: str, item: dict[str, Any], desired: Desired, recorded: Recorded) -> ObservedCallback:

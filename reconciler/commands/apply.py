@@ -6,22 +6,23 @@ import getpass
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..api.client import FleetApi
-from ..core import durations, planner, rollout
-from ..core.changes import Plan
-from ..core.model import Desired, Recorded, Rollout
+from ..core import addresses, durations, planner, rollout
+from ..core.changes import Drift, Plan
+from ..core.model import Desired, Notify, Recorded, Rollout
 from ..errors import ReconcilerError, StalePlanError
 from ..fleetfile import loader
 from ..render import report, text
 from ..render.json_plan import dumps, plan_document
 from ..render.report import BarProgress, LineProgress
-from ..run import connection, gcpause, rollouts, saved_plan
+from ..run import connection, gcpause, notify, rollouts, saved_plan
 from ..run.actions import Gate
 from ..run.executor import CANNOT, HELD_RESULTS, OK_RESULTS, PENDING, SKIPPED, Executor, Outcome, Progress
 from ..run.interrupts import Interrupts
@@ -45,6 +46,7 @@ class Options:
     continue_rollout: bool = False
     ignore_windows: bool = False
     one_wave: bool = False  # watch: at most one rollout wave a run (apply --no-wait too)
+    notify: bool = True  # post the run's events to the fleet file's notify: targets
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,12 @@ class RunResult:
     outcomes: list[Outcome]
     halted: str = ""  # the rollout's halt (exit 5)
     window_closed: str = ""  # when the change window opens, if it held changes back (exit 3)
+    drift: tuple[Drift, ...] = ()  # what the run's refresh found changed outside reconciler
+    changes: Mapping[str, int] = field(default_factory=dict)  # changes sent, by action (create, send …)
+    requests: Mapping[tuple[str, str], int] = field(default_factory=dict)  # API answers by (method, status)
+    pending_actions: int = 0  # journaled remote actions whose outcome is not known yet, after the run
+    fleet: str = ""
+    notify: tuple[Notify, ...] = ()  # the fleet file's notify: targets
 
 
 def run(
@@ -102,7 +110,21 @@ def run(
         if outcome.outcomes:
             report.report(outcome.outcomes, stdout)
         brakes_said(outcome, stdout)
+    if options.notify:
+        for delivery in notify_run(outcome):
+            if delivery.error:
+                stdout.write(f"Notification to {delivery.target} failed: {delivery.error} (the run's result stands).\n")
+            else:
+                stdout.write(f"Notified {delivery.target} of {delivery.events} event(s).\n")
     return outcome.code
+
+
+def notify_run(outcome: RunResult) -> list[notify.Delivery]:
+    """Post the run's events to the fleet file's ``notify:`` targets that ask for them."""
+    if not outcome.notify:
+        return []
+    found = notify.events(outcome.outcomes, outcome.drift, outcome.halted)
+    return notify.send(outcome.notify, outcome.fleet, outcome.code, found)
 
 
 def brakes_said(outcome: RunResult, out: TextIO) -> None:
@@ -181,6 +203,8 @@ def apply_fleet(
                         break
                 if any(p.plan.changes for p in passes):
                     stderr.write(f"API: {api.usage()}\n")
+                requests = dict(api.answers)
+            pending = store.count_pending()
         finally:
             store.release_lock(lock_id)
     finally:
@@ -189,7 +213,21 @@ def apply_fleet(
     earlier = [o for p in passes[:-1] for o in p.settled + p.sent]
     outcomes = earlier + _one_per_address(last.settled, last.sent, last.held_outcomes())
     code = _exit_code(outcomes, interrupts, halted=last.halted, window_closed=last.window_closed)
-    return RunResult(code, last.plan, outcomes, last.halted, last.window_closed)
+    changes = Counter(c.action for p in passes for c in p.plan.changes)
+    drift = passes[0].plan.drift
+    return RunResult(
+        code,
+        last.plan,
+        outcomes,
+        last.halted,
+        last.window_closed,
+        drift,
+        dict(changes),
+        requests,
+        pending,
+        desired.fleet,
+        desired.notify,
+    )
 
 
 @dataclass
@@ -204,8 +242,14 @@ class _Pass:
     rollout: Rollout | None = None
 
     def held_outcomes(self) -> list[Outcome]:
-        held = [Outcome(h.address, HELD_RESULTS.get(h.kind, PENDING), h.reason) for h in self.plan.held]
-        return held + [Outcome(c.address, CANNOT, c.reason) for c in self.plan.cannot_apply]
+        held = [
+            Outcome(h.address, HELD_RESULTS.get(h.kind, PENDING), h.reason, addresses.remote_type_of(h.address), h.kind)
+            for h in self.plan.held
+        ]
+        cannot = [
+            Outcome(c.address, CANNOT, c.reason, addresses.remote_type_of(c.address)) for c in self.plan.cannot_apply
+        ]
+        return held + cannot
 
 
 def _one_pass(

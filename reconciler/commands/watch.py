@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..core import addresses
 from ..core.changes import Plan
@@ -26,7 +26,10 @@ from ..errors import LockHeldError, ReconcilerError
 from ..run.executor import CONFIRMED, FAILED, Outcome, Progress
 from ..run.interrupts import Interrupts
 from ..state.base import open_store, state_url
-from .apply import Options, RunResult, apply_fleet
+from .apply import Options, RunResult, apply_fleet, notify_run
+
+if TYPE_CHECKING:
+    from ..service.metrics import Metrics
 
 REPEATED = 3  # failed runs in a row before a vehicle is backed off
 MAX_BACKOFF = timedelta(hours=24)
@@ -71,17 +74,45 @@ def run(
     out: TextIO,
     stderr: TextIO,
     stop: threading.Event | None = None,
+    metrics_host: str = "127.0.0.1",
+    metrics_port: int | None = None,
 ) -> int:
+    """``metrics_port``: serve Prometheus metrics there (0 picks a free port, logged) while watching."""
     stop = stop or threading.Event()
+    logger = JsonLines(out)
+    metrics = None
+    if metrics_port is not None:
+        from ..service.metrics import Metrics  # prometheus_client loads only when asked for
+
+        metrics = Metrics()
+        logger.log(event="metrics", url=metrics.serve(metrics_host, metrics_port))
+    try:
+        return _loop(path, interval, jitter, once, options, env, logger, stderr, stop, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _loop(
+    path: str,
+    interval: float,
+    jitter: float,
+    once: bool,
+    options: Options,
+    env: Mapping[str, str],
+    logger: JsonLines,
+    stderr: TextIO,
+    stop: threading.Event,
+    metrics: Metrics | None,
+) -> int:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-    logger = JsonLines(out)
     failures: Counter[str] = Counter()
     options = replace(options, auto_approve=True, one_wave=True)  # one rollout wave a run, at most
     code = 0
     while True:
-        code, opens_at = _one_run(path, options, env, logger, stderr, failures, interval, stop)
+        code, opens_at = _one_run(path, options, env, logger, stderr, failures, interval, stop, metrics)
         if once or stop.is_set():
             break
         wait = interval * (1 + random.uniform(-jitter, jitter))
@@ -104,6 +135,7 @@ def _one_run(
     failures: Counter[str],
     interval: float,
     stop: threading.Event,
+    metrics: Metrics | None = None,
 ) -> tuple[int, str]:
     """One run: its exit code, and when the change window opens if it is closed."""
     started = time.monotonic()
@@ -127,9 +159,13 @@ def _one_run(
         )
     except LockHeldError as exc:
         logger.log(event="run", skipped="state locked", detail=str(exc), code=3)
+        if metrics is not None:
+            metrics.run_ended(code=3, at=time.time())
         return 3, ""
     except ReconcilerError as exc:
         logger.log(event="run", error=str(exc), code=exc.exit_code)
+        if metrics is not None:
+            metrics.run_ended(code=exc.exit_code, at=time.time())
         return exc.exit_code, ""
     counts = Counter(o.result for o in result.outcomes)
     plan = planned[0] if planned else None
@@ -144,6 +180,22 @@ def _one_run(
         **_brakes(result),
     )
     _back_off_repeated_failures(path, env, result.outcomes, failures, interval, logger)
+    deliveries = notify_run(result)
+    for delivery in deliveries:
+        logger.log(event="notify", url=delivery.target, events=delivery.events, error=delivery.error or None)
+    if metrics is not None:
+        metrics.run_ended(
+            code=result.code,
+            at=time.time(),
+            outcomes=result.outcomes,
+            changes=result.changes,
+            requests=result.requests,
+            drift=len({d.address for d in result.drift}),
+            pending=result.pending_actions,
+            halted=bool(result.halted)
+            or (result.plan is not None and result.plan.rollout is not None and result.plan.rollout.state == "halted"),
+        )
+        metrics.notified(sum(1 for d in deliveries if not d.error), sum(1 for d in deliveries if d.error))
     return result.code, result.window_closed if result.window_closed != "later" else ""
 
 

@@ -6,23 +6,45 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Mapping
-from typing import TextIO
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ReconcilerError
 from ..fleetfile import loader
 from ..service.webhook_receiver import MAX_BODY, create_app
-from ..state.base import open_store, state_url
+from ..state.base import StateStore, open_store, state_url
+
+if TYPE_CHECKING:
+    from ..service.metrics import Metrics
 
 
-def run(path: str, *, host: str, port: int, max_body: int, env: Mapping[str, str], out: TextIO) -> int:
+def run(
+    path: str,
+    *,
+    host: str,
+    port: int,
+    max_body: int,
+    env: Mapping[str, str],
+    out: TextIO,
+    metrics_host: str = "127.0.0.1",
+    metrics_port: int | None = None,
+) -> int:
     import uvicorn
 
     desired = loader.read(path, env)
     sock = listen(host, port)  # before saying "listening": a port in use is an error, not a later surprise
     store = open_store(state_url(path, env), fleet=desired.fleet)
+    metrics = None
     try:
-        app = create_app(desired, store, max_body=max_body or MAX_BODY)
+        count = None
+        if metrics_port is not None:
+            from ..service.metrics import Metrics
+
+            metrics = Metrics()
+            out.write(f"metrics at {metrics.serve(metrics_host, metrics_port)}\n")
+            metrics.pending.set(store.count_pending())
+            count = _counter(metrics, store)
+        app = create_app(desired, store, max_body=max_body or MAX_BODY, count=count)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         bound = sock.getsockname()[1]
         out.write(f"reconciler webhook receiver listening on http://{host}:{bound}/ for fleet {desired.fleet}\n")
@@ -34,7 +56,20 @@ def run(path: str, *, host: str, port: int, max_body: int, env: Mapping[str, str
     finally:
         sock.close()
         store.close()
+        if metrics is not None:
+            metrics.close()
     return 0
+
+
+def _counter(metrics: Metrics, store: StateStore) -> Callable[[str, int], None]:
+    """What the receiver tells, counted; the pending actions read again when something was recorded."""
+
+    def count(result: str, n: int) -> None:
+        metrics.webhook_events_counted(result, n)
+        if result == "recorded" and n:
+            metrics.pending.set(store.count_pending())
+
+    return count
 
 
 def listen(host: str, port: int) -> socket.socket:

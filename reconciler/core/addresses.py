@@ -39,6 +39,20 @@ def vin_of(address: str) -> str | None:
     return None
 
 
+def remote_type_of(address: str) -> str:
+    """The remote type a vehicle address's actions have; "" for a callback address."""
+    from ..api import spec
+
+    part = address.split(".", 2)[2] if address.startswith("vehicle.") and address.count(".") >= 2 else ""
+    return {
+        PRECONDITIONING: spec.THERMAL_PRECONDITIONING,
+        CHARGING_SCHEDULE: spec.CHARGING,
+        CHARGING_PREFERENCES: spec.CHARGING,
+        IMMOBILIZATION: spec.IMMOBILIZATION,
+        STOLEN: spec.STOLEN,
+    }.get(part, "")
+
+
 def is_valid_target(target: str) -> bool:
     """Whether ``target`` names a callback, a vehicle, or one part of a vehicle."""
     return bool(_TARGET.match(target))

@@ -220,6 +220,38 @@ class Windows:
     deny: tuple[Window, ...] = ()
 
 
+NOTIFY_KINDS = ("failed", "halted", "drift", "budget", "held")
+
+
+@dataclass(frozen=True)
+class Notify:
+    """A ``notify:`` entry: where a run's events are posted, which kinds, with which headers."""
+
+    url: str | Secret
+    on: tuple[str, ...]
+    headers: tuple[tuple[str, str | Secret], ...] = ()
+
+    @property
+    def shown(self) -> str:
+        """The URL as messages may show it: ``${VAR}`` for a secret one, else without query or user."""
+        if isinstance(self.url, Secret):
+            return "${" + self.url.variable + "}"
+        return public_url(self.url)
+
+
+def public_url(url: str) -> str:
+    """``scheme://host[:port]/path``: what of a URL can be printed (a query or user part may be a token)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a URL that cannot be read)"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
 @dataclass(frozen=True)
 class Desired:
     """fleet.yaml, loaded, checked and resolved (profiles applied, secrets read).
@@ -240,6 +272,7 @@ class Desired:
     rollout: RolloutPolicy | None = None
     windows: Windows | None = None
     wakeups: WakeupPolicy | None = None
+    notify: tuple[Notify, ...] = ()
     # SHA-256 of what the file declares (brakes and notifications aside): a rollout's identity
     config_hash: str = ""
 

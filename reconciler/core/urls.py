@@ -48,6 +48,16 @@ def api_url_problem(url: str) -> str | None:
     return None
 
 
+def notify_url_problem(url: str) -> str | None:
+    """Why reconciler will not post notifications to ``url``, or None."""
+    shape = _shape_problem(url)
+    if shape:
+        return f"the URL {shape}"
+    if url.startswith("http://") and not is_loopback(url):
+        return "the URL is plain http://: notifications (and their headers) would cross the network in clear"
+    return None
+
+
 def target_problem(url: str, *, local_api: bool) -> str | None:
     """Why the API would refuse ``url`` as a webhook target, or None.
 

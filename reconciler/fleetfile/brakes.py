@@ -1,4 +1,5 @@
-"""The brakes a fleet file declares (DESIGN §9.3): ``rollout:`` and ``windows:``, checked and read.
+"""What a fleet file declares about operating it (DESIGN §9.3, §9.4): ``rollout:``, ``windows:``,
+``wakeups:`` and ``notify:``, checked and read.
 
 The schema has checked their shapes; what is checked here is what a shape
 cannot say: waves that add vehicles and end with the whole fleet, a time zone
@@ -13,8 +14,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from ..core import urls
 from ..core.durations import FormatError, Share, seconds
-from ..core.model import RolloutPolicy, Window, Windows
+from ..core.model import Notify, RolloutPolicy, Secret, Window, Windows
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
 from ..core.wakeups import DEFAULT_AWAKE_FOR, WakeupPolicy
 from . import schema
@@ -79,6 +81,29 @@ def wakeups(b: _Builder) -> WakeupPolicy | None:
         except FormatError as exc:
             b.problem(("wakeups", "awakeFor"), str(exc), "write a duration such as 3m")
     return WakeupPolicy(per_month, reserve, awake_for)
+
+
+def notify(b: _Builder) -> tuple[Notify, ...]:
+    """``notify:``: each target checked (https:// off this machine), its secrets read from the environment."""
+    raw = b.data.get("notify")
+    if not isinstance(raw, list) or b.report.is_bad("notify"):
+        return ()
+    found = []
+    for index, entry in enumerate(raw):
+        path = ("notify", index)
+        url = b.read_value(entry["url"], (*path, "url"))
+        value = url.value if isinstance(url, Secret) else str(url)
+        problem = urls.notify_url_problem(value)
+        if problem:
+            if isinstance(url, Secret):  # the value is secret: say where it came from, not what it is
+                problem = f"the URL {entry['url']} reads from the environment is not an https:// URL"
+            b.problem((*path, "url"), problem, "write https://host/path (http:// only to this machine)")
+        headers = tuple(
+            (name, b.read_value(value, (*path, "headers", name)))
+            for name, value in sorted((entry.get("headers") or {}).items())
+        )
+        found.append(Notify(url, tuple(entry["on"]), headers))
+    return tuple(found)
 
 
 def windows(b: _Builder) -> Windows | None:

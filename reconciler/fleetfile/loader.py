@@ -215,6 +215,7 @@ class _Builder:
             rollout=brakes.rollout(self),
             windows=brakes.windows(self),
             wakeups=brakes.wakeups(self),
+            notify=brakes.notify(self),
             config_hash=brakes.config_hash(self.data),
         )
 
@@ -314,9 +315,14 @@ class _Builder:
                 attributes.append(Attribute(kind, key, self._value(value, where)))
         return tuple(sorted(attributes, key=lambda a: (a.kind, a.key)))
 
-    def _value(self, text: str, path: DataPath) -> Value:
+    def read_value(self, text: str, path: DataPath) -> str | Secret:
+        """A literal, or a secret from ``${VAR}`` (set and not empty), with no API variables."""
+        value = self._value(text, path, api_variables=False)
+        return value if isinstance(value, Secret) else str(value)
+
+    def _value(self, text: str, path: DataPath, *, api_variables: bool = True) -> Value:
         """A literal, an API variable ($vin …) checked by name, or a secret from ${VAR}."""
-        variable = _API_VARIABLE.match(text)
+        variable = _API_VARIABLE.match(text) if api_variables else None
         if variable and variable.group(1) not in spec.ATTRIBUTE_VARIABLES:
             known = ", ".join("$" + v for v in spec.ATTRIBUTE_VARIABLES)
             guess = schema.suggest(variable.group(1), list(spec.ATTRIBUTE_VARIABLES))

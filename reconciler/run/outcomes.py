@@ -39,6 +39,7 @@ class Outcome:
     result: str
     detail: str = ""
     remote_type: str = ""
+    kind: str = ""  # why it was not sent, when it was held (``changes.Held.kind``): wave, window, wakeups …
 
 
 class Progress:

@@ -50,7 +50,7 @@ class WakeupLedger:
         if wakes and self.hold and not urgent:  # urgent changes use the reserve
             reason = spent_reason(self.policy, use, now)
             if reason:
-                return Outcome(change.address, HELD, reason, change.remote_type or ""), False
+                return Outcome(change.address, HELD, reason, change.remote_type or "", "wakeups"), False
         return None, wakes
 
     def sent(self, change: Change, wakes: bool) -> None:

@@ -35,7 +35,7 @@ from ..state.base import PENDING_JOURNAL_STATUSES, StateStore
 MAX_BODY = 1024 * 1024
 READ_TIMEOUT = 10.0  # seconds to receive a whole body: a slow sender holds a connection, not the receiver
 log = logging.getLogger("reconciler.webhook")
-# Told of each request's result: "recorded", "duplicate", "refused" (for metrics).
+# Told how many events (requests, for "refused") had each result: "recorded", "duplicate", "refused", "error".
 Counter = Callable[[str, int], None]
 
 
@@ -101,6 +101,7 @@ def create_app(
             new = sum(record_event(store, event) for event in body["events"])
         except Exception as exc:  # any failure to store means "send them again"
             log.error("could not store %d events: %s: %s", len(body["events"]), type(exc).__name__, exc)
+            tally("error", len(body["events"]))
             return _answer(500, "the events could not be stored; send them again")
         tally("recorded", new)
         tally("duplicate", len(body["events"]) - new)

@@ -113,6 +113,10 @@ class StateStore(Protocol):
 
     def spend_wakeups(self, vin: str, month: str) -> None: ...
 
+    def count_pending(self) -> int:
+        """How many remote actions are journaled and not ended (sent, outcome not known yet)."""
+        ...
+
     def touch(self, vin: str, at: str) -> None:
         """The vehicle was in contact at ``at``."""
         ...

@@ -539,6 +539,16 @@ class SQLStore:
         entries = self.journal(remote_action_id=remote_action_id)
         return entries[0] if entries else None
 
+    def count_pending(self) -> int:
+        if self.db is None:
+            return 0
+        marks = ",".join("?" * len(_PENDING))
+        with self.lock:
+            row = self.db.execute(
+                f"SELECT COUNT(*) FROM actions WHERE status IN ({marks}) AND vin IS NOT NULL", _PENDING
+            ).fetchone()
+        return int(row[0])
+
     def journal(
         self, *, pending_only: bool = False, address: str | None = None, remote_action_id: str | None = None
     ) -> list[JournalEntry]:

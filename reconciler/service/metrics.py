@@ -1,0 +1,179 @@
+"""Prometheus metrics for ``watch`` and ``webhook`` (DESIGN §9.4), served at ``/metrics``.
+
+Each process has its own registry: the names below, plus the process and
+platform collectors. No label carries a VIN or an address (a 100,000-vehicle
+fleet would make as many series): actions are counted by remote type and
+result, held addresses by reason. Counters add up over the runs of one
+process; the gauges say how the last run left things.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import start_http_server
+
+from ..api import spec
+from ..errors import ReconcilerError
+from ..run.outcomes import ACCEPTED, CANNOT, CONFIRMED, FAILED, HELD, PENDING, SKIPPED, WAITS, Outcome
+
+ACTION_RESULTS = ("confirmed", "failed", "pending", "skipped", "held")
+# How each outcome of the report is counted (DESIGN §9.4 names five results).
+_RESULT = {
+    CONFIRMED: "confirmed",
+    ACCEPTED: "pending",  # accepted by the API, its outcome not known yet (--no-wait)
+    PENDING: "pending",
+    FAILED: "failed",
+    SKIPPED: "skipped",
+    CANNOT: "skipped",  # the vehicle cannot take it: never sent
+    HELD: "held",
+    WAITS: "held",
+}
+HELD_REASONS = ("pending", "backoff", "wave", "window", "halted", "wakeups")
+CHANGE_ACTIONS = ("create", "update", "delete", "pause", "resume", "send")
+REMOTE_TYPES = (spec.THERMAL_PRECONDITIONING, spec.CHARGING, spec.IMMOBILIZATION, spec.STOLEN, "callback")
+WEBHOOK_RESULTS = ("recorded", "duplicate", "refused", "error")
+
+
+class Metrics:
+    """One process's metrics, and the HTTP server that serves them."""
+
+    def __init__(self) -> None:
+        registry = self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        self.runs = Counter(
+            "reconciler_runs", "Runs (refresh, plan, apply), by exit code.", ["code"], registry=registry
+        )
+        self.changes = Counter(
+            "reconciler_changes", "Changes sent, by action (create, update, …).", ["action"], registry=registry
+        )
+        self.actions = Counter(
+            "reconciler_actions",
+            "Remote actions and callback changes, by remote type and result "
+            "(confirmed, failed, pending, skipped, held).",
+            ["remote_type", "result"],
+            registry=registry,
+        )
+        self.drift = Gauge(
+            "reconciler_drift_addresses", "Addresses the last run found changed outside reconciler.", registry=registry
+        )
+        self.pending = Gauge(
+            "reconciler_pending_actions",
+            "Remote actions sent whose outcome is not known yet (read from the state).",
+            registry=registry,
+        )
+        self.held = Gauge(
+            "reconciler_held_addresses",
+            "Addresses the last run left alone, by reason (pending, backoff, wave, window, halted, wakeups).",
+            ["reason"],
+            registry=registry,
+        )
+        self.requests = Counter(
+            "reconciler_api_requests",
+            "Fleet API answers, by method and HTTP status (error: no answer).",
+            ["method", "code"],
+            registry=registry,
+        )
+        self.halted = Gauge(
+            "reconciler_rollout_halted", "1 while the rollout is halted on its failure budget.", registry=registry
+        )
+        self.last_run = Gauge(
+            "reconciler_last_run_timestamp_seconds", "When the last run ended (Unix time).", registry=registry
+        )
+        self.webhook_events = Counter(
+            "reconciler_webhook_events",
+            "Webhook events by result: recorded, duplicate, error (not stored: the API sends them again); "
+            "refused counts requests.",
+            ["result"],
+            registry=registry,
+        )
+        self.notifications = Counter(
+            "reconciler_notifications",
+            "Notifications posted, by result (delivered, failed).",
+            ["result"],
+            registry=registry,
+        )
+        # Known label values start at zero: a rate() needs the series before its first increment.
+        for action in CHANGE_ACTIONS:
+            self.changes.labels(action)
+        for remote_type in REMOTE_TYPES:
+            for result in ACTION_RESULTS:
+                self.actions.labels(remote_type, result)
+        for reason in HELD_REASONS:
+            self.held.labels(reason)
+        for result in WEBHOOK_RESULTS:
+            self.webhook_events.labels(result)
+        for result in ("delivered", "failed"):
+            self.notifications.labels(result)
+        self._server: Any = None
+
+    def serve(self, host: str, port: int) -> str:
+        """Serve ``/metrics`` on ``host:port`` in a daemon thread; the URL. A port in use is an error."""
+        try:
+            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise ReconcilerError(f"cannot serve metrics on {host}:{port}: {exc}") from exc
+        bound = self._server.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{bound}/metrics"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # what watch tells after each run
+
+    def run_ended(
+        self,
+        *,
+        code: int,
+        at: float,
+        outcomes: Iterable[Outcome] = (),
+        changes: Mapping[str, int] | None = None,
+        requests: Mapping[tuple[str, str], int] | None = None,
+        drift: int | None = None,
+        pending: int | None = None,
+        halted: bool | None = None,
+    ) -> None:
+        """Count a run; the gauges it knows of are set (a run that failed early leaves them as they were)."""
+        self.runs.labels(str(code)).inc()
+        self.last_run.set(at)
+        for action, count in (changes or {}).items():
+            self.changes.labels(action).inc(count)
+        held: dict[str, int] = dict.fromkeys(HELD_REASONS, 0)
+        counted = False
+        for outcome in outcomes:
+            counted = True
+            self.actions.labels(outcome.remote_type or "callback", _RESULT.get(outcome.result, "skipped")).inc()
+            if outcome.kind:
+                held[outcome.kind] = held.get(outcome.kind, 0) + 1
+        if counted or changes is not None:
+            for reason, count in held.items():
+                self.held.labels(reason).set(count)
+        for key, count in (requests or {}).items():
+            self.requests.labels(*key).inc(count)
+        if drift is not None:
+            self.drift.set(drift)
+        if pending is not None:
+            self.pending.set(pending)
+        if halted is not None:
+            self.halted.set(1 if halted else 0)
+
+    def notified(self, delivered: int, failed: int) -> None:
+        if delivered:
+            self.notifications.labels("delivered").inc(delivered)
+        if failed:
+            self.notifications.labels("failed").inc(failed)
+
+    # what the webhook receiver tells
+
+    def webhook_events_counted(self, result: str, count: int) -> None:
+        """``count`` events recorded, duplicate or failed to store; a refused request counts once."""
+        if count > 0:
+            self.webhook_events.labels(result).inc(count)
