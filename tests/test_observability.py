@@ -11,13 +11,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from e2e import FLEET, SECRET, VINS, apply
+from loopback import Receiver
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.cli import main
@@ -34,35 +34,9 @@ NOTIFY_TOKEN = "notify-secret-41c9"
 FAILING = VINS[2]
 
 
-class Hook:
-    """A loopback receiver of notifications: what came, with its headers."""
-
-    def __init__(self, status: int = 200) -> None:
-        received = self.received = []  # type: list[tuple[dict[str, str], dict[str, Any]]]
-        answer = status
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
-                self.send_response(answer)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/reconciler"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def hook() -> Iterator[Hook]:
-    h = Hook()
+def hook() -> Iterator[Receiver]:
+    h = Receiver()
     yield h
     h.close()
 
@@ -86,7 +60,7 @@ def labels_of(family: Any) -> set[tuple[str, ...]]:
 
 
 def test_watch_serves_the_metrics_after_a_run_with_a_failed_action(
-    sim: Simulator, fleet: Path, hook: Hook, monkeypatch: pytest.MonkeyPatch
+    sim: Simulator, fleet: Path, hook: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NOTIFY_TOKEN", NOTIFY_TOKEN)
     with_notify(fleet, hook.url)
@@ -143,8 +117,8 @@ def test_watch_serves_the_metrics_after_a_run_with_a_failed_action(
     assert samples[("reconciler_last_run_timestamp_seconds", ())] > time.time() - 120
     assert not any(FAILING in str(s.labels) for f in found.values() for s in f.samples)  # no VIN labels
     # the run's notification: the failed vehicle named, the secret header carried
-    headers, body = hook.received[0]
-    assert headers["authorization"] == f"Bearer {NOTIFY_TOKEN}"
+    headers, body = hook.requests[0]["headers"], hook.requests[0]["body"]
+    assert headers["Authorization"] == f"Bearer {NOTIFY_TOKEN}"
     assert body["fleet"] == "0a123bc5d1e873066454b4d9" and body["code"] == 4 and body["run"]
     assert {e["kind"] for e in body["events"]} == {"failed"}
     assert any(FAILING in e["address"] and "VehicleConnectionTimeout" in e["detail"] for e in body["events"])
@@ -178,14 +152,14 @@ class _Lines(io.StringIO):
         raise AssertionError(f"no {event} line in {self.text()}")
 
 
+def service(*argv: str) -> subprocess.Popen[str]:
+    """``reconciler ARGV…`` in its own process, its output read line by line."""
+    command = [sys.executable, "-m", "reconciler", *argv]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+
+
 def test_watch_as_a_service_serves_metrics_and_exits_0_on_sigterm(sim: Simulator, fleet: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "watch", "-f", str(fleet), "--interval", "1h", "--metrics-port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ,
-    )
+    process = service("watch", "-f", str(fleet), "--interval", "1h", "--metrics-port", "0")
     try:
         assert process.stdout is not None
         url = ""
@@ -221,13 +195,7 @@ def test_webhook_counts_events_by_result(sim: Simulator, fleet: Path, monkeypatc
         FLEET.replace('headers: {Authorization: "${HOOK_TOKEN}"}', 'headers: {X-Webhook-Token: "${WEBHOOK_TOKEN}"}')
     )
     assert apply(fleet, "--target", "callback.ops") == 0
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "webhook", "-f", str(fleet), "--port", "0", "--metrics-port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ,
-    )
+    process = service("webhook", "-f", str(fleet), "--port", "0", "--metrics-port", "0")
     try:
         assert process.stdout is not None
         metrics_url = process.stdout.readline().split()[-1]
@@ -247,12 +215,12 @@ def test_webhook_counts_events_by_result(sim: Simulator, fleet: Path, monkeypatc
 
 
 def test_apply_notifies_with_the_secret_header_and_never_prints_it(
-    sim: Simulator, fleet: Path, hook: Hook, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sim: Simulator, fleet: Path, hook: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("NOTIFY_TOKEN", NOTIFY_TOKEN)
     with_notify(fleet, hook.url)
     assert apply(fleet) == 0
-    assert hook.received == []  # nothing of the kinds asked for: nothing posted
+    assert hook.requests == []  # nothing of the kinds asked for: nothing posted
     sim.engine.configure_vehicle(FAILING, fail_cause="VehicleConnectionTimeout")
     with_notify(fleet, hook.url)
     fleet.write_text(fleet.read_text().replace('"07:30"', '"07:45"'))
@@ -260,29 +228,29 @@ def test_apply_notifies_with_the_secret_header_and_never_prints_it(
     out = capsys.readouterr().out
     assert f"Notified {hook.url} of 1 event(s)." in out
     assert NOTIFY_TOKEN not in out
-    headers, body = hook.received[0]
-    assert headers["authorization"] == f"Bearer {NOTIFY_TOKEN}" and headers["content-type"] == "application/json"
+    headers, body = hook.requests[0]["headers"], hook.requests[0]["body"]
+    assert headers["Authorization"] == f"Bearer {NOTIFY_TOKEN}" and headers["Content-Type"] == "application/json"
     assert [e["address"] for e in body["events"]] == [f"vehicle.{FAILING}.preconditioning"]
     assert apply(fleet, "--no-notify") == 4
-    assert len(hook.received) == 1
+    assert len(hook.requests) == 1
 
 
 def test_a_notification_that_cannot_be_delivered_is_said_and_does_not_change_the_exit_code(
     sim: Simulator, fleet: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("NOTIFY_TOKEN", NOTIFY_TOKEN)
-    refusing = Hook(status=500)
+    refusing = Receiver(codes=[500, 500])
     try:
         with_notify(fleet, refusing.url + "?token=in-the-query")
         sim.engine.configure_vehicle(FAILING, fail_cause="VehicleConnectionTimeout")
         assert apply(fleet) == 4
         out = capsys.readouterr().out
         assert f"Notification to {refusing.url} failed: answered 500 (the run's result stands)." in out
-        assert len(refusing.received) == 2  # one retry
+        assert len(refusing.requests) == 2  # one retry
         assert "in-the-query" not in out
     finally:
         refusing.close()
-    closed = Hook()
+    closed = Receiver()
     closed.close()
     with_notify(fleet, closed.url)
     assert apply(fleet) == 4

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import REFERENCE
+from loopback import Receiver
 from simclient import air_set, callback_body, client
 from spec_check import SpecChecker
 
@@ -407,33 +405,6 @@ def test_state_ca_and_credentials_survive_a_restart(tmp_path: Path) -> None:
 
 
 # webhooks
-
-
-class Receiver:
-    """A loopback webhook target recording what it receives; answers ``codes`` in turn, then 200."""
-
-    def __init__(self, codes: list[int] | None = None) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.codes = list(codes or [])
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                self.send_response(receiver.codes.pop(0) if receiver.codes else 200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
