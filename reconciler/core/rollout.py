@@ -53,6 +53,8 @@ def stage(
     ignore_windows: bool = False,
 ) -> Staged:
     """``plan`` cut to what may go at ``now``; ``judgement``: what is known of the recorded rollout's wave."""
+    if desired.rollout is None and desired.windows is None:
+        return Staged(plan, None)  # no brakes: everything goes (a 100,000-vehicle plan is not copied)
     window = windows.state(desired.windows, now)
     closed = desired.windows is not None and not window.open and not ignore_windows
     rollout = _rollout(plan, desired, recorded, judgement, now, continue_rollout)
