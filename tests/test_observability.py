@@ -372,6 +372,9 @@ def test_explain_names_the_group_and_profile_and_refuses_a_stranger(
             "groups:\n  - {name: peugeots, match: {vinPrefix: VF3}, profile: commuter}\nvehicles:\n",
         ).replace("  VF3ABCDE0FG123457: {profile: commuter, immobilized: true}\n", "")
     )
+    doc = explain(fleet, capsys, VINS[0], "--no-refresh")  # never refreshed: the fleet's listing is not known
+    assert doc["listed"] is None and doc["summary"] == "not applied"
+    assert sections(doc)["preconditioning"]["source"] == {"group": "peugeots", "profile": "commuter"}
     assert apply(fleet) == 0
     doc = explain(fleet, capsys, VINS[0])
     assert doc["fleet_file"] == {"entry": False, "group": "peugeots", "managed": True}
@@ -381,3 +384,19 @@ def test_explain_names_the_group_and_profile_and_refuses_a_stranger(
     assert main(["explain", "VF7ZZZZZ0ZZ999999", "-f", str(fleet)]) == 1
     assert f"VF7ZZZZZ0ZZ999999 is not in {fleet}: no vehicles: entry names it" in capsys.readouterr().err
     assert main(["explain", "not-a-vin", "-f", str(fleet)]) == 1
+
+
+def test_a_watch_run_that_ends_in_an_error_notifies_it(
+    sim: Simulator, fleet: Path, hook: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NOTIFY_TOKEN", NOTIFY_TOKEN)
+    with_notify(fleet, hook.url, on="[failed]")
+    monkeypatch.setenv("RECONCILER_PASSWORD", "a-wrong-password")
+    code = main(["watch", "-f", str(fleet), "--once"])
+    assert code != 0
+    [request] = hook.requests
+    assert request["body"]["code"] == code
+    [event] = request["body"]["events"]
+    assert event["kind"] == "failed" and event["address"] == "run" and "401" in event["detail"]
+    assert "a-wrong-password" not in json.dumps(request["body"])
+    assert '"event": "notify"' in capsys.readouterr().out

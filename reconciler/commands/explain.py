@@ -104,12 +104,11 @@ def _explain(
     store: StateStore,
     now: datetime,
 ) -> dict[str, Any]:
-    members = groups.members(
-        desired, observed.listing if observed and observed.listing is not None else recorded.listing
-    )
-    wanted = members.vehicles.get(vin) or desired.vehicles.get(vin)
-    group = groups.first_taker(desired.groups, vin)
     listing = observed.listing if observed is not None and observed.listing is not None else recorded.listing
+    wanted = groups.members(desired, listing).vehicles.get(vin) or desired.vehicles.get(vin)
+    group = groups.first_taker(desired.groups, vin)
+    if wanted is None and group is not None:  # the group takes it once the fleet lists it
+        wanted = DesiredVehicle(vin, group.config, group.routes, group.sources, explicit=False)
     had = recorded.vehicles.get(vin)
     seen = observed.vehicles.get(vin) if observed is not None else None
     history = store.history(addresses.vehicle_prefix(vin))
@@ -232,13 +231,15 @@ def _status(section: Mapping[str, Any], *, managed: bool) -> str:
         return "changes planned"
     if not managed:
         return "not managed"
+    if section["desired"] != section["recorded"]:
+        return "not applied"  # nothing planned: the vehicle is not listed in the fleet (yet)
     return "converged"
 
 
 def _summary(sections: list[dict[str, Any]], managed: bool) -> str:
     if not managed:
         return "not managed by the fleet file (it was, once: the state still records it)"
-    for word in ("pending", "held", "failed", "drifted", "cannot apply", "changes planned"):
+    for word in ("pending", "held", "failed", "drifted", "cannot apply", "changes planned", "not applied"):
         if any(s["status"] == word for s in sections):
             return word
     return "converged"
@@ -289,6 +290,8 @@ def write_text(document: Mapping[str, Any], out: TextIO) -> None:
     out.write(f"  fleet file: {origin or 'not in it'}")
     if document["listed"] is not None:
         out.write("; listed in the fleet" if document["listed"] else "; NOT listed in the fleet by the API")
+    else:
+        out.write("; the fleet's listing is not known yet (a refresh reads it)")
     out.write(f"; vid {document['vid'] or 'not known yet'}\n")
     refresh = document["refresh"]
     if not refresh["requested"]:

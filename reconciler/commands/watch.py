@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ..core import addresses
 from ..core.changes import Plan
 from ..errors import LockHeldError, ReconcilerError
+from ..fleetfile import loader
+from ..run import notify
 from ..run.executor import CONFIRMED, FAILED, Outcome, Progress
 from ..run.interrupts import Interrupts
+from ..run.notify import Delivery
 from ..state.base import open_store, state_url
 from .apply import Options, RunResult, apply_fleet, notify_run
 
@@ -164,8 +167,10 @@ def _one_run(
         return 3, ""
     except ReconcilerError as exc:
         logger.log(event="run", error=str(exc), code=exc.exit_code)
+        deliveries = _notify_error(path, env, exc, logger)
         if metrics is not None:
             metrics.run_ended(code=exc.exit_code, at=time.time())
+            metrics.notified(sum(1 for d in deliveries if not d.error), sum(1 for d in deliveries if d.error))
         return exc.exit_code, ""
     counts = Counter(o.result for o in result.outcomes)
     plan = planned[0] if planned else None
@@ -181,8 +186,7 @@ def _one_run(
     )
     _back_off_repeated_failures(path, env, result.outcomes, failures, interval, logger)
     deliveries = notify_run(result)
-    for delivery in deliveries:
-        logger.log(event="notify", url=delivery.target, events=delivery.events, error=delivery.error or None)
+    _logged(deliveries, logger)
     if metrics is not None:
         metrics.run_ended(
             code=result.code,
@@ -197,6 +201,23 @@ def _one_run(
         )
         metrics.notified(sum(1 for d in deliveries if not d.error), sum(1 for d in deliveries if d.error))
     return result.code, result.window_closed if result.window_closed != "later" else ""
+
+
+def _notify_error(path: str, env: Mapping[str, str], exc: ReconcilerError, logger: JsonLines) -> list[Delivery]:
+    """A run that ended in an error is a ``failed`` event (address ``run``), when the fleet file can say where."""
+    try:
+        desired = loader.read(path, env)
+    except ReconcilerError:
+        return []  # the file itself is what is wrong: no notify: to read
+    found = [notify.Event("failed", "run", str(exc))]
+    deliveries = notify.send(desired.notify, desired.fleet, exc.exit_code, found)
+    _logged(deliveries, logger)
+    return deliveries
+
+
+def _logged(deliveries: list[Delivery], logger: JsonLines) -> None:
+    for delivery in deliveries:
+        logger.log(event="notify", url=delivery.target, events=delivery.events, error=delivery.error or None)
 
 
 def _brakes(result: RunResult) -> dict[str, object]:
