@@ -143,3 +143,33 @@ def test_state_migrate_quotes_the_line_to_paste_and_hides_the_password(
     assert main(["state", "migrate", "--to", f"sqlite:///{target}"]) == 0
     out = capsys.readouterr().out
     assert f"export RECONCILER_STATE='sqlite:///{target}'" in out
+
+
+def test_a_state_of_an_earlier_version_is_migrated_forward_with_its_data(tmp_path: Path) -> None:
+    import sqlite3
+
+    from reconciler.state.sqlite import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the state as the release before the wake-up budget left it
+        for script in MIGRATIONS[: SCHEMA_VERSION - 1]:
+            db.executescript(script)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+        for key, value in (("lineage", "L-old"), ("serial", "7"), ("fingerprint_key", "ab" * 32)):
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        db.execute(
+            "INSERT INTO vehicles (vin, vid, config, updated_at) VALUES (?, ?, ?, ?)",
+            ("VF3ABCDE0FG123456", "vid-1", '{"immobilized": true}', "2026-11-01T00:00:00+00:00"),
+        )
+    with pytest.raises(StateError, match="needs migrating"):
+        open_store(f"sqlite:///{path}", readonly=True)
+    store = open_store(f"sqlite:///{path}")
+    try:
+        recorded = store.read()
+        assert (recorded.lineage, recorded.serial) == ("L-old", 7)
+        assert recorded.vehicles["VF3ABCDE0FG123456"].config.immobilized is True
+        assert store.count_wakeup("VF3ABCDE0FG123456", "2026-11") == 1
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
