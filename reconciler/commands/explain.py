@@ -24,20 +24,11 @@ from ..core.model import Capabilities, Desired, DesiredVehicle, Observed, Record
 from ..core.wakeups import asleep, month_of, this_month
 from ..errors import AuthError, ReconcilerError
 from ..fleetfile import loader
+from ..run import rollouts
 from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore, open_store, state_url
-from .plan import read_recorded
 
-# address part -> the key of the section in a configuration's JSON (codec)
-_KEYS = {
-    addresses.PRECONDITIONING: "preconditioning",
-    addresses.CHARGING_SCHEDULE: "charging_schedule",
-    addresses.CHARGING_PREFERENCES: "charging_preferences",
-    addresses.IMMOBILIZATION: "immobilized",
-    addresses.STOLEN: "stolen",
-}
 _RECORDING_EVENTS = ("Success", "AlreadyDone", "adopted")  # history events that mean "recorded as in place"
 MAX_EVENTS = 10  # statuses shown per section (the last ones)
-_PENDING_STATUSES = PENDING_JOURNAL_STATUSES
 
 
 def run(
@@ -53,20 +44,21 @@ def run(
     if len(vin) != spec.VIN_LENGTH or not set(vin) <= spec.VIN_ALPHABET:
         raise ReconcilerError(f"{vin!r} is not a VIN: 17 capital letters and digits, never I, O or Q")
     desired = loader.read(path, env)
-    recorded, judgement = read_recorded(path, env, desired.fleet)
-    group = groups.first_taker(desired.groups, vin)
-    if vin not in desired.vehicles and group is None and vin not in recorded.vehicles:
-        raise ReconcilerError(
-            f"{vin} is not in {desired.source}: no vehicles: entry names it and no group takes it"
-            + (" (groups take the vehicles the fleet lists)" if desired.groups else "")
-        )
-    now = datetime.now(UTC)
-    observed, refresh_error = _refresh(desired, recorded, vin, path, env) if refresh else (None, "")
-    target = addresses.vehicle_prefix(vin)
-    result = planner.plan(desired, recorded, observed, targets=[target], now=now.isoformat(timespec="seconds"))
-    result = rollout.stage(result, desired, recorded.rollout, judgement, now).plan
     store = open_store(state_url(path, env), readonly=True, fleet=desired.fleet)
     try:
+        recorded = store.read()
+        group = groups.first_taker(desired.groups, vin)
+        if vin not in desired.vehicles and group is None and vin not in recorded.vehicles:
+            raise ReconcilerError(
+                f"{vin} is not in {desired.source}: no vehicles: entry names it and no group takes it"
+                + (" (groups take the vehicles the fleet lists)" if desired.groups else "")
+            )
+        now = datetime.now(UTC)
+        observed, refresh_error = _refresh(desired, recorded, vin, path, env) if refresh else (None, "")
+        target = addresses.vehicle_prefix(vin)
+        result = planner.plan(desired, recorded, observed, targets=[target], now=now.isoformat(timespec="seconds"))
+        judgement = rollouts.judge_wave(store, recorded.rollout)
+        result = rollout.stage(result, desired, recorded.rollout, judgement, now).plan
         document = _explain(vin, desired, recorded, observed, result, store, now)
     finally:
         store.close()
@@ -113,7 +105,7 @@ def _explain(
     seen = observed.vehicles.get(vin) if observed is not None else None
     history = store.history(addresses.vehicle_prefix(vin))
     sections = []
-    for part, key in _KEYS.items():
+    for part, key in addresses.JSON_KEYS.items():
         address = addresses.vehicle(vin, part)
         journal = store.journal(address=address)
         sections.append(
@@ -185,11 +177,11 @@ def _section(
             "age_seconds": _age(e.created_at, now),
         }
         for e in journal
-        if e.status in _PENDING_STATUSES
+        if e.status in PENDING_JOURNAL_STATUSES
     ]
     last = journal[-1] if journal else None
     failure = None
-    if last is not None and last.status not in _PENDING_STATUSES and last.status not in spec.SUCCESS_STATUSES:
+    if last is not None and last.status not in PENDING_JOURNAL_STATUSES and last.status not in spec.SUCCESS_STATUSES:
         failure = {"cause": last.failure_cause or last.status, "at": last.created_at, "key": last.key}
     statuses = [
         {"action": key_, "status": status, "cause": cause or None, "at": at}
@@ -255,13 +247,7 @@ def _age(created_at: str, now: datetime) -> int | None:
 def _wakeups(desired: Desired, store: StateStore, vin: str, now: datetime) -> dict[str, Any]:
     policy = desired.wakeups
     use = this_month(store.wakeup_use(vin, month_of(now)), now)
-    shown: dict[str, Any] = {
-        "month": use.month,
-        "used": use.used,
-        "spent": use.spent,
-        "last_contact": use.last_contact or None,
-        "asleep": asleep(use, now, policy.awake_for) if policy else None,
-    }
+    shown: dict[str, Any] = {**use.to_json(), "asleep": asleep(use, now, policy.awake_for) if policy else None}
     if policy is not None:
         shown.update(per_month=policy.per_month, reserve=policy.reserve, budget=policy.budget)
     return shown

@@ -38,14 +38,7 @@ def list_addresses(fleet_path: str, *, env: Mapping[str, str], out: TextIO) -> i
 
 def _vehicle_addresses(vin: str, vehicle: RecordedVehicle) -> list[str]:
     parts = codec.vehicle_config_to_json(vehicle.config)
-    names = {
-        "preconditioning": addresses.PRECONDITIONING,
-        "charging_schedule": addresses.CHARGING_SCHEDULE,
-        "charging_preferences": addresses.CHARGING_PREFERENCES,
-        "immobilized": addresses.IMMOBILIZATION,
-        "stolen": addresses.STOLEN,
-    }
-    return [addresses.vehicle(vin, names[key]) for key in parts]
+    return [addresses.vehicle(vin, part) for part, key in addresses.JSON_KEYS.items() if key in parts]
 
 
 def show(fleet_path: str, address: str, *, env: Mapping[str, str], out: TextIO) -> int:
@@ -72,19 +65,10 @@ def show(fleet_path: str, address: str, *, env: Mapping[str, str], out: TextIO) 
             raise StateError(f"nothing is recorded for {address}")
         config = codec.vehicle_config_to_json(vehicle.config)
         part = address.split(".", 2)[2] if address.count(".") >= 2 else ""
-        key = {
-            "charging.schedule": "charging_schedule",
-            "charging.preferences": "charging_preferences",
-            "immobilization": "immobilized",
-        }.get(part, part)
+        key = addresses.JSON_KEYS.get(part, part)
         document.update(vid=vehicle.vid, recorded=config.get(key) if key else config)
         if use is not None:  # this month's wake-ups (UTC), counted from what was sent and what the API said
-            document["wakeups"] = {
-                "month": use.month,
-                "used": use.used,
-                "spent": use.spent,
-                "last_contact": use.last_contact or None,
-            }
+            document["wakeups"] = use.to_json()
     if address in recorded.backoffs:
         backoff = recorded.backoffs[address]
         document["backoff"] = {"cause": backoff.cause, "until": backoff.until}

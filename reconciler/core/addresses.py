@@ -5,12 +5,30 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from ..api import spec
+
 PRECONDITIONING = "preconditioning"
 CHARGING_SCHEDULE = "charging.schedule"
 CHARGING_PREFERENCES = "charging.preferences"
 IMMOBILIZATION = "immobilization"
 STOLEN = "stolen"
 VEHICLE_PARTS = (PRECONDITIONING, CHARGING_SCHEDULE, CHARGING_PREFERENCES, IMMOBILIZATION, STOLEN)
+# The remote type of each part's actions.
+REMOTE_TYPES = {
+    PRECONDITIONING: spec.THERMAL_PRECONDITIONING,
+    CHARGING_SCHEDULE: spec.CHARGING,
+    CHARGING_PREFERENCES: spec.CHARGING,
+    IMMOBILIZATION: spec.IMMOBILIZATION,
+    STOLEN: spec.STOLEN,
+}
+# The key of each part in a configuration's JSON (the state's, plan's ``before``/``after``).
+JSON_KEYS = {
+    PRECONDITIONING: "preconditioning",
+    CHARGING_SCHEDULE: "charging_schedule",
+    CHARGING_PREFERENCES: "charging_preferences",
+    IMMOBILIZATION: "immobilized",
+    STOLEN: "stolen",
+}
 
 _TARGET = re.compile(
     r"callback\.[A-Za-z0-9][A-Za-z0-9_.-]*\Z"
@@ -41,16 +59,8 @@ def vin_of(address: str) -> str | None:
 
 def remote_type_of(address: str) -> str:
     """The remote type a vehicle address's actions have; "" for a callback address."""
-    from ..api import spec
-
     part = address.split(".", 2)[2] if address.startswith("vehicle.") and address.count(".") >= 2 else ""
-    return {
-        PRECONDITIONING: spec.THERMAL_PRECONDITIONING,
-        CHARGING_SCHEDULE: spec.CHARGING,
-        CHARGING_PREFERENCES: spec.CHARGING,
-        IMMOBILIZATION: spec.IMMOBILIZATION,
-        STOLEN: spec.STOLEN,
-    }.get(part, "")
+    return REMOTE_TYPES.get(part, "")
 
 
 def is_valid_target(target: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from . import urls
 from .durations import Share
 from .wakeups import WakeupPolicy, WakeupUse
 
@@ -236,20 +237,7 @@ class Notify:
         """The URL as messages may show it: ``${VAR}`` for a secret one, else without query or user."""
         if isinstance(self.url, Secret):
             return "${" + self.url.variable + "}"
-        return public_url(self.url)
-
-
-def public_url(url: str) -> str:
-    """``scheme://host[:port]/path``: what of a URL can be printed (a query or user part may be a token)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(a URL that cannot be read)"
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+        return urls.public_url(self.url)
 
 
 @dataclass(frozen=True)

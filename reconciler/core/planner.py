@@ -535,13 +535,15 @@ class _Section:
     decide: Callable[[_Planner, Any, Any, Any], _Outcome]
 
 
-_AIR = _Section(addresses.PRECONDITIONING, spec.THERMAL_PRECONDITIONING, _Planner._air)
-_SCHEDULE = _Section(addresses.CHARGING_SCHEDULE, spec.CHARGING, _Planner._schedule)
-_PREFERENCES = _Section(addresses.CHARGING_PREFERENCES, spec.CHARGING, _Planner._preferences)
-_IMMOBILIZATION = _Section(
-    addresses.IMMOBILIZATION, spec.IMMOBILIZATION, lambda planner, *values: planner._flag("immobilized", *values)
-)
-_STOLEN = _Section(addresses.STOLEN, spec.STOLEN, lambda planner, *values: planner._flag("stolen", *values))
+def _of_part(part: str, decide: Callable[[_Planner, Any, Any, Any], _Outcome]) -> _Section:
+    return _Section(part, addresses.REMOTE_TYPES[part], decide)
+
+
+_AIR = _of_part(addresses.PRECONDITIONING, _Planner._air)
+_SCHEDULE = _of_part(addresses.CHARGING_SCHEDULE, _Planner._schedule)
+_PREFERENCES = _of_part(addresses.CHARGING_PREFERENCES, _Planner._preferences)
+_IMMOBILIZATION = _of_part(addresses.IMMOBILIZATION, lambda planner, *values: planner._flag("immobilized", *values))
+_STOLEN = _of_part(addresses.STOLEN, lambda planner, *values: planner._flag("stolen", *values))
 
 
 class _Target:

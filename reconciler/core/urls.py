@@ -25,6 +25,17 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def public_url(url: str) -> str:
+    """``scheme://host[:port]/path``: what of a URL can be printed (a query or user part may be a token)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a URL that cannot be read)"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
 def _shape_problem(url: str) -> str | None:
     try:
         parts = urlsplit(url)
@@ -40,21 +51,21 @@ def _shape_problem(url: str) -> str | None:
 
 def api_url_problem(url: str) -> str | None:
     """Why ``url`` cannot be the API's base URL, or None."""
-    shape = _shape_problem(url)
-    if shape:
-        return f"{url!r} {shape}"
-    if url.startswith("http://") and not is_loopback(url):
-        return f"{url!r} is plain http://: the password and client id would cross the network in clear"
-    return None
+    return _private_problem(url, repr(url), "the password and client id")
 
 
 def notify_url_problem(url: str) -> str | None:
     """Why reconciler will not post notifications to ``url``, or None."""
+    return _private_problem(url, "the URL", "notifications (and their headers)")
+
+
+def _private_problem(url: str, named: str, carried: str) -> str | None:
+    """What is wrong with a URL that carries secrets: its shape, or plain http:// off this machine."""
     shape = _shape_problem(url)
     if shape:
-        return f"the URL {shape}"
+        return f"{named} {shape}"
     if url.startswith("http://") and not is_loopback(url):
-        return "the URL is plain http://: notifications (and their headers) would cross the network in clear"
+        return f"{named} is plain http://: {carried} would cross the network in clear"
     return None
 
 

@@ -38,6 +38,10 @@ class WakeupUse:
     spent: bool = False  # the API answered TooManyWakeUpsOverMonth
     last_contact: str = ""  # ISO-8601 UTC
 
+    def to_json(self) -> dict[str, object]:
+        """How ``state show`` and ``explain`` show it."""
+        return {"month": self.month, "used": self.used, "spent": self.spent, "last_contact": self.last_contact or None}
+
 
 def month_of(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m")

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..api import observe, spec, status_doc
 from ..api.client import FleetApi
-from ..core import planner, profiles
+from ..core import addresses, planner, profiles
 from ..core.model import (
     Callback,
     ChargingPreferences,
@@ -45,11 +45,10 @@ from ..render import fleet_yaml
 # Keys whose values are written as ${VAR}, never in clear (any case, anywhere in the key).
 SECRET_KEY = re.compile(r"authori[sz]ation|token|secret|key|passw|signature|credential|cookie|session", re.IGNORECASE)
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+# What a status can report, by configuration field, with the remote type that sets it
+# (immobilization is not reported).
 _SECTION_TYPES = {
-    "preconditioning": spec.THERMAL_PRECONDITIONING,
-    "charging_schedule": spec.CHARGING,
-    "charging_preferences": spec.CHARGING,
-    "stolen": spec.STOLEN,
+    key: addresses.REMOTE_TYPES[part] for part, key in addresses.JSON_KEYS.items() if part != addresses.IMMOBILIZATION
 }
 
 

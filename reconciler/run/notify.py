@@ -25,6 +25,7 @@ import httpx
 
 from ..core.changes import Drift
 from ..core.model import Notify, Secret
+from ..core.sensitive import reveal
 from .outcomes import FAILED, Outcome
 
 TIMEOUT = 5.0  # seconds a try
@@ -116,9 +117,9 @@ def send(
 
 def _post(target: Notify, body: bytes, transport: httpx.BaseTransport | None) -> str:
     """Post ``body``; "" when the target took it, else why not (after one retry)."""
-    url = _reveal(target.url)
+    url = reveal(target.url)
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-    headers.update({name: _reveal(value) for name, value in target.headers})
+    headers.update({name: reveal(value) for name, value in target.headers})
     error = ""
     with httpx.Client(timeout=TIMEOUT, transport=transport, follow_redirects=False) as client:
         for _ in range(TRIES):
@@ -135,14 +136,10 @@ def _post(target: Notify, body: bytes, transport: httpx.BaseTransport | None) ->
     return error
 
 
-def _reveal(value: str | Secret) -> str:
-    return value.value if isinstance(value, Secret) else value
-
-
 def _scrub(message: str, target: Notify) -> str:
     """An error message, with the target's secret URL and header values taken out."""
     for secret in [target.url, *(value for _, value in target.headers)]:
-        text = _reveal(secret)
+        text = reveal(secret)
         if isinstance(secret, Secret) and text:
             message = message.replace(text, "(sensitive)")
     if not isinstance(target.url, Secret) and target.url != target.shown:
