@@ -69,3 +69,5 @@ def test_intervals() -> None:
     )
     with pytest.raises(ReconcilerError):
         parse_interval("soon")
+    with pytest.raises(ReconcilerError, match="longer than a year"):
+        parse_interval("9" * 30)

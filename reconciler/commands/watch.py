@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import signal
 import threading
 import time
@@ -18,9 +17,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-from ..core import addresses
+from ..core import addresses, durations
 from ..core.changes import Plan
 from ..errors import LockHeldError, ReconcilerError
 from ..fleetfile import loader
@@ -28,23 +27,20 @@ from ..run import notify
 from ..run.executor import CONFIRMED, FAILED, Outcome, Progress
 from ..run.interrupts import Interrupts
 from ..run.notify import Delivery
+from ..service.metrics import Metrics, serving
 from ..state.base import open_store, state_url
 from .apply import Options, RunResult, apply_fleet, notify_run
 
-if TYPE_CHECKING:
-    from ..service.metrics import Metrics
-
 REPEATED = 3  # failed runs in a row before a vehicle is backed off
 MAX_BACKOFF = timedelta(hours=24)
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h)?\Z")
 
 
 def parse_interval(text: str) -> float:
-    """Seconds in ``90``, ``30s``, ``15m`` or ``1h``."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ReconcilerError(f"--interval {text!r}: write a duration such as 30s, 15m or 1h")
-    value = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    """Seconds in ``90``, ``30s``, ``15m``, ``1h`` or ``1d``."""
+    try:
+        value = durations.seconds(text)
+    except durations.FormatError as exc:
+        raise ReconcilerError(f"--interval {text!r}: write a duration such as 30s, 15m or 1h ({exc})") from None
     if value <= 0:
         raise ReconcilerError("--interval must be more than zero")
     return value
@@ -83,48 +79,24 @@ def run(
     """``metrics_port``: serve Prometheus metrics there (0 picks a free port, logged) while watching."""
     stop = stop or threading.Event()
     logger = JsonLines(out)
-    metrics = None
-    if metrics_port is not None:
-        from ..service.metrics import Metrics  # prometheus_client loads only when asked for
-
-        metrics = Metrics()
-        logger.log(event="metrics", url=metrics.serve(metrics_host, metrics_port))
-    try:
-        return _loop(path, interval, jitter, once, options, env, logger, stderr, stop, metrics)
-    finally:
-        if metrics is not None:
-            metrics.close()
-
-
-def _loop(
-    path: str,
-    interval: float,
-    jitter: float,
-    once: bool,
-    options: Options,
-    env: Mapping[str, str],
-    logger: JsonLines,
-    stderr: TextIO,
-    stop: threading.Event,
-    metrics: Metrics | None,
-) -> int:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
     failures: Counter[str] = Counter()
     options = replace(options, auto_approve=True, one_wave=True)  # one rollout wave a run, at most
     code = 0
-    while True:
-        code, opens_at = _one_run(path, options, env, logger, stderr, failures, interval, stop, metrics)
-        if once or stop.is_set():
-            break
-        wait = interval * (1 + random.uniform(-jitter, jitter))
-        if opens_at:  # the change window is closed: sleep until it opens (urgent changes still go each interval)
-            until = (datetime.fromisoformat(opens_at) - datetime.now(UTC)).total_seconds()
-            wait = min(wait, max(1.0, until))
-        logger.log(event="sleep", seconds=round(wait, 1))
-        if stop.wait(wait):
-            break
+    with serving(metrics_host, metrics_port, lambda url: logger.log(event="metrics", url=url)) as metrics:
+        while True:
+            code, opens_at = _one_run(path, options, env, logger, stderr, failures, interval, stop, metrics)
+            if once or stop.is_set():
+                break
+            wait = interval * (1 + random.uniform(-jitter, jitter))
+            if opens_at:  # the change window is closed: sleep until it opens (urgent changes still go each interval)
+                until = (datetime.fromisoformat(opens_at) - datetime.now(UTC)).total_seconds()
+                wait = min(wait, max(1.0, until))
+            logger.log(event="sleep", seconds=round(wait, 1))
+            if stop.wait(wait):
+                break
     logger.log(event="stop", code=code)
     return code if once else 0
 
@@ -167,10 +139,9 @@ def _one_run(
         return 3, ""
     except ReconcilerError as exc:
         logger.log(event="run", error=str(exc), code=exc.exit_code)
-        deliveries = _notify_error(path, env, exc, logger)
         if metrics is not None:
             metrics.run_ended(code=exc.exit_code, at=time.time())
-            metrics.notified(sum(1 for d in deliveries if not d.error), sum(1 for d in deliveries if d.error))
+        _told(_notify_error(path, env, exc), logger, metrics)
         return exc.exit_code, ""
     counts = Counter(o.result for o in result.outcomes)
     plan = planned[0] if planned else None
@@ -185,8 +156,6 @@ def _one_run(
         **_brakes(result),
     )
     _back_off_repeated_failures(path, env, result.outcomes, failures, interval, logger)
-    deliveries = notify_run(result)
-    _logged(deliveries, logger)
     if metrics is not None:
         metrics.run_ended(
             code=result.code,
@@ -196,28 +165,28 @@ def _one_run(
             requests=result.requests,
             drift=len({d.address for d in result.drift}),
             pending=result.pending_actions,
-            halted=bool(result.halted)
-            or (result.plan is not None and result.plan.rollout is not None and result.plan.rollout.state == "halted"),
+            halted=bool(result.halted),
         )
-        metrics.notified(sum(1 for d in deliveries if not d.error), sum(1 for d in deliveries if d.error))
+    _told(notify_run(result), logger, metrics)
     return result.code, result.window_closed if result.window_closed != "later" else ""
 
 
-def _notify_error(path: str, env: Mapping[str, str], exc: ReconcilerError, logger: JsonLines) -> list[Delivery]:
+def _notify_error(path: str, env: Mapping[str, str], exc: ReconcilerError) -> list[Delivery]:
     """A run that ended in an error is a ``failed`` event (address ``run``), when the fleet file can say where."""
     try:
         desired = loader.read(path, env)
     except ReconcilerError:
         return []  # the file itself is what is wrong: no notify: to read
     found = [notify.Event("failed", "run", str(exc))]
-    deliveries = notify.send(desired.notify, desired.fleet, exc.exit_code, found)
-    _logged(deliveries, logger)
-    return deliveries
+    return notify.send(desired.notify, desired.fleet, exc.exit_code, found)
 
 
-def _logged(deliveries: list[Delivery], logger: JsonLines) -> None:
+def _told(deliveries: list[Delivery], logger: JsonLines, metrics: Metrics | None) -> None:
+    """A log line per notification posted, and the count of them delivered and failed."""
     for delivery in deliveries:
         logger.log(event="notify", url=delivery.target, events=delivery.events, error=delivery.error or None)
+    if metrics is not None:
+        metrics.notified(sum(1 for d in deliveries if not d.error), sum(1 for d in deliveries if d.error))
 
 
 def _brakes(result: RunResult) -> dict[str, object]:

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TextIO
 
+from ..core.model import Desired
 from ..errors import ReconcilerError
 from ..fleetfile import loader
 from ..service.webhook_receiver import MAX_BODY, create_app
@@ -29,36 +30,44 @@ def run(
     metrics_host: str = "127.0.0.1",
     metrics_port: int | None = None,
 ) -> int:
-    import uvicorn
+    from ..service.metrics import serving
 
     desired = loader.read(path, env)
     sock = listen(host, port)  # before saying "listening": a port in use is an error, not a later surprise
     store = open_store(state_url(path, env), fleet=desired.fleet)
-    metrics = None
     try:
-        count = None
-        if metrics_port is not None:
-            from ..service.metrics import Metrics
-
-            metrics = Metrics()
-            out.write(f"metrics at {metrics.serve(metrics_host, metrics_port)}\n")
-            metrics.pending.set(store.count_pending())
-            count = _counter(metrics, store)
-        app = create_app(desired, store, max_body=max_body or MAX_BODY, count=count)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        bound = sock.getsockname()[1]
-        out.write(f"reconciler webhook receiver listening on http://{host}:{bound}/ for fleet {desired.fleet}\n")
-        out.flush()
-        signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises it after a clean stop
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=15)
-        with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(config).run(sockets=[sock])
+        with serving(metrics_host, metrics_port, lambda url: out.write(f"metrics at {url}\n")) as metrics:
+            _receive(desired, store, sock, host, max_body, out, metrics)
     finally:
         sock.close()
         store.close()
-        if metrics is not None:
-            metrics.close()
     return 0
+
+
+def _receive(
+    desired: Desired,
+    store: StateStore,
+    sock: socket.socket,
+    host: str,
+    max_body: int,
+    out: TextIO,
+    metrics: Metrics | None,
+) -> None:
+    import uvicorn
+
+    count = None
+    if metrics is not None:
+        metrics.pending.set(store.count_pending())
+        count = _counter(metrics, store)
+    app = create_app(desired, store, max_body=max_body or MAX_BODY, count=count)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    bound = sock.getsockname()[1]
+    out.write(f"reconciler webhook receiver listening on http://{host}:{bound}/ for fleet {desired.fleet}\n")
+    out.flush()
+    signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises it after a clean stop
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=15)
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def _counter(metrics: Metrics, store: StateStore) -> Callable[[str, int], None]:

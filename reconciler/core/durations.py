@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+MAX_SECONDS = 366 * 86400  # a year: anything longer is a slip of the keyboard (and overflows date arithmetic)
+MAX_COUNT = 10_000_000  # vehicles: more than any fleet has (the schema says the same)
 _SHARE = re.compile(r"(\d+(?:\.\d+)?)\s*%\Z")
 
 
@@ -26,6 +28,8 @@ def seconds(text: str | int | float) -> float:
         value = float(match.group(1)) * _UNITS[match.group(2)]
     if value < 0:
         raise FormatError(f"{text!r} is negative")
+    if value > MAX_SECONDS:
+        raise FormatError(f"{text!r} is longer than a year")
     return value
 
 
@@ -54,6 +58,8 @@ class Share:
         if isinstance(text, int) and not isinstance(text, bool):
             if text < 0:
                 raise FormatError(f"{text} is negative")
+            if text > MAX_COUNT:
+                raise FormatError(f"{text} is more vehicles than any fleet has")
             return cls(float(text), percent=False)
         match = _SHARE.match(str(text).strip())
         if not match:

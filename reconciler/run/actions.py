@@ -174,8 +174,8 @@ class RemoteActions:
         store = self.ctx.store
         status = str(action.get("status", ""))
         cause = str(action.get("failureCause", "") or "")
-        store.journal_update(entry.key, status, remote_action_id=rid, failure_cause=cause or None)
-        if self._wakeups is not None:
+        new = store.journal_update(entry.key, status, remote_action_id=rid, failure_cause=cause or None)
+        if new and self._wakeups is not None:  # a status seen again tells nothing new of the vehicle
             self._wakeups.seen(entry, status)
         kind = entry.remote_type or ""
         if status in spec.SUCCESS_STATUSES:

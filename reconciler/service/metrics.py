@@ -9,7 +9,8 @@ process; the gauges say how the last run left things.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, PlatformCollector, ProcessCollector
@@ -35,6 +36,20 @@ HELD_REASONS = ("pending", "backoff", "wave", "window", "halted", "wakeups")
 CHANGE_ACTIONS = ("create", "update", "delete", "pause", "resume", "send")
 REMOTE_TYPES = (spec.THERMAL_PRECONDITIONING, spec.CHARGING, spec.IMMOBILIZATION, spec.STOLEN, "callback")
 WEBHOOK_RESULTS = ("recorded", "duplicate", "refused", "error")
+
+
+@contextmanager
+def serving(host: str, port: int | None, announce: Callable[[str], object]) -> Iterator[Metrics | None]:
+    """Metrics served on ``host:port`` while the block runs (``announce`` is told the URL); None without a port."""
+    if port is None:
+        yield None
+        return
+    metrics = Metrics()
+    announce(metrics.serve(host, port))
+    try:
+        yield metrics
+    finally:
+        metrics.close()
 
 
 class Metrics:
@@ -134,26 +149,25 @@ class Metrics:
         *,
         code: int,
         at: float,
-        outcomes: Iterable[Outcome] = (),
+        outcomes: Iterable[Outcome] | None = None,
         changes: Mapping[str, int] | None = None,
         requests: Mapping[tuple[str, str], int] | None = None,
         drift: int | None = None,
         pending: int | None = None,
         halted: bool | None = None,
     ) -> None:
-        """Count a run; the gauges it knows of are set (a run that failed early leaves them as they were)."""
+        """Count a run; the gauges it knows of are set (a run that failed early, with no ``outcomes``,
+        leaves them as they were)."""
         self.runs.labels(str(code)).inc()
         self.last_run.set(at)
         for action, count in (changes or {}).items():
             self.changes.labels(action).inc(count)
-        held: dict[str, int] = dict.fromkeys(HELD_REASONS, 0)
-        counted = False
-        for outcome in outcomes:
-            counted = True
-            self.actions.labels(outcome.remote_type or "callback", _RESULT.get(outcome.result, "skipped")).inc()
-            if outcome.kind:
-                held[outcome.kind] = held.get(outcome.kind, 0) + 1
-        if counted or changes is not None:
+        if outcomes is not None:
+            held: dict[str, int] = dict.fromkeys(HELD_REASONS, 0)
+            for outcome in outcomes:
+                self.actions.labels(outcome.remote_type or "callback", _RESULT.get(outcome.result, "skipped")).inc()
+                if outcome.kind:
+                    held[outcome.kind] = held.get(outcome.kind, 0) + 1
             for reason, count in held.items():
                 self.held.labels(reason).set(count)
         for key, count in (requests or {}).items():
