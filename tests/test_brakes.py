@@ -245,6 +245,11 @@ def test_send_rate_spaces_the_actions() -> None:
         ("rollout: {waves: [5%, 100%], bake: soon}\n", "rollout.bake: 'soon' is not in the expected form"),
         ("rollout: {waves: [5 %, 100%]}\n", "rollout.waves[0]"),
         ("rollout: {waves: [5%, 100%], maxPerMinute: 2.5}\n", "rollout.maxPerMinute: expected a whole number"),
+        ("rollout: {waves: [5%, 100%], maxPerMinute: 10000000000}\n", "rollout.maxPerMinute: 10000000000 is too large"),
+        ("rollout: {waves: [" + "9" * 400 + ", 100%]}\n", "rollout.waves[0]: 999"),
+        ("rollout: {waves: [5%, 100%], maxFailures: " + "9" * 400 + "}\n", "(the most is 10000000)"),
+        ("rollout: {waves: [5%, 100%], bake: 400d}\n", "rollout.bake: '400d' is longer than a year"),
+        ("rollout: {waves: [5%, 100%], bake: " + "9" * 30 + "}\n", "(the most is 31622400)"),
         (
             "windows: {timezone: Europe/Pariss, allow: [{days: weekdays, start: '09:00', end: '17:00'}]}\n",
             "windows.timezone: 'Europe/Pariss' is not an IANA time zone",

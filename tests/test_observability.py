@@ -267,14 +267,59 @@ def test_a_notification_that_cannot_be_delivered_is_said_and_does_not_change_the
         ('{url: "https://hooks.example.com/x", on: [failed], headers: {X-Token: "${EMPTY}"}}', "EMPTY is empty"),
         ('{url: "${NOTIFY_URL}", on: [failed]}', "NOTIFY_URL is not set"),
         ('{url: "not a url", on: [failed]}', "expected form"),
+        ("{url: 5, on: [failed]}", "expected a string"),
+        ('{url: "https://hooks.example.com/' + "a" * 3000 + '", on: [failed]}', "too large"),
+        ('{url: "https://hooks.example.com/x", on: [failed, failed]}', "listed twice"),
+        ('{url: "https://hooks.example.com/x", on: [failed], headers: {"X Token": "t"}}', "header name"),
+        ('{url: "https://hooks.example.com/x", on: [failed], headers: {X-Token: "a\\r\\nX-Evil: 1"}}', "one line"),
+        ('{url: "https://hooks.example.com/x", on: [failed], headers: {X-Token: "${TWO_LINES}"}}', "line break"),
+        ('{url: "https://hooks.example.com/x", on: [failed], headers: {X-Token: 7}}', "expected a string"),
     ],
 )
 def test_a_bad_notify_entry_is_refused_with_its_place(tmp_path: Path, entry: str, message: str) -> None:
     path = tmp_path / "fleet.yaml"
     path.write_text(FLEET + f"notify:\n  - {entry}\n")
     with pytest.raises(ConfigError) as caught:
-        loader.read(path, {"HOOK_TOKEN": SECRET, "EMPTY": ""})
+        loader.read(path, {"HOOK_TOKEN": SECRET, "EMPTY": "", "TWO_LINES": "t\nX-Evil: 1"})
     assert f"{path}:{FLEET.count(chr(10)) + 2}:" in str(caught.value) and message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("notify", "message", "line"),
+    [
+        ("notify: {url: x}\n", "expected a list", 1),
+        ("notify: null\n", "expected a list", 1),
+        (
+            "notify:\n" + "".join(f'  - {{url: "https://h.example.com/{n}", on: [failed]}}\n' for n in range(21)),
+            "at most 20",
+            2,  # where the list starts
+        ),
+    ],
+)
+def test_a_notify_that_is_not_a_short_list_is_refused(tmp_path: Path, notify: str, message: str, line: int) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET + notify)
+    with pytest.raises(ConfigError) as caught:
+        loader.read(path, {"HOOK_TOKEN": SECRET})
+    assert f"{path}:{FLEET.count(chr(10)) + line}:" in str(caught.value) and message in str(caught.value)
+
+
+@pytest.mark.parametrize("command", ["watch", "webhook"])
+@pytest.mark.parametrize("port", ["-1", "65536", "abc", "1.5"])
+def test_a_bad_metrics_port_is_a_usage_error(
+    fleet: Path, command: str, port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "-f", str(fleet), "--metrics-port", port]) == 1
+    assert "--metrics-port" in capsys.readouterr().err
+
+
+def test_a_metrics_host_that_does_not_resolve_is_an_error_before_anything_runs(
+    sim: Simulator, fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mark = len(sim.served)
+    assert main(["watch", "-f", str(fleet), "--once", "--metrics-port", "0", "--metrics-host", "no such host"]) == 1
+    assert "cannot serve metrics on no such host:0" in capsys.readouterr().err
+    assert len(sim.served) == mark
 
 
 def test_a_secret_notify_url_is_shown_by_its_variable_and_changes_no_rollout(tmp_path: Path) -> None:

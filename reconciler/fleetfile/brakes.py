@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from ..core import urls
 from ..core.durations import FormatError, Share, seconds
 from ..core.model import Notify, RolloutPolicy, Secret, Window, Windows
+from ..core.sensitive import reveal
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
 from ..core.wakeups import DEFAULT_AWAKE_FOR, WakeupPolicy
 from . import schema
@@ -92,8 +93,7 @@ def notify(b: _Builder) -> tuple[Notify, ...]:
     for index, entry in enumerate(raw):
         path = ("notify", index)
         url = b.read_value(entry["url"], (*path, "url"))
-        value = url.value if isinstance(url, Secret) else str(url)
-        problem = urls.notify_url_problem(value)
+        problem = urls.notify_url_problem(reveal(url))
         if problem:
             if isinstance(url, Secret):  # the value is secret: say where it came from, not what it is
                 problem = f"the URL {entry['url']} reads from the environment is not an https:// URL"
@@ -102,6 +102,13 @@ def notify(b: _Builder) -> tuple[Notify, ...]:
             (name, b.read_value(value, (*path, "headers", name)))
             for name, value in sorted((entry.get("headers") or {}).items())
         )
+        for name, value in headers:
+            if any(c in reveal(value) for c in "\r\n"):  # a header value on two lines would be two headers
+                b.problem(
+                    (*path, "headers", name),
+                    f"the value of header {name} has a line break",
+                    "set the variable to a one-line value",
+                )
         found.append(Notify(url, tuple(entry["on"]), headers))
     return tuple(found)
 

@@ -164,8 +164,14 @@ def _problems(source: Source, error: ValidationError, path: Path) -> list[Proble
         message = f"{where}: {len(instance)} entries, at most {expected} allowed"
         return [Problem(source.locate(path), message, hint)]
     if kind in ("minimum", "maximum", "minItems", "minProperties", "maxLength", "minLength"):
-        message = f"{where}: {_show(instance)} is too {'small' if kind.startswith('min') else 'large'}"
-        return [Problem(source.locate(path), message, hint or error.message)]
+        bound = {
+            "minimum": f" (the least is {expected})",
+            "maximum": f" (the most is {expected})",
+            "maxLength": f" (at most {expected} characters)",
+            "minLength": f" (at least {expected} characters)",
+        }.get(kind, "")
+        message = f"{where}: {_show(instance)} is too {'small' if kind.startswith('min') else 'large'}{bound}"
+        return [Problem(source.locate(path), message, hint or ("" if bound else error.message))]
     if kind == "pattern":
         return [Problem(source.locate(path), f"{where}: {_show(instance)} is not in the expected form", hint)]
     return [Problem(source.locate(path), f"{where}: {error.message}", hint)]
@@ -215,6 +221,9 @@ def _type_hint(error: ValidationError, instance: Any) -> str:
     return ""
 
 
+MAX_SHOWN = 60  # characters of a value quoted in a message: a 3,000-character URL is not repeated whole
+
+
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -224,7 +233,8 @@ def _show(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    shown = repr(value)
+    return shown if len(shown) <= MAX_SHOWN else f"{shown[: MAX_SHOWN - 1]}… ({len(shown):,} characters)"
 
 
 def _first_duplicate(items: Any) -> Any:
