@@ -459,6 +459,13 @@ def state_migrate(target: str, force: bool, fleet_file: str) -> int:
     show_default=True,
     help="Wake-ups a vehicle of a new fleet allows a month before TooManyWakeUpsOverMonth.",
 )
+@click.option(
+    "--report-lag",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds by which status documents lag behind the vehicles (a car that reports late).",
+)
 def simulator(
     port: int,
     directory: str,
@@ -472,6 +479,7 @@ def simulator(
     sleeping: bool,
     awake_for: float,
     wakeups_per_month: int,
+    report_lag: float,
 ) -> int:
     """Serve the embedded Fleet API simulator on 127.0.0.1 over HTTPS with mutual TLS.
 
@@ -499,6 +507,7 @@ def simulator(
         sleeping=sleeping,
         awake_for=awake_for,
         wakeup_budget=wakeups_per_month,
+        report_lag=report_lag,
         out=sys.stdout,
     )
 

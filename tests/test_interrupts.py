@@ -69,11 +69,8 @@ def test_an_interrupt_stops_sending_at_once_records_what_is_in_flight_and_report
     # The next apply settles what was in flight and sends the rest, nothing twice.
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    codes = [apply(tmp_path / "fleet.yaml")]
-    while codes[-1] == 4 and len(codes) < 5:  # the actions left in flight take seconds to end
-        time.sleep(2)
-        codes.append(apply(tmp_path / "fleet.yaml"))
-    assert codes[-1] == 0, codes
+    # The actions left in flight take seconds to end: the next apply follows them like its own.
+    assert apply(tmp_path / "fleet.yaml") == 0
     bodies = Counter((s.path, str({k: v for k, v in s.body.items() if k != "label"})) for s in remote_posts(slow_sim))
     assert len(bodies) == 10 and set(bodies.values()) == {1}
 

@@ -97,7 +97,8 @@ def test_concurrent_webhook_receivers_record_each_event_once(postgres_url: str) 
 
     def receive(store: object) -> None:
         start.wait()
-        results.append(record_event(store, event))  # type: ignore[arg-type]
+        entry = store.journal_by_action("r1")  # type: ignore[attr-defined]
+        results.append(record_event(store, entry, event))  # type: ignore[arg-type]
 
     threads = [threading.Thread(target=receive, args=(s,)) for s in stores]
     for thread in threads:

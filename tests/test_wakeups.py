@@ -263,8 +263,10 @@ def test_webhook_events_count_a_wake_up_once(
                     "remoteType": action.remote_type,
                     "eventStatus": {"type": "Pending", "status": status},
                 }
-                record_event(store, event)
-                record_event(store, event)
+                entry = store.journal_by_action(action.id)
+                assert entry is not None
+                record_event(store, entry, event)
+                record_event(store, entry, event)
         assert [store.wakeup_use(vin, month).used for vin in VINS] == [1, 1, 1]
     finally:
         store.close()

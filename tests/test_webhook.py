@@ -204,3 +204,73 @@ def test_an_empty_secret_never_authenticates() -> None:
     assert not _carries({}, {"x-token": ""})
     assert not _carries({"x-token": ""}, {"x-token": ""})
     assert _carries({"x-token": "s"}, {"x-token": "s"})
+
+
+DESK = """\
+  desk:
+    webhook:
+      target: https://hooks.example.com/desk
+      headers: {X-Webhook-Token: "${DESK_TOKEN}"}
+    remoteTypes: [Horn]
+"""
+
+
+def test_an_event_counts_only_for_the_callback_that_carried_the_action(
+    sim: Simulator, fleet: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A low-trust desk callback's secret must not record the ops callback's immobilization.
+    monkeypatch.setenv("DESK_TOKEN", "desk-secret-0b2c")
+    fleet.write_text(
+        FLEET.replace(
+            'headers: {Authorization: "${HOOK_TOKEN}"}', 'headers: {X-Webhook-Token: "${WEBHOOK_TOKEN}"}'
+        ).replace("profiles:\n", DESK + "profiles:\n")
+    )
+    address = f"vehicle.{VINS[1]}.immobilization"
+    assert apply(fleet, "--no-wait", "--target", address, "--target", "callback.desk") == 0
+    receiver.start(fleet)
+    store = receiver.store
+    entry = store.journal(address=address)[0]
+    ids = {label: cb.id for label, cb in store.read().callbacks.items()}
+    event = {
+        "remoteActionId": entry.remote_action_id,
+        "vin": VINS[1],
+        "remoteType": "Immobilization",
+        "eventStatus": {"type": "Done", "status": "Success"},
+    }
+    forged = [
+        ({"callbackId": ids["desk"], "events": [event]}, "desk-secret-0b2c", 401),  # the desk's own id and secret
+        ({"callbackId": ids["ops"], "events": [event]}, "desk-secret-0b2c", 401),  # the ops id, the desk's secret
+        ({"callbackId": ids["ops"], "events": [{**event, "vin": VINS[0]}]}, TOKEN, 400),  # another vehicle
+        ({"callbackId": ids["ops"], "events": [{**event, "remoteType": "Stolen"}]}, TOKEN, 400),
+        ({"callbackId": ids["ops"], "events": [{k: v for k, v in event.items() if k != "vin"}]}, TOKEN, 400),
+    ]
+    for body, token, status in forged:
+        assert post(receiver, body, token=token).status_code == status, body
+    assert [e.status for e in store.journal(address=address)] == ["Accepted"]  # nothing changed
+    assert store.read().vehicles[VINS[1]].config.immobilized is None
+    assert post(receiver, {"callbackId": ids["ops"], "events": [event]}).status_code == 200
+    assert [e.status for e in store.journal(address=address)] == ["Success"]
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"type": ["Done"], "status": "Success"},
+        {"type": {"Done": 1}, "status": "Success"},
+        {"type": "Done", "status": ["Success"]},
+        {"type": "Done", "status": "Failed", "failureCause": {"x": 1}},
+        {"type": None, "status": None},
+    ],
+)
+def test_a_field_of_the_wrong_type_is_a_400_in_one_log_line(
+    sim: Simulator, fleet: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture, status: dict[str, object]
+) -> None:
+    receiver.start(fleet)
+    body = {"callbackId": "any", "events": [{"remoteActionId": "r", "vin": VINS[0], "eventStatus": status}]}
+    answer = post(receiver, body)
+    assert answer.status_code == 400
+    refusals = [r for r in caplog.records if "refused a request" in r.getMessage()]
+    assert len(refusals) == 1 and not any(r.exc_info for r in caplog.records)
+    for extra in ({"vin": 17}, {"remoteType": ["Horn"]}):
+        event = {"remoteActionId": "r", "eventStatus": {"type": "Done", "status": "Success"}, **extra}
+        assert post(receiver, {"callbackId": "any", "events": [event]}).status_code == 400

@@ -21,13 +21,14 @@ from ..core.model import (
     Observed,
     ObservedCallback,
     ObservedVehicle,
+    PendingAction,
     Recorded,
     RetryPolicy,
     Secret,
     Value,
 )
 from ..core.sensitive import fingerprint
-from ..errors import ApiError, AuthError, NotFoundError
+from ..errors import ApiError, AuthError, NotFoundError, RateLimitedError
 from . import capabilities, spec, status_doc
 from .client import FleetApi
 
@@ -42,8 +43,37 @@ def refresh(api: FleetApi, desired: Desired, recorded: Recorded, *, parallelism:
     managed = groups.members(desired, listing).vehicles
     vins = (set(managed) | (set(recorded.vehicles) if desired.prune else set())) & set(listing)
     statuses = read_statuses(api, fleet, vins, listing, parallelism)
-    vehicles = {vin: ObservedVehicle(vin, vid, status_doc.vehicle_config(doc)) for vin, (vid, doc) in statuses.items()}
+    vehicles = {vin: _observed_vehicle(vin, vid, doc) for vin, (vid, doc) in statuses.items()}
     return Observed(callbacks=callbacks, vehicles=vehicles, listing=listing)
+
+
+def _observed_vehicle(vin: str, vid: str | None, doc: Any) -> ObservedVehicle:
+    document = doc if isinstance(doc, dict) else {}
+    return ObservedVehicle(vin, vid, status_doc.vehicle_config(document), status_doc.reported_at(document))
+
+
+def read_actions(api: FleetApi, pending: Iterable[PendingAction], parallelism: int = 8) -> dict[str, tuple[str, str]]:
+    """key -> (status, failure cause) of pending actions, as the API reports them now.
+
+    For a read-only plan, which cannot settle them in the state: an action of
+    ours that ended is then planned as ended, not as drift. One that cannot be
+    read now stays pending.
+    """
+
+    def one(action: PendingAction) -> tuple[str, tuple[str, str] | None]:
+        try:
+            found = api.get(f"{action.path}/{action.remote_action_id}")
+        except (NotFoundError, RateLimitedError):
+            return action.key, None
+        if not isinstance(found, dict) or not isinstance(found.get("status"), str):
+            return action.key, None
+        return action.key, (found["status"], str(found.get("failureCause") or ""))
+
+    chosen = [a for a in pending if a.remote_action_id and a.path]
+    if not chosen:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        return {key: seen for key, seen in pool.map(one, chosen) if seen is not None}
 
 
 def refresh_vehicle(api: FleetApi, desired: Desired, recorded: Recorded, vin: str) -> Observed:
@@ -59,12 +89,14 @@ def refresh_vehicle(api: FleetApi, desired: Desired, recorded: Recorded, vin: st
         return Observed(callbacks=callbacks, listing=listing)
     listing[vin] = vid
     status = api.get(f"{fleet}/vehicles/{vid}/status")
-    vehicle = ObservedVehicle(vin, vid, status_doc.vehicle_config(status if isinstance(status, dict) else {}))
+    vehicle = _observed_vehicle(vin, vid, status)
+    mine = [p for p in recorded.pending.values() if p.address.startswith(f"vehicle.{vin}.")]
     return Observed(
         callbacks=callbacks,
         vehicles={vin: vehicle},
         listing=listing,
         capabilities=read_capabilities(api, [vin], 1),
+        actions=read_actions(api, mine, 1),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.addresses import CHARGING_PREFERENCES, CHARGING_SCHEDULE, PRECONDITIONING, STOLEN
 from ..core.model import AirProgram, ChargeProgram, ChargingPreferences, VehicleConfig
 from ..core.timeofday import TimeFormatError, api_days, parse_api_time
 
@@ -28,12 +29,46 @@ def vehicle_config(status: dict[str, Any]) -> VehicleConfig:
     )
 
 
-def _air_programs(status: dict[str, Any]) -> dict[int, AirProgram] | None:
+def reported_at(status: dict[str, Any]) -> dict[str, str]:
+    """When the vehicle reported each part (address part -> ``createdAt``), as far as the document says.
+
+    A section's own ``createdAt`` (the air conditioning's, the electric
+    energy's, the stolen state's), else the document's: a vehicle that slept
+    reports what it held when it last spoke, however late the document is read.
+    """
+    whole = _text(status.get("updatedAt")) or _text(status.get("createdAt"))
+    found: dict[str, str] = {}
+    air = _air_section(status)
+    if air is not None:
+        found[PRECONDITIONING] = _text(air.get("createdAt")) or whole
+    energy = _electric(status)
+    if energy is not None:
+        found[CHARGING_SCHEDULE] = found[CHARGING_PREFERENCES] = _text(energy.get("createdAt")) or whole
+    stolen = status.get("stolen")
+    found[STOLEN] = (_text(stolen.get("createdAt")) if isinstance(stolen, dict) else "") or whole
+    return {part: at for part, at in found.items() if at}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _air_section(status: dict[str, Any]) -> dict[str, Any] | None:
     section = status.get("preconditioning") or status.get("preconditionning")
-    if not isinstance(section, dict):
-        return None
-    air = section.get("airConditioning")
-    if not isinstance(air, dict):
+    air = section.get("airConditioning") if isinstance(section, dict) else None
+    return air if isinstance(air, dict) else None
+
+
+def _electric(status: dict[str, Any]) -> dict[str, Any] | None:
+    for energy in status.get("energies") or []:
+        if isinstance(energy, dict) and energy.get("type") == "Electric":
+            return energy
+    return None
+
+
+def _air_programs(status: dict[str, Any]) -> dict[int, AirProgram] | None:
+    air = _air_section(status)
+    if air is None:
         return None
     programs: dict[int, AirProgram] = {}
     for entry in air.get("programs") or []:
@@ -52,11 +87,11 @@ def _air_programs(status: dict[str, Any]) -> dict[int, AirProgram] | None:
 
 
 def _charging(status: dict[str, Any]) -> dict[str, Any] | None:
-    for energy in status.get("energies") or []:
-        if isinstance(energy, dict) and energy.get("type") == "Electric":
-            charging = ((energy.get("extension") or {}).get("electric") or {}).get("charging")
-            return charging if isinstance(charging, dict) else None
-    return None
+    energy = _electric(status)
+    if energy is None:
+        return None
+    charging = ((energy.get("extension") or {}).get("electric") or {}).get("charging")
+    return charging if isinstance(charging, dict) else None
 
 
 def _charge_programs(charging: dict[str, Any]) -> dict[int, ChargeProgram]:

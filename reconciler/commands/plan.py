@@ -43,7 +43,7 @@ def run(
     if refresh:
         from ..run import connection  # the HTTP stack loads only when it is used
 
-        looking = connection.Looking(tuple(targets), now, refresh_capabilities)
+        looking = connection.Looking(tuple(targets), now, refresh_capabilities, pending=True)
         observed, refresh_error = connection.observe_for_plan(
             desired, recorded, state_url(path, env), path, env, looking
         )

@@ -25,6 +25,7 @@ def run(
     sleeping: bool = False,
     awake_for: float = 180.0,
     wakeup_budget: int = 20,
+    report_lag: float = 0.0,
     out: TextIO,
 ) -> int:
     vins = _read_vins(vins_file) if vins_file else []
@@ -43,6 +44,7 @@ def run(
         sleeping=sleeping,
         awake_for=awake_for,
         wakeup_budget=wakeup_budget,
+        report_lag=report_lag,
     )
     try:
         simulator = Simulator(settings)

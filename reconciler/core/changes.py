@@ -83,6 +83,25 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class Unobserved:
+    """An address whose report predates reconciler's last confirmed action on it: it says nothing of it.
+
+    Planned against the recorded state, never shown as drift (DESIGN §10.2).
+    """
+
+    address: str
+    reported_at: str  # the vehicle's report of the part
+    confirmed_at: str  # reconciler's last action on it was confirmed then
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"not reported since {self.confirmed_at}: the vehicle's last report ({self.reported_at}) "
+            "predates the change confirmed then"
+        )
+
+
+@dataclass(frozen=True)
 class Held:
     """An address left alone this time, and why (``kind``).
 
@@ -142,6 +161,7 @@ class Plan:
     held: tuple[Held, ...] = ()
     adoptions: tuple[Adoption, ...] = ()
     cannot_apply: tuple[CannotApply, ...] = ()
+    unobserved: tuple[Unobserved, ...] = ()
     refreshed: bool = False  # made against what the API reported, not only the state
     refresh_error: str = ""  # refresh was asked for and failed: planned against the recorded state only
     lookups: int = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import urls
 from .durations import Share
@@ -291,16 +292,25 @@ class RecordedCallback:
 
 @dataclass(frozen=True)
 class RecordedVehicle:
-    """The last configuration confirmed applied to a vehicle, and its vid."""
+    """The last configuration confirmed applied to a vehicle, and its vid.
+
+    ``confirmed_at``: when each part's last action was confirmed (ISO-8601 UTC,
+    by address part): a status report older than that says nothing of the part.
+    """
 
     vin: str
     vid: str | None = None
     config: VehicleConfig = VehicleConfig()
+    confirmed_at: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class PendingAction:
-    """A remote action accepted by the API whose outcome is not known yet."""
+    """A remote action accepted by the API whose outcome is not known yet.
+
+    ``after`` is what its success makes the address (the journal's), ``path``
+    the remote actions path it was posted to.
+    """
 
     address: str
     key: str
@@ -308,6 +318,8 @@ class PendingAction:
     remote_action_id: str | None = None
     sent_at: str = ""
     remote_type: str = ""
+    after: Any = None
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -376,11 +388,16 @@ class ObservedCallback:
 
 @dataclass(frozen=True)
 class ObservedVehicle:
-    """What a vehicle's status reports now; None where the status says nothing."""
+    """What a vehicle's status reports now; None where the status says nothing.
+
+    ``reported_at``: when the vehicle reported each part (the status sections'
+    ``createdAt``, by address part), where the document says.
+    """
 
     vin: str
     vid: str | None = None
     config: VehicleConfig = VehicleConfig()
+    reported_at: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -391,3 +408,5 @@ class Observed:
     vehicles: Mapping[str, ObservedVehicle] = field(default_factory=dict)
     listing: Mapping[str, str] | None = None  # VIN -> vid of every vehicle the API lists in the fleet
     capabilities: Mapping[str, Capabilities] = field(default_factory=dict)  # read now for these VINs
+    # key -> (status, failure cause) of pending actions, as the API reports them now
+    actions: Mapping[str, tuple[str, str]] = field(default_factory=dict)

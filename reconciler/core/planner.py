@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from ..api import bodies, spec
-from . import addresses, codec, groups
+from . import addresses, codec, groups, recording
 from .capabilities import cannot_carry
-from .changes import Adoption, CannotApply, Change, Drift, Held, Plan, Request, SensitiveField
+from .changes import Adoption, CannotApply, Change, Drift, Held, Plan, Request, SensitiveField, Unobserved
 from .model import (
     AirProgram,
     AirPrograms,
@@ -32,6 +32,7 @@ from .model import (
     Fingerprint,
     Observed,
     ObservedVehicle,
+    PendingAction,
     Recorded,
     RecordedVehicle,
     Secret,
@@ -60,12 +61,14 @@ def plan(
     of any callback they need.
     """
     seen = observed or Observed()
+    if seen.actions and now:  # our own actions that ended since: planned as ended, not as drift
+        recorded = recording.settled(recorded, seen.actions, datetime.fromisoformat(now))
     listing = seen.listing if seen.listing is not None else recorded.listing
     builder = _Planner(groups.members(desired, listing), recorded, seen, now, listing)
     builder.callbacks()
     builder.vehicles()
     changes, drift, held, adoptions = builder.changes, builder.drift, builder.held, builder.adoptions
-    cannot = builder.cannot
+    cannot, unobserved = builder.cannot, builder.unobserved
     targets = tuple(targets)
     if targets:
         changes = _targeted(changes, targets)
@@ -73,6 +76,7 @@ def plan(
         held = [h for h in held if addresses.matches(h.address, targets)]
         adoptions = [a for a in adoptions if addresses.matches(a.address, targets)]
         cannot = [c for c in cannot if addresses.matches(c.address, targets)]
+        unobserved = [u for u in unobserved if addresses.matches(u.address, targets)]
     lookups = len({c.vin for c in changes if c.vin and "{vid}" in c.request.path})
     return Plan(
         fleet=desired.fleet,
@@ -83,6 +87,7 @@ def plan(
         held=tuple(held),
         adoptions=tuple(adoptions),
         cannot_apply=tuple(cannot),
+        unobserved=tuple(unobserved),
         refreshed=observed is not None,
         lookups=lookups,
         targets=targets,
@@ -114,6 +119,8 @@ class _Planner:
         self.listing = listing
         self.capabilities = {**recorded.capabilities, **observed.capabilities}
         self.cannot: list[CannotApply] = []
+        self.unobserved: list[Unobserved] = []
+        self._instants: dict[str, datetime | None] = {}
         self.warnings: list[str] = []
         self.key = recorded.fingerprint_key
         self.changes: list[Change] = []
@@ -265,6 +272,8 @@ class _Planner:
         want = wanted.config
         had = rec.config if rec else _NO_CONFIG
         seen = obs.config if obs else _NO_CONFIG
+        if obs is not None and rec is not None and rec.confirmed_at and obs.reported_at:
+            seen = self._fresh(vin, seen, obs.reported_at, rec.confirmed_at)
         vid = (obs.vid if obs else None) or (rec.vid if rec else None) or (self.listing or {}).get(vin)
         target = _Target(vin, vid, wanted.routes, sources=wanted.sources, caps=self.capabilities.get(vin))
         if want.preconditioning is not None:
@@ -278,6 +287,32 @@ class _Planner:
             self._section(target, _IMMOBILIZATION, want.immobilized, had.immobilized, seen.immobilized)
         if want.stolen is not None:
             self._section(target, _STOLEN, want.stolen, had.stolen, seen.stolen)
+
+    def _fresh(self, vin: str, seen: VehicleConfig, reported: Mapping[str, str], confirmed: Mapping[str, str]) -> Any:
+        """``seen`` without the parts the vehicle reported before reconciler's last action on them was confirmed.
+
+        A sleeping car's report can predate the action just confirmed: taken for
+        drift, it would be sent again (a wake-up wasted, a loop on a car that
+        reports late). Such a part is unobserved; a newer report is believed.
+        """
+        stale = [
+            part
+            for part, at in confirmed.items()
+            if part in reported and _before(self._instant(reported[part]), self._instant(at))
+        ]
+        if not stale:
+            return seen
+        for part in stale:
+            self.unobserved.append(Unobserved(addresses.vehicle(vin, part), reported[part], confirmed[part]))
+        return replace(seen, **{addresses.JSON_KEYS[part]: None for part in stale})
+
+    def _instant(self, text: str) -> datetime | None:
+        if text not in self._instants:
+            try:
+                self._instants[text] = datetime.fromisoformat(text)
+            except ValueError:
+                self._instants[text] = None
+        return self._instants[text]
 
     def _prune(self, vin: str, rec: RecordedVehicle, obs: ObservedVehicle | None) -> None:
         """A vehicle gone from the file under ``prune: true``: remove the programs set for it.
@@ -303,6 +338,15 @@ class _Planner:
             hit = self._outcomes[key] = (want, had, seen, section.decide(self, want, had, seen))
         outcome = hit[3]
         address = addresses.vehicle(t.vin, section.part)
+        pending = self.recorded.pending.get(address) if self._may_wait else None
+        if pending is not None:
+            # Our own action is under way: what the vehicle reports is its doing, not drift, and
+            # nothing is adopted or sent before it ends.
+            if outcome.send is None:
+                self.held.append(Held(address, _pending_reason(pending)))
+            else:
+                self._send(t, address, section, want, outcome.send)
+            return
         for name, recorded, observed in outcome.drift:
             self.drift.append(Drift(address, name, recorded, observed))
         if outcome.adopt is not _NOT_ADOPTED:
@@ -344,13 +388,7 @@ class _Planner:
         """Whether the address waits: an action of it (or of its type on the vehicle) pending, or a backoff."""
         pending = self.recorded.pending.get(address)
         if pending is not None:
-            self.held.append(
-                Held(
-                    address,
-                    f"action {pending.remote_action_id or pending.key} "
-                    f"is still {pending.status}; planned again once it ends",
-                )
-            )
+            self.held.append(Held(address, _pending_reason(pending)))
             return True
         busy = self._in_flight.get((t.vin, remote_type))
         if busy is not None:
@@ -506,6 +544,22 @@ class _Planner:
 
 
 _NOT_ADOPTED: Any = object()  # nothing in place to record
+
+
+def _before(reported: datetime | None, confirmed: datetime | None) -> bool:
+    """Whether a report is older than a confirmation; a time that cannot be read or compared says nothing."""
+    if reported is None or confirmed is None:
+        return False
+    try:
+        return reported < confirmed
+    except TypeError:  # one of them without a time zone
+        return False
+
+
+def _pending_reason(pending: PendingAction) -> str:
+    return f"action {pending.remote_action_id or pending.key} is still {pending.status}; planned again once it ends"
+
+
 _NO_PROGRAMS: AirPrograms = {}
 
 

@@ -7,13 +7,15 @@ since a plan never holds a secret.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..api import spec
 from . import addresses, codec
 from .changes import Change
-from .model import ChargingPreferences, Desired, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
+from .model import Backoff, ChargingPreferences, Desired, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
 from .sensitive import seal_callback
 
 
@@ -63,3 +65,56 @@ def apply_after(config: VehicleConfig, address: str, after: Any) -> VehicleConfi
     if part == addresses.STOLEN:
         return replace(config, stolen=after["stolen"])
     raise ValueError(f"unknown address {address}")
+
+
+def confirmed(vehicle: RecordedVehicle, address: str, after: Any, at: str) -> RecordedVehicle:
+    """``vehicle`` once the action on ``address`` that makes it ``after`` was confirmed at ``at``."""
+    part = address.split(".", 2)[2]
+    return replace(
+        vehicle,
+        config=apply_after(vehicle.config, address, after),
+        confirmed_at={**vehicle.confirmed_at, part: at},
+    )
+
+
+def settled(recorded: Recorded, actions: Mapping[str, tuple[str, str]], now: datetime) -> Recorded:
+    """``recorded`` as settling will leave it, for the pending actions the API reports ended (``actions``).
+
+    What ``plan`` (which never writes the state) sees of its own actions that
+    ended since: a success is the recorded configuration, not drift; a failure
+    is a change to plan again (backed off when its cause says so).
+    """
+    ended = {
+        address: action
+        for address, action in recorded.pending.items()
+        if action.key in actions and actions[action.key][0] not in spec.PENDING_STATUSES
+    }
+    if not ended:
+        return recorded
+    vehicles, backoffs = dict(recorded.vehicles), dict(recorded.backoffs)
+    at = stamp(now)
+    for address, action in ended.items():
+        vin = addresses.vin_of(address) or ""
+        status, cause = actions[action.key]
+        prefix = addresses.vehicle_prefix(vin)
+        if status in spec.SUCCESS_STATUSES:
+            if action.after is not None:
+                vehicles[vin] = confirmed(vehicles.get(vin) or RecordedVehicle(vin), address, action.after, at)
+            backoffs.pop(prefix, None)
+        elif (cause or status) in spec.SLOW_FAILURE_CAUSES:
+            backoffs[prefix] = Backoff(prefix, cause or status, backoff_until(cause or status, now))
+    pending = {address: action for address, action in recorded.pending.items() if address not in ended}
+    return replace(recorded, pending=pending, vehicles=vehicles, backoffs=backoffs)
+
+
+def backoff_until(cause: str, now: datetime) -> str:
+    """When a failure that retrying cannot fix soon is worth trying again."""
+    if cause == "TooManyWakeUpsOverMonth":
+        month = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return month.isoformat(timespec="seconds")
+    return (now + timedelta(hours=6)).isoformat(timespec="seconds")
+
+
+def stamp(now: datetime) -> str:
+    """A confirmation's time: to the millisecond, as the API dates its reports."""
+    return now.isoformat(timespec="milliseconds")

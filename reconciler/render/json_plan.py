@@ -42,6 +42,10 @@ def _document(plan: Plan) -> dict[str, Any]:
         ],
         "held": [{"address": h.address, "reason": h.reason, "kind": h.kind} for h in plan.held],
         "cannot_apply": [{"address": c.address, "reason": c.reason} for c in plan.cannot_apply],
+        "unobserved": [
+            {"address": u.address, "reported_at": u.reported_at, "confirmed_at": u.confirmed_at, "reason": u.reason}
+            for u in plan.unobserved
+        ],
         "adoptions": [{"address": a.address, "id": a.identity, "after": a.after} for a in plan.adoptions],
         "summary": {
             **summary,
@@ -49,6 +53,7 @@ def _document(plan: Plan) -> dict[str, Any]:
             "drift": len(plan.drift),
             "held": len(plan.held),
             "cannot_apply": len(plan.cannot_apply),
+            "unobserved": len(plan.unobserved),
         },
         "api_calls": {"total": plan.api_calls, "changes": len(plan.changes), "lookups": plan.lookups},
         "rollout": _rollout(plan),

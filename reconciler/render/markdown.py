@@ -84,6 +84,11 @@ def _head(plan: Plan) -> str:
         lines.append(f"**Held back:** {len(plan.held)} address(es): {why}.\n")
     if plan.cannot_apply:
         lines.append(f"**Cannot apply:** {len(plan.cannot_apply)} address(es) the vehicles cannot take (never sent).\n")
+    if plan.unobserved:
+        lines.append(
+            f"**Not reported since the last change:** {len(plan.unobserved)} address(es) whose vehicle's report "
+            "predates reconciler's last confirmed action (planned against the recorded state).\n"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -70,6 +70,12 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
             more = ", ".join(f"{n:,} {HELD_KINDS.get(kind, kind)}" for kind, n in kinds.most_common())
             out.append(f"  … and {len(plan.held) - MAX_HELD:,} more: {more} (--format json lists them all)")
         out.append("")
+    if plan.unobserved:
+        out.append("Not reported since reconciler's last change (planned against the recorded state, not drift):")
+        out.extend(f"  ? {u.address}: {u.reason}" for u in plan.unobserved[:MAX_HELD])
+        if len(plan.unobserved) > MAX_HELD:
+            out.append(f"  … and {len(plan.unobserved) - MAX_HELD:,} more (--format json lists them all)")
+        out.append("")
     if plan.cannot_apply:
         out.append("Cannot apply (never sent, not a failure):")
         out.extend(f"  x {c.address}: {c.reason}" for c in plan.cannot_apply)

@@ -137,10 +137,11 @@ class RemoteActions:
         except ReconcilerError as exc:
             return _outcome(change, FAILED, str(exc))
         entry = _entry(change, path)
-        ctx.store.journal_start(entry)
-        ctx.store.add_history(change.address, "send", change.summary)
-        if self._wakeups is not None:
-            self._wakeups.sent(change, wakes)
+        with ctx.store.transaction():  # journaled, and its wake-up counted, before it is sent
+            ctx.store.journal_start(entry)
+            ctx.store.add_history(change.address, "send", change.summary)
+            if self._wakeups is not None:
+                self._wakeups.sent(change, wakes)
         answer = self._post_once(entry, path, reveal(change.request.body))
         if isinstance(answer, Outcome):
             return answer
@@ -170,21 +171,33 @@ class RemoteActions:
         return ended
 
     def _seen(self, entry: JournalEntry, action: dict[str, Any], rid: str) -> Outcome | None:
-        """Record a status the API reported; the outcome when the action ended."""
+        """Record a status the API reported; the outcome when the action ended.
+
+        What ends an action (its final status, the recorded configuration, the
+        wake-up count, the backoff, the history) is one transaction: a crash
+        before it commits leaves the action pending, and the next run looks it
+        up again; a crash after leaves nothing to redo.
+        """
         store = self.ctx.store
         status = str(action.get("status", ""))
-        cause = str(action.get("failureCause", "") or "")
-        new = store.journal_update(entry.key, status, remote_action_id=rid, failure_cause=cause or None)
-        if new and self._wakeups is not None:  # a status seen again tells nothing new of the vehicle
-            self._wakeups.seen(entry, status)
+        given = str(action.get("failureCause", "") or "")
+        ended = status not in PENDING_JOURNAL_STATUSES
+        failed = ended and status not in spec.SUCCESS_STATUSES
+        cause = (given or status) if failed else ""
+        until = ""
+        with store.transaction():
+            new = store.journal_update(
+                entry.key, status, remote_action_id=rid, failure_cause=given or None, while_pending=True
+            )
+            if new and self._wakeups is not None:  # a status seen again tells nothing new of the vehicle
+                self._wakeups.seen(entry, status)
+            if new and ended:  # not new: the webhook receiver recorded this end already
+                until = record_final(store, entry, status, cause, rid)
         kind = entry.remote_type or ""
         if status in spec.SUCCESS_STATUSES:
-            record_final(store, entry, status, "", rid)
             return Outcome(entry.address, CONFIRMED, f"{status} ({rid})", kind)
-        if status in PENDING_JOURNAL_STATUSES:
+        if not ended:
             return None
-        cause = cause or status
-        until = record_final(store, entry, status, cause, rid)
         detail = f"{cause} ({rid}); vehicle not retried before {until}" if until else f"{cause} ({rid})"
         return Outcome(entry.address, FAILED, detail, kind)
 
@@ -273,8 +286,9 @@ class RemoteActions:
                 self._quota_until = str(exc)
                 return Outcome(entry.address, SKIPPED, f"not sent: the API's quota is spent ({exc})", kind)
             except ApiError as exc:
-                store.journal_update(entry.key, "Rejected", failure_cause=str(exc))
-                store.add_history(entry.address, "rejected", str(exc))
+                with store.transaction():
+                    store.journal_update(entry.key, "Rejected", failure_cause=str(exc))
+                    store.add_history(entry.address, "rejected", str(exc))
                 return Outcome(entry.address, FAILED, str(exc), kind)
         raise AssertionError("unreachable")
 

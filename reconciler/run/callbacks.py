@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -46,26 +47,37 @@ class CallbackSteps:
                 existing = self._existing().get(label)
                 if existing is not None:
                     return self._adopt(change, label, existing)
-                answer = self._journaled(change, "POST", f"{ctx.fleet_path}/remote/callbacks", body)
-                cb_id = str(answer["callbackId"])
-                self.ids[label] = cb_id
-                ctx.store.record_callback(label, cb_id, replace(seal_callback(wanted, key), status="Running"))
-                return Outcome(change.address, CONFIRMED, f"created {cb_id}")
+                created: list[str] = []
+
+                def record_created(answer: Any) -> None:
+                    created.append(str(answer["callbackId"]))
+                    ctx.store.record_callback(label, created[0], replace(seal_callback(wanted, key), status="Running"))
+
+                self._journaled(change, "POST", f"{ctx.fleet_path}/remote/callbacks", body, record_created)
+                self.ids[label] = created[0]
+                return Outcome(change.address, CONFIRMED, f"created {created[0]}")
             adopting = label not in self.ids and label not in ctx.store.callbacks()
             cb_id = self.id_of(label, change)
             if change.action == "update":
-                self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}", body)
                 # A PUT keeps the status; a callback adopted now keeps the one the API reported.
                 status = str((change.before or {}).get("status") or self._recorded_status(label))
-                ctx.store.record_callback(label, cb_id, replace(seal_callback(wanted, key), status=status))
+
+                def record_update(_: Any) -> None:
+                    ctx.store.record_callback(label, cb_id, replace(seal_callback(wanted, key), status=status))
+                    if adopting:
+                        ctx.store.add_history(change.address, "adopted", f"{cb_id}, updated to the fleet file")
+
+                self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}", body, record_update)
                 if adopting:
-                    ctx.store.add_history(change.address, "adopted", f"{cb_id}, updated to the fleet file")
                     return Outcome(change.address, CONFIRMED, f"adopted {cb_id} and updated it")
                 return Outcome(change.address, CONFIRMED, f"updated {cb_id}")
-            self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}/status", body)
-            recorded = ctx.store.callbacks().get(label)
-            config = recorded.config if recorded else seal_callback(wanted, key)
-            ctx.store.record_callback(label, cb_id, replace(config, status=body["status"]))
+
+            def record_status(_: Any) -> None:
+                recorded = ctx.store.callbacks().get(label)
+                config = recorded.config if recorded else seal_callback(wanted, key)
+                ctx.store.record_callback(label, cb_id, replace(config, status=body["status"]))
+
+            self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}/status", body, record_status)
             return Outcome(change.address, CONFIRMED, f"{change.action}d {cb_id}")
         except _FATAL:
             raise
@@ -100,9 +112,10 @@ class CallbackSteps:
         except ApiError as exc:
             ctx.store.journal_update(key, "Failed", failure_cause=str(exc))
             return Outcome(change.address, FAILED, str(exc))
-        ctx.store.journal_update(key, "Done")
-        ctx.store.forget_callback(label)
-        ctx.store.add_history(change.address, "delete", cb_id)
+        with ctx.store.transaction():
+            ctx.store.journal_update(key, "Done")
+            ctx.store.forget_callback(label)
+            ctx.store.add_history(change.address, "delete", cb_id)
         return Outcome(change.address, CONFIRMED, f"deleted {cb_id}")
 
     def id_of(self, label: str, change: Change | None = None) -> str:
@@ -125,11 +138,17 @@ class CallbackSteps:
         self.ids[label] = cb_id
         wanted = ctx.desired.callbacks[label]
         body = reveal(change.request.body)
-        if existing.get("subscribe") != body:
-            self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}", body)
         status = str(existing.get("status", "Running"))
-        ctx.store.record_callback(label, cb_id, replace(seal_callback(wanted, ctx.fingerprint_key), status=status))
-        ctx.store.add_history(change.address, "adopted", cb_id)
+
+        def record(_: Any) -> None:
+            ctx.store.record_callback(label, cb_id, replace(seal_callback(wanted, ctx.fingerprint_key), status=status))
+            ctx.store.add_history(change.address, "adopted", cb_id)
+
+        if existing.get("subscribe") != body:
+            self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}", body, record)
+        else:
+            with ctx.store.transaction():
+                record(None)
         return Outcome(change.address, CONFIRMED, f"adopted existing {cb_id}")
 
     def _existing(self) -> dict[str, dict[str, Any]]:
@@ -142,7 +161,8 @@ class CallbackSteps:
         recorded = self.ctx.store.callbacks().get(label)
         return recorded.config.status if recorded else spec.CALLBACK_RUNNING
 
-    def _journaled(self, change: Change, method: str, path: str, body: Any) -> Any:
+    def _journaled(self, change: Change, method: str, path: str, body: Any, record: Callable[[Any], None]) -> Any:
+        """Journal, send, then record the answer (``record``) in the transaction that ends the entry."""
         ctx = self.ctx
         key = f"{change.key or change.address}:{method}:{path}:{time.time_ns()}"
         ctx.store.journal_start(
@@ -168,8 +188,10 @@ class CallbackSteps:
         except (ApiError, UnknownOutcome) as exc:
             ctx.store.journal_update(key, "Failed", failure_cause=str(exc))
             raise
-        ctx.store.journal_update(key, "Done")
-        ctx.store.add_history(change.address, change.action, f"{method} {path}")
+        with ctx.store.transaction():
+            ctx.store.journal_update(key, "Done")
+            ctx.store.add_history(change.address, change.action, f"{method} {path}")
+            record(answer)
         return answer
 
 

@@ -52,6 +52,7 @@ class Looking:
     now: str = ""
     refresh_capabilities: bool = False
     parallelism: int = 8
+    pending: bool = False  # read the pending actions' status too (a read-only plan cannot settle them)
 
 
 def observe_fleet(api: FleetApi, desired: Desired, recorded: Recorded, looking: Looking) -> Observed:
@@ -59,6 +60,8 @@ def observe_fleet(api: FleetApi, desired: Desired, recorded: Recorded, looking: 
     for the vehicles with something to send whose capabilities are not known yet, their capabilities.
     """
     observed = observe.refresh(api, desired, recorded, parallelism=looking.parallelism)
+    if looking.pending and recorded.pending:
+        observed = replace(observed, actions=observe.read_actions(api, recorded.pending.values(), looking.parallelism))
     draft = planner.plan(desired, recorded, observed, targets=looking.targets, now=looking.now)
     vins = {c.vin for c in draft.changes if c.vin}
     if looking.refresh_capabilities:

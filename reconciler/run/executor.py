@@ -106,18 +106,25 @@ class Executor:
     # settling what earlier runs left pending
 
     def settle(self) -> list[Outcome]:
-        """Find out what became of every journaled action still pending; record it."""
+        """Find out what became of every journaled action still pending (an earlier run's); record it.
+
+        They are followed like this run's own: until they end or ``timeout``
+        passes (with ``wait``), in parallel across vehicles; without ``wait``,
+        each is looked at once.
+        """
         ctx = self.ctx
-        outcomes = []
+        inherited = []
         for entry in ctx.store.journal(pending_only=True):
             if entry.vin is None:
                 # A callback call cut short: the label lookup before any create adopts it.
                 ctx.store.journal_update(entry.key, "Unknown")
                 continue
-            if ctx.stop.is_set():
-                break
-            outcomes.append(self.actions.settle(entry, deadline=ctx.clock()))
-        return outcomes
+            inherited.append(entry)
+        if not inherited or ctx.stop.is_set():
+            return []
+        deadline = ctx.clock() + (ctx.timeout if ctx.wait else 0.0)
+        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="settle") as pool:
+            return list(pool.map(lambda entry: self.actions.settle(entry, deadline), inherited))
 
     # the run
 

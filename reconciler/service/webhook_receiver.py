@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,7 +31,7 @@ from ..core.model import Desired, Secret
 from ..errors import ReconcilerError
 from ..run.outcomes import record_final
 from ..run.wakeups import note_status
-from ..state.base import PENDING_JOURNAL_STATUSES, StateStore
+from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
 
 MAX_BODY = 1024 * 1024
 READ_TIMEOUT = 10.0  # seconds to receive a whole body: a slow sender holds a connection, not the receiver
@@ -82,9 +83,13 @@ def create_app(
             labels = _authenticated(request.headers, expected)
             raw = await asyncio.wait_for(_body(request, max_body), read_timeout)
             body = _parse(raw)
-            label = _label_of(store, body["callbackId"])
+            label = await run_in_threadpool(_label_of, store, body["callbackId"])
             if label not in labels:
                 raise _Refused(401, "unknown callback or wrong secret header")
+            events = body["events"]
+            # Every event is bound to our journal before any is recorded: one that is not
+            # this callback's own refuses the whole request, and nothing changes.
+            bound = await run_in_threadpool(_bind, store, label, events)
         except _Refused as refused:
             log.warning("refused a request from %s: %s %s", where, refused.status, refused.message)
             tally("refused", 1)
@@ -98,33 +103,65 @@ def create_app(
             tally("refused", 1)
             return _answer(400, "the body was cut off")
         try:
-            new = sum(record_event(store, event) for event in body["events"])
+            new = await run_in_threadpool(_record_all, store, bound)
         except Exception as exc:  # any failure to store means "send them again"
-            log.error("could not store %d events: %s: %s", len(body["events"]), type(exc).__name__, exc)
-            tally("error", len(body["events"]))
+            log.error("could not store %d events: %s: %s", len(events), type(exc).__name__, exc)
+            tally("error", len(events))
             return _answer(500, "the events could not be stored; send them again")
         tally("recorded", new)
-        tally("duplicate", len(body["events"]) - new)
-        return _answer(200, f"{new} new of {len(body['events'])} events recorded")
+        tally("duplicate", len(events) - new)
+        return _answer(200, f"{new} new of {len(events)} events recorded")
 
     return Starlette(routes=[Route("/", receive, methods=["POST"]), Route("/{path:path}", receive, methods=["POST"])])
 
 
-def record_event(store: StateStore, event: dict[str, Any]) -> bool:
-    """Record one event; True if it told something new about one of our actions."""
-    entry = store.journal_by_action(event["remoteActionId"])
-    if entry is None or entry.vin is None:
-        return False  # not an action reconciler sent
+def _bind(store: StateStore, label: str, events: list[dict[str, Any]]) -> list[tuple[JournalEntry, dict[str, Any]]]:
+    """Each event with the journal entry of its action; ``_Refused`` unless every one is this callback's.
+
+    An event counts only for the callback that carried the action (DESIGN §10.2):
+    the secret that authenticated the request, the body's ``callbackId`` and the
+    action's journaled callback agree, and the event's ``vin`` and
+    ``remoteType`` are the journal's. Events of actions reconciler did not send
+    are left out (the callback may carry others' actions too).
+    """
+    bound = []
+    for index, event in enumerate(events):
+        entry = store.journal_by_action(event["remoteActionId"])
+        if entry is None or entry.vin is None:
+            continue  # not an action reconciler sent
+        if entry.callback != label:
+            raise _Refused(401, f"events[{index}] is of an action sent through another callback")
+        if event.get("vin") != entry.vin or event.get("remoteType") != entry.remote_type:
+            raise _Refused(400, f"events[{index}]: vin and remoteType are not those of action {entry.remote_action_id}")
+        bound.append((entry, event))
+    return bound
+
+
+def _record_all(store: StateStore, bound: list[tuple[JournalEntry, dict[str, Any]]]) -> int:
+    """Record a request's events in one transaction; how many told something new."""
+    with store.transaction():
+        return sum(record_event(store, entry, event) for entry, event in bound)
+
+
+def record_event(store: StateStore, entry: JournalEntry, event: dict[str, Any]) -> bool:
+    """Record one event of the action ``entry``; True if it told something new.
+
+    What ends the action is written in one transaction with its status: a late
+    or repeated event never moves an action back from its end.
+    """
     status = event["eventStatus"]
     value, cause = str(status["status"]), str(status.get("failureCause") or "")
-    if entry.status not in PENDING_JOURNAL_STATUSES and entry.status != value:
-        return False  # already ended: a late or repeated event changes nothing
-    new = store.journal_update(entry.key, value, remote_action_id=event["remoteActionId"], failure_cause=cause or None)
-    if new:
-        note_status(store, entry, value)
+    rid = event["remoteActionId"]
     ended = status.get("type") == spec.EVENT_DONE or value not in PENDING_JOURNAL_STATUSES
-    if new and ended and entry.status in PENDING_JOURNAL_STATUSES:
-        record_final(store, entry, value, cause or value, event["remoteActionId"])
+    with store.transaction():
+        new = store.journal_update(
+            entry.key, value, remote_action_id=rid, failure_cause=cause or None, while_pending=True
+        )
+        if new:
+            note_status(store, entry, value)
+        if new and ended:
+            failed = value not in spec.SUCCESS_STATUSES
+            record_final(store, entry, value, (cause or value) if failed else "", rid)
     return new
 
 
@@ -182,17 +219,29 @@ def _parse(raw: bytes) -> dict[str, Any]:
 
 
 def _check_event(index: int, event: Any) -> None:
+    """One event as the template has it; every field of the wrong type is a 400, never a 500."""
     status = event.get("eventStatus") if isinstance(event, dict) else None
     if not isinstance(event, dict) or not isinstance(event.get("remoteActionId"), str) or not isinstance(status, dict):
         raise _Refused(400, f"events[{index}] needs remoteActionId and eventStatus {{type, status}}")
+    for name in ("vin", "remoteType", "eventDate"):
+        if name in event and not isinstance(event[name], str):
+            raise _Refused(400, f"events[{index}].{name} must be a string")
     kind, value, cause = status.get("type"), status.get("status"), status.get("failureCause")
-    if kind not in spec.EVENT_STATUSES:
-        raise _Refused(400, f"events[{index}].eventStatus.type {kind!r} is not Pending or Done")
-    if value not in spec.EVENT_STATUSES[kind]:
+    if not isinstance(kind, str) or kind not in spec.EVENT_STATUSES:
+        raise _Refused(400, f"events[{index}].eventStatus.type {_shown(kind)} is not Pending or Done")
+    if not isinstance(value, str) or value not in spec.EVENT_STATUSES[kind]:
         allowed = ", ".join(spec.EVENT_STATUSES[kind])
-        raise _Refused(400, f"events[{index}].eventStatus.status {value!r} is not a {kind} status ({allowed})")
-    if cause is not None and cause not in spec.FAILURE_CAUSES:
-        raise _Refused(400, f"events[{index}].eventStatus.failureCause {cause!r} is not a failure cause of the API")
+        raise _Refused(400, f"events[{index}].eventStatus.status {_shown(value)} is not a {kind} status ({allowed})")
+    if cause is not None and (not isinstance(cause, str) or cause not in spec.FAILURE_CAUSES):
+        raise _Refused(
+            400, f"events[{index}].eventStatus.failureCause {_shown(cause)} is not a failure cause of the API"
+        )
+
+
+def _shown(value: Any) -> str:
+    """A value as a message may quote it: short, whatever its type."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _answer(status: int, message: str) -> Response:

@@ -179,12 +179,12 @@ async def _vehicle(request: Request, engine: Engine, links: documents.Links) -> 
 
 
 async def _status(request: Request, engine: Engine, links: documents.Links) -> Response:
-    return _hal(documents.status(links, engine.vehicle(request.path_params["vid"])))
+    return _hal(documents.status(links, *engine.report(engine.vehicle(request.path_params["vid"]))))
 
 
 async def _fleet_status(request: Request, engine: Engine, links: documents.Links) -> Response:
     found = engine.list_vehicles()
-    return _page(request, links, "status", found, lambda v: documents.status(links, v))
+    return _page(request, links, "status", found, lambda v: documents.status(links, *engine.report(v)))
 
 
 async def _callbacks(request: Request, engine: Engine, links: documents.Links) -> Response:

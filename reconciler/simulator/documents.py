@@ -94,14 +94,14 @@ def vehicle_item(links: Links, vehicle: Vehicle) -> dict[str, Any]:
     }
 
 
-def status(links: Links, vehicle: Vehicle) -> dict[str, Any]:
-    """Status: the programs the vehicle holds, its charging state, stolen state.
+def status(links: Links, vehicle: Vehicle, reported_at: float) -> dict[str, Any]:
+    """Status: the programs the vehicle holds, its charging state, stolen state, as reported at ``reported_at``.
 
     Quirks seen in the field can be switched on per vehicle: ``null_programs``,
     ``missing_occurence``, ``legacy_key`` (``preconditionning``), ``padded_times``.
     """
     quirks = set(vehicle.quirks)
-    at = iso(vehicle.updated_at)
+    at = iso(reported_at)
     document: dict[str, Any] = {
         "_links": {
             "self": links.href(f"/vehicles/{vehicle.vid}/status"),

@@ -61,6 +61,12 @@ class Vehicle:
     fail_cause: str = ""  # every action on this vehicle fails with this cause
     quirks: list[str] = field(default_factory=list)
     updated_at: float = 0.0
+    # What the vehicle held at each change of what its status reports: [time, {air, charge, …}].
+    # With a report lag, the status shows what it held that long ago (a car that reports late).
+    reports: list[list[Any]] = field(default_factory=list)
+
+
+REPORTED = ("air", "charge", "preferences", "stolen", "stolen_since")  # what a status document shows
 
 
 @dataclass
@@ -130,10 +136,12 @@ class Engine:
         sleeping: bool = False,
         awake_for: float = 180.0,
         wakeup_budget: int = 20,
+        report_lag: float = 0.0,
     ) -> None:
         self.fleet_id = fleet_id
         self.clock = clock
         self.latency = latency
+        self.report_lag = report_lag  # seconds by which status documents lag behind the vehicles
         self.sleeping = sleeping  # vehicles added from now on sleep between contacts
         self.awake_for = awake_for
         self.wakeup_budget = wakeup_budget
@@ -163,6 +171,7 @@ class Engine:
             vid = vid_of(vin)
             if vid not in self.vehicles:
                 vehicle = Vehicle(vid, vin, motorization, updated_at=self.clock.now())
+                self._reported(vehicle, vehicle.updated_at)
                 vehicle.asleep = vehicle.sleeps = self.sleeping
                 vehicle.wakeup_budget = vehicle.wakeups_left = self.wakeup_budget
                 if motorization == "Hybrid":  # a plug-in hybrid: fewer programs, no charging type
@@ -193,6 +202,30 @@ class Engine:
             if vid not in self.vehicles:
                 raise NotFound(f"vehicle {vid} is not in fleet {self.fleet_id}")
             return self.vehicles[vid]
+
+    def report(self, vehicle: Vehicle) -> tuple[Vehicle, float]:
+        """What the vehicle's status reports now, and when the vehicle reported it.
+
+        Without a report lag, what it holds, reported now; with one, what it held
+        ``report_lag`` seconds ago, reported then.
+        """
+        with self.lock:
+            now = self.clock.now()
+            if not self.report_lag:
+                return vehicle, now
+            at = now - self.report_lag
+            shown = next((state for when, state in reversed(vehicle.reports) if when <= at), None)
+            if shown is None:
+                return vehicle, at
+            return Vehicle(**{**asdict(vehicle), **shown}), at
+
+    def _reported(self, vehicle: Vehicle, at: float) -> None:
+        """Keep what the vehicle holds from ``at`` on, for late reports (only those a report may still show)."""
+        state = json.loads(json.dumps({name: getattr(vehicle, name) for name in REPORTED}))
+        horizon = at - self.report_lag
+        kept = [r for r in vehicle.reports if r[0] >= horizon]
+        older = [r for r in vehicle.reports if r[0] < horizon]
+        vehicle.reports = older[-1:] + kept + [[at, state]]
 
     def list_vehicles(self, vin_prefix: str = "") -> list[Vehicle]:
         with self.lock:
@@ -350,6 +383,8 @@ class Engine:
             self._finish(action, spec.FAILED, "VehicleConnectionTimeout", at)
         else:
             changed = _apply(vehicle, action.remote, at)
+            if changed:
+                self._reported(vehicle, at)
             self._contact(vehicle, at)
             self._finish(action, spec.SUCCESS if changed else spec.ALREADY_DONE, "", at)
 
@@ -421,6 +456,7 @@ class Engine:
             else:
                 programs[str(slot)] = {"slot": slot, **program}
             vehicle.updated_at = self.clock.now()
+            self._reported(vehicle, vehicle.updated_at)
             self._touch("vehicle", vehicle.vid)
             self._flush()
 

@@ -44,6 +44,7 @@ class Settings:
     sleeping: bool = False  # vehicles sleep between contacts: the first message wakes them
     awake_for: float = 180.0  # seconds a vehicle stays awake after a contact
     wakeup_budget: int = 20  # wake-ups a vehicle allows a calendar month
+    report_lag: float = 0.0  # seconds by which status documents lag behind what the vehicles hold
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Simulator:
             sleeping=settings.sleeping,
             awake_for=settings.awake_for,
             wakeup_budget=settings.wakeup_budget,
+            report_lag=settings.report_lag,
         )
         if fresh and not settings.vins:  # a made-up fleet is a mixed one: electric, hybrid, thermal
             for number, vin in enumerate(generated_vins(settings.vehicles)):

@@ -129,8 +129,17 @@ class StateStore(Protocol):
         """(vin, address, status, failure cause) of the remote actions journaled since ``since``, oldest first."""
         ...
 
-    def update_vehicle(self, vin: str, change: Callable[[VehicleConfig], VehicleConfig]) -> None:
-        """Read, change and write one vehicle's configuration in one transaction."""
+    def update_vehicle(
+        self,
+        vin: str,
+        change: Callable[[VehicleConfig], VehicleConfig],
+        *,
+        confirmed: tuple[str, str] | None = None,
+    ) -> None:
+        """Read, change and write one vehicle's configuration in one transaction.
+
+        ``confirmed``: (address part, time) of the confirmed action that made the change.
+        """
         ...
 
     def journal_start(self, entry: JournalEntry) -> None:
@@ -138,9 +147,18 @@ class StateStore(Protocol):
         ...
 
     def journal_update(
-        self, key: str, status: str, *, remote_action_id: str | None = None, failure_cause: str | None = None
+        self,
+        key: str,
+        status: str,
+        *,
+        remote_action_id: str | None = None,
+        failure_cause: str | None = None,
+        while_pending: bool = False,
     ) -> bool:
-        """Record a status seen for ``key``; True when it is news (so outcomes are recorded once)."""
+        """Record a status seen for ``key``; True when it is news (so outcomes are recorded once).
+
+        ``while_pending``: only while the action has not ended (an end is never undone).
+        """
         ...
 
     def journal(

@@ -69,6 +69,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE vehicles ADD COLUMN last_contact TEXT;
     ALTER TABLE actions ADD COLUMN woke INTEGER NOT NULL DEFAULT 0
     """,
+    """
+    ALTER TABLE vehicles ADD COLUMN confirmed_at TEXT
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATION_LOCK = 7_362_001  # advisory key serializing first-use migrations of one database

@@ -36,7 +36,17 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "meta": (("key", "value"), "key"),
     "callbacks": (("label", "id", "config", "updated_at"), "label"),
     "vehicles": (
-        ("vin", "vid", "config", "updated_at", "listed", "capabilities", "capabilities_at", "last_contact"),
+        (
+            "vin",
+            "vid",
+            "config",
+            "updated_at",
+            "listed",
+            "capabilities",
+            "capabilities_at",
+            "last_contact",
+            "confirmed_at",
+        ),
         "vin",
     ),
     "actions": (
@@ -166,10 +176,11 @@ class SQLStore:
             for vin, count, spent in db.execute("SELECT vin, used, spent FROM wakeups WHERE month = ?", (month,))
         }
         wakeups = {}
-        for vin, vid, config, listed, caps, contact in db.execute(
-            "SELECT vin, vid, config, listed, capabilities, last_contact FROM vehicles"
+        times = _Interning(dict)  # confirmations within the same millisecond share one mapping
+        for vin, vid, config, listed, caps, contact, confirmed in db.execute(
+            "SELECT vin, vid, config, listed, capabilities, last_contact, confirmed_at FROM vehicles"
         ):
-            vehicles[vin] = RecordedVehicle(vin, vid, decode(config))
+            vehicles[vin] = RecordedVehicle(vin, vid, decode(config), times(confirmed) if confirmed else {})
             if listing is not None and listed and vid:
                 listing[vin] = vid
             if caps:
@@ -178,10 +189,13 @@ class SQLStore:
                 count, spent = used.get(vin, (0, False))
                 wakeups[vin] = WakeupUse(month, count, spent, contact or "")
         marks = ",".join("?" * len(_PENDING))
+        afters = _Interning(lambda value: value)
         pending = {
-            address: PendingAction(address, key, status, rid, created, remote_type or "")
-            for key, address, status, rid, created, remote_type in db.execute(
-                f"SELECT key, address, status, remote_action_id, created_at, remote_type FROM actions "
+            address: PendingAction(
+                address, key, status, rid, created, remote_type or "", afters(after) if after else None, _path(request)
+            )
+            for key, address, status, rid, created, remote_type, after, request in db.execute(
+                f"SELECT key, address, status, remote_action_id, created_at, remote_type, after, request FROM actions "
                 f"WHERE status IN ({marks}) AND vin IS NOT NULL ORDER BY created_at",
                 _PENDING,
             )
@@ -465,16 +479,31 @@ class SQLStore:
                 (vin, at, at),
             )
 
-    def update_vehicle(self, vin: str, change: Callable[[VehicleConfig], VehicleConfig]) -> None:
-        """Read, change and write one vehicle's configuration in one transaction."""
+    def update_vehicle(
+        self,
+        vin: str,
+        change: Callable[[VehicleConfig], VehicleConfig],
+        *,
+        confirmed: tuple[str, str] | None = None,
+    ) -> None:
+        """Read, change and write one vehicle's configuration in one transaction.
+
+        ``confirmed``: (address part, time) of the confirmed action that made the change.
+        """
         with self.transaction() as db:
-            row = db.execute("SELECT config FROM vehicles WHERE vin = ?" + self.dialect.for_update, (vin,)).fetchone()
+            row = db.execute(
+                "SELECT config, confirmed_at FROM vehicles WHERE vin = ?" + self.dialect.for_update, (vin,)
+            ).fetchone()
             config = codec.vehicle_config_from_json(json.loads(row[0])) if row else VehicleConfig()
             text = json.dumps(codec.vehicle_config_to_json(change(config)))
+            times = json.loads(row[1]) if row and row[1] else {}
+            if confirmed is not None:
+                times[confirmed[0]] = confirmed[1]
             db.execute(
-                "INSERT INTO vehicles (vin, config, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (vin) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
-                (vin, text, now()),
+                "INSERT INTO vehicles (vin, config, updated_at, confirmed_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (vin) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at, "
+                "confirmed_at = excluded.confirmed_at",
+                (vin, text, now(), json.dumps(times, sort_keys=True) if times else None),
             )
 
     def commit_serial(self) -> int:
@@ -512,9 +541,20 @@ class SQLStore:
             )
 
     def journal_update(
-        self, key: str, status: str, *, remote_action_id: str | None = None, failure_cause: str | None = None
+        self,
+        key: str,
+        status: str,
+        *,
+        remote_action_id: str | None = None,
+        failure_cause: str | None = None,
+        while_pending: bool = False,
     ) -> bool:
-        """Record a status seen for the call ``key`` (once per distinct status); True if it is new."""
+        """Record a status seen for the call ``key`` (once per distinct status); True if it is new.
+
+        ``while_pending``: a status the API reported, which never moves an action
+        back from its end (a late or repeated event, a poll racing the webhook
+        receiver); decided under the row's lock, so concurrent writers agree.
+        """
         at = now()
         with self.transaction() as db:
             row = db.execute(
@@ -522,6 +562,8 @@ class SQLStore:
             ).fetchone()
             if row is None:
                 raise StateError(f"no journal entry {key}")
+            if while_pending and row[0] not in _PENDING:
+                return False
             db.execute(
                 "UPDATE actions SET status = ?, remote_action_id = COALESCE(?, remote_action_id), "
                 "failure_cause = COALESCE(?, failure_cause), updated_at = ? WHERE key = ?",
@@ -690,6 +732,12 @@ class SQLStore:
             if self.db is not None:
                 self.db.close()
                 self.db = None
+
+
+def _path(request: str) -> str:
+    """The path a journaled call went to."""
+    document = json.loads(request)
+    return str(document.get("path", "")) if isinstance(document, dict) else ""
 
 
 class _Interning(Generic[T]):

@@ -73,6 +73,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE vehicles ADD COLUMN last_contact TEXT;
     ALTER TABLE actions ADD COLUMN woke INTEGER NOT NULL DEFAULT 0;
     """,
+    # When each part's last action was confirmed: a status report older than that says nothing of it.
+    """
+    ALTER TABLE vehicles ADD COLUMN confirmed_at TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _PRIVATE = stat.S_IRWXG | stat.S_IRWXO
