@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e import FLEET, SECRET, VINS, apply
-from loopback import Receiver
+from loopback import Dripper, Receiver
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.cli import main
@@ -445,3 +445,76 @@ def test_a_watch_run_that_ends_in_an_error_notifies_it(
     assert event["kind"] == "failed" and event["address"] == "run" and "401" in event["detail"]
     assert "a-wrong-password" not in json.dumps(request["body"])
     assert '"event": "notify"' in capsys.readouterr().out
+
+
+def test_a_notify_endpoint_that_drips_its_answer_holds_apply_no_longer_than_its_deadline(
+    sim: Simulator, fleet: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NOTIFY_TOKEN", NOTIFY_TOKEN)
+    dripping, hook = Dripper(), Receiver()
+    try:
+        fleet.write_text(
+            FLEET
+            + f'notify:\n  - {{url: "{dripping.url}", on: [failed], timeout: 2s}}\n'
+            + f'  - {{url: "{hook.url}", on: [failed]}}\n'
+        )
+        sim.engine.configure_vehicle(FAILING, fail_cause="VehicleConnectionTimeout")
+        started = time.monotonic()
+        assert apply(fleet) == 4  # the run's code, whatever the notifications did
+        took = time.monotonic() - started
+        out = capsys.readouterr().out
+        assert f"Notification to {dripping.url} failed: no answer within 2 s" in out
+        assert f"Notified {hook.url} of 2 event(s)." in out  # posted at the same time, not after
+        assert took < 12, took
+    finally:
+        dripping.close()
+        hook.close()
+
+
+def test_the_default_notification_deadline_is_ten_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET + 'notify: [{url: "https://hooks.example.com/n", on: [failed]}]\n')
+    assert loader.read(path, {"HOOK_TOKEN": SECRET}).notify[0].timeout == 10.0
+
+
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [("0s", "not from 1s to 5m"), ("1h", "not from 1s to 5m"), ("soon", "expected form"), ("-5", "expected form")],
+)
+def test_a_bad_notification_deadline_is_refused_with_its_place(tmp_path: Path, timeout: str, message: str) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET + f'notify: [{{url: "https://hooks.example.com/n", on: [failed], timeout: "{timeout}"}}]\n')
+    with pytest.raises(ConfigError) as caught:
+        loader.read(path, {"HOOK_TOKEN": SECRET})
+    assert f"{path}:{FLEET.count(chr(10)) + 1}:" in str(caught.value) and message in str(caught.value)
+
+
+def test_sigterm_during_a_dripping_notification_ends_watch_at_once(
+    sim: Simulator, fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dripping = Dripper()
+    try:
+        fleet.write_text(FLEET + f'notify: [{{url: "{dripping.url}", on: [failed], timeout: 5m}}]\n')
+        sim.engine.configure_vehicle(FAILING, fail_cause="VehicleConnectionTimeout")
+        for once, code in ((["--once"], 4), ([], 0)):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "reconciler", "watch", "-f", str(fleet), "--timeout", "30", *once],
+                env={**os.environ},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            seen = dripping.requests
+            deadline = time.monotonic() + 30
+            while dripping.requests == seen:
+                assert time.monotonic() < deadline, "watch posted no notification"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            out, err = process.communicate(timeout=10)
+            assert time.monotonic() - started < 3
+            assert process.returncode == code, err
+            assert "Traceback" not in err
+            assert '"error": "interrupted before an answer came"' in out
+    finally:
+        dripping.close()

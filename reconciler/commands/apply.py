@@ -6,6 +6,7 @@ import getpass
 import hashlib
 import json
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -110,8 +111,12 @@ def run(
         if outcome.outcomes:
             report.report(outcome.outcomes, stdout)
         brakes_said(outcome, stdout)
-    if options.notify:
-        for delivery in notify_run(outcome):
+    if options.notify and outcome.notify:
+        # A signal now ends the notifications at once; the run's result stands.
+        quiet = Interrupts(stderr, quit_when_idle=False, announce="stopping the notifications")
+        with quiet.installed():
+            deliveries = notify_run(outcome, quiet.stop)
+        for delivery in deliveries:
             if delivery.error:
                 stdout.write(f"Notification to {delivery.target} failed: {delivery.error} (the run's result stands).\n")
             else:
@@ -119,12 +124,12 @@ def run(
     return outcome.code
 
 
-def notify_run(outcome: RunResult) -> list[notify.Delivery]:
-    """Post the run's events to the fleet file's ``notify:`` targets that ask for them."""
+def notify_run(outcome: RunResult, stop: threading.Event | None = None) -> list[notify.Delivery]:
+    """Post the run's events to the fleet file's ``notify:`` targets that ask for them (``stop`` ends it)."""
     if not outcome.notify:
         return []
     found = notify.events(outcome.outcomes, outcome.drift, outcome.halted)
-    return notify.send(outcome.notify, outcome.fleet, outcome.code, found)
+    return notify.send(outcome.notify, outcome.fleet, outcome.code, found, stop=stop)
 
 
 def brakes_said(outcome: RunResult, out: TextIO) -> None:

@@ -141,7 +141,7 @@ def _one_run(
         logger.log(event="run", error=str(exc), code=exc.exit_code)
         if metrics is not None:
             metrics.run_ended(code=exc.exit_code, at=time.time())
-        _told(_notify_error(path, env, exc), logger, metrics)
+        _told(_notify_error(path, env, exc, stop), logger, metrics)
         return exc.exit_code, ""
     counts = Counter(o.result for o in result.outcomes)
     plan = planned[0] if planned else None
@@ -167,18 +167,18 @@ def _one_run(
             pending=result.pending_actions,
             halted=bool(result.halted),
         )
-    _told(notify_run(result), logger, metrics)
+    _told(notify_run(result, stop), logger, metrics)
     return result.code, result.window_closed if result.window_closed != "later" else ""
 
 
-def _notify_error(path: str, env: Mapping[str, str], exc: ReconcilerError) -> list[Delivery]:
+def _notify_error(path: str, env: Mapping[str, str], exc: ReconcilerError, stop: threading.Event) -> list[Delivery]:
     """A run that ended in an error is a ``failed`` event (address ``run``), when the fleet file can say where."""
     try:
         desired = loader.read(path, env)
     except ReconcilerError:
         return []  # the file itself is what is wrong: no notify: to read
     found = [notify.Event("failed", "run", str(exc))]
-    return notify.send(desired.notify, desired.fleet, exc.exit_code, found)
+    return notify.send(desired.notify, desired.fleet, exc.exit_code, found, stop=stop)
 
 
 def _told(deliveries: list[Delivery], logger: JsonLines, metrics: Metrics | None) -> None:

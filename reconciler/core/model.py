@@ -223,6 +223,7 @@ class Windows:
 
 
 NOTIFY_KINDS = ("failed", "halted", "drift", "budget", "held")
+NOTIFY_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ class Notify:
     url: str | Secret
     on: tuple[str, ...]
     headers: tuple[tuple[str, str | Secret], ...] = ()
+    timeout: float = NOTIFY_TIMEOUT  # seconds for the whole notification, its retry included
 
     @property
     def shown(self) -> str:

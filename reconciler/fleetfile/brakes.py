@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ..core import urls
 from ..core.durations import FormatError, Share, seconds
-from ..core.model import Notify, RolloutPolicy, Secret, Window, Windows
+from ..core.durations import describe as durations_shown
+from ..core.model import NOTIFY_TIMEOUT, Notify, RolloutPolicy, Secret, Window, Windows
 from ..core.sensitive import reveal
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
 from ..core.wakeups import DEFAULT_AWAKE_FOR, WakeupPolicy
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 # Not part of what a rollout rolls out: changing them starts no new rollout.
 OPERATIONAL = ("rollout", "windows", "wakeups", "notify")
+MAX_NOTIFY_TIMEOUT = 300.0
 
 
 def config_hash(data: dict[str, Any]) -> str:
@@ -109,7 +111,20 @@ def notify(b: _Builder) -> tuple[Notify, ...]:
                     f"the value of header {name} has a line break",
                     "set the variable to a one-line value",
                 )
-        found.append(Notify(url, tuple(entry["on"]), headers))
+        timeout = NOTIFY_TIMEOUT
+        if "timeout" in entry:
+            try:
+                timeout = seconds(entry["timeout"])
+            except FormatError as exc:
+                b.problem((*path, "timeout"), str(exc), "write a duration such as 10s")
+            else:
+                if not 1 <= timeout <= MAX_NOTIFY_TIMEOUT:
+                    b.problem(
+                        (*path, "timeout"),
+                        f"{durations_shown(timeout)} is not from 1s to 5m",
+                        "a notification may take from 1 second to 5 minutes, its retry included",
+                    )
+        found.append(Notify(url, tuple(entry["on"]), headers, timeout))
     return tuple(found)
 
 

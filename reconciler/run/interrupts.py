@@ -30,12 +30,21 @@ class Interrupted(KeyboardInterrupt):
 class Interrupts:
     """The signal handlers of one run; ``stop`` is what the executor and the API client watch."""
 
-    def __init__(self, stderr: TextIO, *, stop: threading.Event | None = None, quit_when_idle: bool = True) -> None:
+    def __init__(
+        self,
+        stderr: TextIO,
+        *,
+        stop: threading.Event | None = None,
+        quit_when_idle: bool = True,
+        announce: str = "no new call will be sent; recording what is in flight",
+    ) -> None:
+        """``announce``: what the first signal is told (after the signal's name)."""
         self.stop = stop or threading.Event()
         self.signum = 0
         self.sending = False
         self._stderr = stderr
         self._quit_when_idle = quit_when_idle
+        self._announce = announce
 
     @property
     def exit_code(self) -> int:
@@ -63,10 +72,7 @@ class Interrupts:
         self.stop.set()
         if self._quit_when_idle and not self.sending:
             raise Interrupted(signum)
-        self._say(
-            f"{signal.Signals(signum).name}: no new call will be sent; recording what is in flight "
-            "(interrupt again to quit at once)."
-        )
+        self._say(f"{signal.Signals(signum).name}: {self._announce} (interrupt again to quit at once).")
 
     def _say(self, text: str) -> None:
         try:

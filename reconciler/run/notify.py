@@ -7,14 +7,18 @@ holds changes), ``held`` (any other change left alone: an action still pending,
 a backoff, a later wave, a closed window, a halted rollout). A target is posted
 to only when the run has events of the kinds it asks for.
 
-Delivery never fails the run: 5 seconds a try, one retry, and what went wrong
-comes back as text for the report (the URL shown without its query or user
+Delivery never fails the run: one deadline for the whole notification
+(``timeout``, 10 s by default: connecting, sending, the answer and one retry),
+and what went wrong comes back as text for the report (the URL shown without its query or user
 part, a ``${VAR}`` URL by its name; header values never).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,8 +32,7 @@ from ..core.model import Notify, Secret
 from ..core.sensitive import reveal
 from .outcomes import FAILED, Outcome
 
-TIMEOUT = 5.0  # seconds a try
-TRIES = 2  # one retry
+TRIES = 2  # one retry, within the notification's deadline
 MAX_EVENTS = 100  # listed per kind and notification; the rest are counted ("omitted")
 USER_AGENT = "reconciler-notify"
 
@@ -102,38 +105,98 @@ def send(
     *,
     run: str | None = None,
     transport: httpx.BaseTransport | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Delivery]:
-    """Post the events each target asks for; one ``Delivery`` per target that had any."""
+    """Post the events each target asks for; one ``Delivery`` per target that had any.
+
+    The targets are posted to at once, each within its own deadline (``timeout``,
+    10 s by default, its retry included): a target that drips its answer byte by
+    byte, or never answers, holds the run no longer than that. ``stop`` (SIGTERM)
+    ends the waiting at once.
+    """
     run = run or new_run_id()
-    deliveries = []
+    posts = []
     for target in targets:
         chosen = [e for e in found if e.kind in target.on]
-        if not chosen:
-            continue
-        body = json.dumps(document(fleet, run, code, chosen)).encode()
-        deliveries.append(Delivery(target.shown, len(chosen), _post(target, body, transport)))
-    return deliveries
+        if chosen:
+            body = json.dumps(document(fleet, run, code, chosen)).encode()
+            posts.append(_Post(target, body, len(chosen), transport))
+    for post in posts:
+        post.start()
+    for post in posts:
+        post.finish(stop)
+    return [Delivery(post.target.shown, post.events, post.error) for post in posts]
 
 
-def _post(target: Notify, body: bytes, transport: httpx.BaseTransport | None) -> str:
-    """Post ``body``; "" when the target took it, else why not (after one retry)."""
-    url = reveal(target.url)
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-    headers.update({name: reveal(value) for name, value in target.headers})
-    error = ""
-    with httpx.Client(timeout=TIMEOUT, transport=transport, follow_redirects=False) as client:
-        for _ in range(TRIES):
-            try:
-                response = client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}" + (f": {_scrub(str(exc), target)}" if str(exc) else "")
-                continue
-            if 200 <= response.status_code < 300:
-                return ""
-            error = f"answered {response.status_code}"
-            if response.status_code < 500 and response.status_code != 429:
-                break  # refused: trying again would be refused the same way
-    return error
+class _Post:
+    """One notification, posted in a thread of its own so that the caller's wait has a deadline."""
+
+    def __init__(self, target: Notify, body: bytes, events: int, transport: httpx.BaseTransport | None) -> None:
+        self.target = target
+        self.body = body
+        self.events = events
+        self.error = ""
+        self._transport = transport
+        self._done = threading.Event()
+        self._client: httpx.Client | None = None
+        self._deadline = 0.0
+
+    def start(self) -> None:
+        self._deadline = time.monotonic() + self.target.timeout
+        threading.Thread(target=self._run, name="notify", daemon=True).start()
+
+    def finish(self, stop: threading.Event | None) -> None:
+        """Wait until it is delivered or failed, its deadline passed, or ``stop`` is set."""
+        while not self._done.wait(min(0.1, max(0.0, self._deadline - time.monotonic()))):
+            if stop is not None and stop.is_set():
+                self._abort("interrupted before an answer came")
+                return
+            if time.monotonic() >= self._deadline:
+                self._abort(f"no answer within {self.target.timeout:g} s")
+                return
+
+    def _abort(self, why: str) -> None:
+        self.error = why
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(Exception):  # best effort: the caller has its answer already
+                client.close()  # the thread's next read fails: it ends instead of lingering
+
+    def _run(self) -> None:
+        try:
+            error = self._attempts()
+            if not self._done.is_set() and not self.error:
+                self.error = error
+        finally:
+            self._done.set()
+
+    def _attempts(self) -> str:
+        """Post ``body``; "" when the target took it, else why not (after one retry)."""
+        target = self.target
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        headers.update({name: reveal(value) for name, value in target.headers})
+        error = f"no answer within {target.timeout:g} s"
+        with httpx.Client(transport=self._transport, follow_redirects=False) as client:
+            self._client = client
+            for _ in range(TRIES):
+                left = self._deadline - time.monotonic()
+                if left <= 0 or self.error:
+                    break
+                try:
+                    # Streamed, the body never read: a target that drips it cannot hold the run.
+                    with client.stream(
+                        "POST", reveal(target.url), content=self.body, headers=headers, timeout=left
+                    ) as response:
+                        status = response.status_code
+                except httpx.HTTPError as exc:
+                    error = f"{type(exc).__name__}" + (f": {_scrub(str(exc), target)}" if str(exc) else "")
+                    continue
+                if 200 <= status < 300:
+                    return ""
+                error = f"answered {status}"
+                if status < 500 and status != 429:
+                    break  # refused: trying again would be refused the same way
+        return error
 
 
 def _scrub(message: str, target: Notify) -> str:
