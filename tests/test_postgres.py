@@ -117,3 +117,95 @@ def test_password_never_printed(postgres_url: str, fleet: Path, capsys: pytest.C
     assert main(["state", "migrate", "--to", with_password, "-f", str(fleet)]) == 0
     out = capsys.readouterr().out
     assert "hunter2" not in out and ":***@" in out
+
+
+PASSWORD = "Zq7@Kx9/Pw5"
+
+
+def pieces(secret: str) -> set[str]:
+    """Every part of three characters or more of ``secret``: none may be shown."""
+    return {secret[i:j] for i in range(len(secret)) for j in range(i + 3, len(secret) + 1)}
+
+
+def spellings(postgres_url: str) -> dict[str, str]:
+    """The same database, its password written each way a user writes one (the server trusts any)."""
+    socket_query = postgres_url.split("?", 1)[1]
+    database = postgres_url.split("@", 1)[1].split("?", 1)[0]  # /name
+    encoded = PASSWORD.replace("@", "%40").replace("/", "%2F")
+    return {
+        "userinfo, as typed": f"postgresql://reconciler:{PASSWORD}@{database}?{socket_query}",
+        "userinfo, encoded": f"postgresql://reconciler:{encoded}@{database}?{socket_query}",
+        "query": f"postgresql://reconciler@{database}?{socket_query}&password={encoded}",
+        "query, as typed": f"postgresql://reconciler@{database}?{socket_query}&password={PASSWORD}",
+        "unreachable host": f"postgresql://reconciler:{encoded}@no-such-host.invalid:5432/db",
+        "userinfo, as typed, over TCP": f"postgresql://reconciler:{PASSWORD}@127.0.0.1:1/db",
+        "conninfo": f"host=/tmp user=reconciler password={PASSWORD} dbname=x",
+    }
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "userinfo, as typed",
+        "userinfo, as typed, over TCP",
+        "userinfo, encoded",
+        "query",
+        "query, as typed",
+        "unreachable host",
+        "conninfo",
+    ],
+)
+def test_no_piece_of_a_postgresql_password_is_ever_printed(
+    sim: Simulator,
+    fleet: Path,
+    postgres_url: str,
+    spelling: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = spellings(postgres_url)[spelling]
+    assert apply(fleet) == 0  # a SQLite state to migrate from
+    said = []
+    assert main(["state", "migrate", "-f", str(fleet), "--to", url]) in (0, 1)
+    said.append(capsys.readouterr())
+    monkeypatch.setenv("RECONCILER_STATE", url)
+    for command in (["plan", "--no-refresh"], ["state", "list"], ["state", "show", "callback.ops"], ["apply"]):
+        main([*command, "-f", str(fleet), *(["--auto-approve"] if command == ["apply"] else [])])
+        said.append(capsys.readouterr())
+    shown = "\n".join(c.out + c.err for c in said)
+    assert "Traceback" not in shown
+    leaked = {p for p in pieces(PASSWORD) if p in shown}
+    assert not leaked, (leaked, shown[-2000:])
+
+
+def test_a_connection_dropped_mid_apply_is_an_error_naming_the_state_and_nothing_is_sent_twice(
+    sim: Simulator, on_postgres: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    import psycopg
+
+    sim.engine.latency = 0.4
+    database = postgres_url.split("@", 1)[1].split("?", 1)[0].lstrip("/")
+
+    def cut() -> None:
+        deadline = time.monotonic() + 20
+        while not remote_posts(sim) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        admin_url = postgres_url.replace(f"/{database}?", "/postgres?")
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
+
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    code = apply(on_postgres)
+    cutter.join()
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "lost the connection to the state postgresql://" in err and "Traceback" not in err
+    assert apply(on_postgres) == 0  # the next run settles what the cut one left, and goes on
+    bodies = [(s.path, str({k: v for k, v in s.body.items() if k != "label"})) for s in remote_posts(sim)]
+    assert len(bodies) == len(set(bodies)) == 10

@@ -14,7 +14,8 @@ from conftest import MINIMAL
 
 from reconciler.cli import main
 from reconciler.errors import StateError
-from reconciler.state.base import fresh_recorded, open_store, redact, secret_of, sqlite_path, state_url
+from reconciler.state.base import fresh_recorded, open_store, sqlite_path, state_url
+from reconciler.state.urls import ambiguity, passwords, redact
 
 
 def test_readonly_store_that_does_not_exist_is_fresh_and_not_created(tmp_path: Path) -> None:
@@ -100,18 +101,26 @@ def test_four_slashes_name_an_absolute_path_three_a_relative_one(tmp_path: Path)
 
 
 @pytest.mark.parametrize(
-    ("url", "shown", "password"),
+    ("url", "shown", "found", "refused"),
     [
-        ("postgresql://u:pa/ss@db.example.com:5432/fleet", "postgresql://u:***@db.example.com:5432/fleet", "pa/ss"),
-        ("postgresql://u:p@ss?x@h/db?sslmode=require", "postgresql://u:***@h/db?sslmode=require", "p@ss?x"),
-        ("postgresql://h/db?user=u&password=s3cret&x=1", "postgresql://h/db?user=u&password=***&x=1", "s3cret"),
-        ("host=h password='se cret' dbname=d", "host=h password=*** dbname=d", "se cret"),
-        ("postgresql://u@/db?host=/tmp/pg", "postgresql://u@/db?host=/tmp/pg", ""),
+        # libpq would read these passwords' '/' or '@' as part of the host: refused, and shown as nothing
+        ("postgresql://u:pa/ss@db.example.com:5432/fleet", "postgresql://***", ["pa/ss"], True),
+        ("postgresql://u:p@ss?x@h/db?sslmode=require", "postgresql://***", ["p", "p@ss?x"], True),
+        ("postgresql://u:Zq7@Kx9@127.0.0.1/db", "postgresql://***", ["Zq7", "Zq7@Kx9"], True),
+        ("postgresql://u:Zq7?x/Kx9@h/db", "postgresql://***", ["Zq7?x/Kx9"], True),
+        ("postgresql://h/db?user=u&password=s3cret", "postgresql://h/db?user=u&password=***", ["s3cret"], False),
+        ("postgresql://u@h/db?password=Zq7@Kx9", "postgresql://u@h/db?password=***", ["Zq7@Kx9"], False),
+        ("postgresql://u:Zq7%40Kx9@h:5432/db", "postgresql://u:***@h:5432/db", ["Zq7%40Kx9"], False),
+        ("host=h password='se cret' dbname=d", "host=h password=*** dbname=d", ["se cret"], False),
+        ("host=h password=Zq7@Kx9 dbname=d", "host=h password=*** dbname=d", ["Zq7@Kx9"], False),
+        ("postgresql://u@/db?host=/tmp/pg", "postgresql://u@/db?host=/tmp/pg", [], False),
+        ("postgresql://u:pw@[::1]:5432,h2:5433/db", "postgresql://u:***@[::1]:5432,h2:5433/db", ["pw"], False),
     ],
 )
-def test_passwords_are_redacted_in_every_form(url: str, shown: str, password: str) -> None:
+def test_passwords_are_redacted_in_every_form(url: str, shown: str, found: list[str], refused: bool) -> None:
     assert redact(url) == shown
-    assert secret_of(url) == password
+    assert passwords(url) == found
+    assert bool(ambiguity(url)) is refused
 
 
 @pytest.mark.parametrize(
@@ -173,3 +182,26 @@ def test_a_state_of_an_earlier_version_is_migrated_forward_with_its_data(tmp_pat
         store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_state_locked_past_its_busy_timeout_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from reconciler.state import sqlite as sqlite_backend
+
+    monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT", 0.3)
+    (tmp_path / "fleet.yaml").write_text(MINIMAL)
+    url = f"sqlite:///{tmp_path / '.reconciler' / 'state.db'}"
+    open_store(url).close()  # created and migrated
+    other = sqlite3.connect(tmp_path / ".reconciler" / "state.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process writes, and takes its time
+    try:
+        assert main(["apply", "--auto-approve", "--no-refresh"]) == 1
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    err = capsys.readouterr().err
+    assert "stayed locked by another process for more than 0.3 s" in err and str(tmp_path) in err
+    assert "Traceback" not in err

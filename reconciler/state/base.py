@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -15,6 +14,7 @@ from typing import Any, Protocol
 from ..core.model import Callback, Capabilities, Recorded, RecordedCallback, Rollout, VehicleConfig
 from ..core.wakeups import WakeupUse
 from ..errors import StateError
+from .urls import redact
 
 DEFAULT_STATE = ".reconciler/state.db"
 
@@ -226,45 +226,6 @@ def open_store(url: str, *, readonly: bool = False, fleet: str = "") -> StateSto
 
         return open_postgres(url, readonly=readonly, fleet=fleet)
     raise StateError(f"unsupported state URL {redact(url)!r}; use sqlite:///PATH or postgresql://…")
-
-
-_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
-
-
-def _userinfo_end(rest: str) -> int:
-    """Where the userinfo of ``rest`` (a URL after ``://``) ends: its last ``@`` followed by a host, or -1.
-
-    Not the first ``/`` or ``?``: a password written unencoded may hold those
-    (and ``@``), and must not leak half of itself.
-    """
-    for match in reversed(list(re.finditer("@", rest))):
-        if _HOST.match(rest, match.end()):
-            return match.start()
-    return -1
-
-
-_HOST = re.compile(r"[\w.\-\[\]:%,]*(?:[/?]|\Z)")
-
-
-def secret_of(url: str) -> str:
-    """The password in a state URL (user:password@ or password=…), or ""."""
-    _, sep, rest = url.partition("://")
-    end = _userinfo_end(rest) if sep else -1
-    if end >= 0 and ":" in rest[:end]:
-        return rest[:end].split(":", 1)[1]
-    match = _CONNINFO_PASSWORD.search(url)
-    return match.group(2).strip("'") if match else ""
-
-
-def redact(url: str) -> str:
-    """``url`` with its password shown as ``***``, in every form a URL or conninfo carries one."""
-    scheme, sep, rest = url.partition("://")
-    end = _userinfo_end(rest) if sep else -1
-    if end >= 0:
-        userinfo = rest[:end]
-        user = userinfo.split(":", 1)[0]
-        url = f"{scheme}://{user}{':***' if ':' in userinfo else ''}{rest[end:]}"
-    return _CONNINFO_PASSWORD.sub(lambda m: m.group(1) + "***", url)
 
 
 def fresh_recorded() -> Recorded:

@@ -22,8 +22,9 @@ import psycopg
 from psycopg import pq
 
 from ..errors import LockHeldError, StateError
-from .base import LockInfo, redact, secret_of
+from .base import LockInfo
 from .sql import Connection, SQLStore, now
+from .urls import ambiguity, redact, scrub
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -83,17 +84,28 @@ def open_postgres(url: str, *, readonly: bool = False, fleet: str = "") -> SQLSt
 
 
 class _Connection:
-    """A psycopg connection with sqlite3's calling convention (``?`` placeholders, ``in_transaction``)."""
+    """A psycopg connection with sqlite3's calling convention (``?`` placeholders, ``in_transaction``).
 
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+    Its errors are the state's: a connection dropped mid-apply, a statement
+    refused, is a ``StateError`` naming the server (the password scrubbed).
+    """
+
+    def __init__(self, connection: psycopg.Connection[Any], dialect: PostgresDialect) -> None:
         self.raw = connection
+        self.dialect = dialect
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self.raw.execute(sql.replace("?", "%s"), tuple(args))
+        try:
+            return self.raw.execute(sql.replace("?", "%s"), tuple(args))
+        except psycopg.Error as exc:
+            raise self.dialect.failed(exc) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self.raw.cursor() as cursor:
-            cursor.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
+        try:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
+        except psycopg.Error as exc:
+            raise self.dialect.failed(exc) from None
 
     @property
     def in_transaction(self) -> bool:
@@ -116,18 +128,26 @@ class PostgresDialect:
 
     def raw_connect(self) -> psycopg.Connection[Any]:
         """A new connection; errors name the server, never the password."""
+        problem = ambiguity(self.url)
+        if problem:  # refused before libpq could print a piece of the password
+            raise StateError(f"RECONCILER_STATE {self.where}: {problem}")
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except (psycopg.Error, ValueError) as exc:
             raise StateError(f"cannot connect to the state {self.where}: {self._clean(exc)}") from None
 
+    def failed(self, exc: Exception) -> StateError:
+        """What a statement's error is to the user: the state named, the password never."""
+        if isinstance(exc, psycopg.OperationalError):
+            return StateError(f"lost the connection to the state {self.where}: {self._clean(exc)}")
+        return StateError(f"the state {self.where} refused a statement: {self._clean(exc)}")
+
     def _clean(self, exc: Exception) -> str:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        password = secret_of(self.url)
-        return text.replace(password, "***") if password else text
+        return scrub(text, self.url)
 
     def connect(self, readonly: bool) -> Connection | None:
-        db = _Connection(self.raw_connect())
+        db = _Connection(self.raw_connect(), self)
         try:
             version = _version(db)
             if version > SCHEMA_VERSION:
@@ -162,8 +182,15 @@ class PostgresDialect:
     # the lock: a session advisory lock, plus a row naming its holder
 
     def acquire_lock(self, store: SQLStore, owner: str, timeout: float) -> str:
-        key = f"reconciler:{self.fleet}"
         connection = self.raw_connect()
+        try:
+            return self._acquire(store, owner, timeout, connection)
+        except psycopg.Error as exc:
+            connection.close()
+            raise self.failed(exc) from None
+
+    def _acquire(self, store: SQLStore, owner: str, timeout: float, connection: psycopg.Connection[Any]) -> str:
+        key = f"reconciler:{self.fleet}"
         deadline = time.monotonic() + timeout
         while not connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:  # type: ignore[index]
             if time.monotonic() >= deadline:
@@ -197,9 +224,11 @@ class PostgresDialect:
         return lock_id
 
     def release_lock(self, store: SQLStore, lock_id: str) -> None:
-        with store.transaction() as db:
-            db.execute("DELETE FROM lock WHERE lock_id = ?", (lock_id,))
-        self.close()  # ends the lock's session: PostgreSQL releases the advisory lock
+        try:
+            with store.transaction() as db:
+                db.execute("DELETE FROM lock WHERE lock_id = ?", (lock_id,))
+        finally:
+            self.close()  # ends the lock's session: PostgreSQL releases the advisory lock
 
     def unlock(self, store: SQLStore, lock_id: str, *, force: bool) -> LockInfo:
         """Release ``lock_id``: refused while its session lives, unless ``force`` (which ends that session)."""

@@ -8,6 +8,7 @@ PostgreSQL each have one (``sqlite.py``, ``postgres.py``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -340,7 +341,8 @@ class SQLStore:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                with contextlib.suppress(StateError):  # a connection that dropped has rolled back already
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
@@ -686,8 +688,14 @@ class SQLStore:
         return self.dialect.acquire_lock(self, owner, timeout)
 
     def release_lock(self, lock_id: str) -> None:
+        """Release the lock; best effort when the state itself failed (the run's own error is what to say).
+
+        A lock left behind that way is taken over: SQLite's names a process that
+        is gone, PostgreSQL's advisory lock ends with its connection.
+        """
         if self.db is not None and not self.readonly:
-            self.dialect.release_lock(self, lock_id)
+            with contextlib.suppress(StateError):
+                self.dialect.release_lock(self, lock_id)
 
     def lock_holder(self) -> LockInfo | None:
         if self.db is None:

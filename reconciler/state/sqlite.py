@@ -13,7 +13,9 @@ import sqlite3
 import stat
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import LockHeldError, StateError
 from .base import LockInfo, sqlite_path
@@ -80,6 +82,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _PRIVATE = stat.S_IRWXG | stat.S_IRWXO
+BUSY_TIMEOUT = 30.0  # seconds a statement waits for another process's write to end
 
 
 def open_sqlite(url: str, *, readonly: bool = False, fleet: str = "") -> SQLStore:
@@ -109,17 +112,18 @@ class SQLiteDialect:
     def connect(self, readonly: bool) -> Connection | None:
         try:
             if readonly:
-                return self._connect_readonly()
+                db = self._connect_readonly()
+                return _Translated(db, self.where) if db is not None else None
             self._prepare_file()
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._migrate(db)
-            return db
+            return _Translated(db, self.where)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open the state {self.path}: {exc}") from exc
 
-    def _connect_readonly(self) -> Connection | None:
+    def _connect_readonly(self) -> sqlite3.Connection | None:
         if not self.path.exists():
             return None
         db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
@@ -219,6 +223,46 @@ class SQLiteDialect:
 
     def close(self) -> None:
         pass
+
+
+class _Translated:
+    """A sqlite3 connection whose errors are the state's: ``StateError`` naming the file, never a traceback.
+
+    A statement can fail long after the state was opened: ``database is locked``
+    past the busy timeout (another process writes), a disk that is full.
+    """
+
+    def __init__(self, db: sqlite3.Connection, where: str) -> None:
+        self.raw = db
+        self.where = where
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        try:
+            return self.raw.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StateError(_said(self.where, exc)) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        try:
+            return self.raw.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise StateError(_said(self.where, exc)) from exc
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _said(where: str, exc: sqlite3.Error) -> str:
+    if "locked" in str(exc) or "busy" in str(exc):
+        return (
+            f"the state {where} stayed locked by another process for more than {BUSY_TIMEOUT:g} s ({exc}); "
+            "try again once it is done"
+        )
+    return f"the state {where} cannot be read or written: {exc}"
 
 
 def _holder(db: Connection) -> LockInfo | None:
