@@ -8,14 +8,29 @@ usual 2 would read as "changes present" to a pipeline using
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from .errors import ReconcilerError
 from .render import PLAN_FORMATS
+
+
+class Finite(click.FloatRange):
+    """A number in a range, and a finite one: ``nan`` passes every comparison, ``inf`` every minimum."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return float(number)
+
 
 # Each command imports its module when it runs: `plan` should not pay for the
 # web server stack `simulator` and `webhook` load (startup counts on big fleets).
@@ -159,7 +174,7 @@ def plan(
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(0),
+    type=Finite(0),
     default=300.0,
     show_default=True,
     help="Seconds to wait for outcomes; what is still pending then is reported (exit 4).",
@@ -173,7 +188,7 @@ def plan(
 )
 @click.option(
     "--lock-timeout",
-    type=click.FloatRange(0),
+    type=Finite(0),
     default=0.0,
     show_default=True,
     help="Seconds to wait for the state lock; by default fail at once (exit 3).",
@@ -418,21 +433,21 @@ def state_migrate(target: str, force: bool, fleet_file: str) -> int:
 @click.option("--vins", "vins_file", metavar="FILE", help="Add these vehicles instead (one VIN a line).")
 @click.option(
     "--latency",
-    type=click.FloatRange(0),
+    type=Finite(0),
     default=0.2,
     show_default=True,
     help="Seconds each step of a remote action takes.",
 )
 @click.option(
     "--fail-rate",
-    type=float,
+    type=Finite(0, 1),
     default=0.0,
     show_default=True,
     help="Probability that a remote action fails (VehicleConnectionTimeout).",
 )
 @click.option(
     "--rate-per-second",
-    type=click.FloatRange(min=0.1),
+    type=Finite(min=0.1),
     default=50.0,
     show_default=True,
     help="Burst limit: requests per second before 429.",
@@ -447,7 +462,7 @@ def state_migrate(target: str, force: bool, fleet_file: str) -> int:
 )
 @click.option(
     "--awake-for",
-    type=click.FloatRange(0),
+    type=Finite(0),
     default=180.0,
     show_default=True,
     help="Seconds a sleeping vehicle stays awake after a contact.",
@@ -461,7 +476,7 @@ def state_migrate(target: str, force: bool, fleet_file: str) -> int:
 )
 @click.option(
     "--report-lag",
-    type=click.FloatRange(0),
+    type=Finite(0),
     default=0.0,
     show_default=True,
     help="Seconds by which status documents lag behind the vehicles (a car that reports late).",
@@ -567,14 +582,14 @@ def webhook(fleet_file: str, host: str, port: int, max_body: int, metrics_port: 
 @click.option("--interval", default="15m", show_default=True, help="Time between runs: 30s, 15m, 1h …")
 @click.option(
     "--jitter",
-    type=click.FloatRange(0, 0.5),
+    type=Finite(0, 0.5),
     default=0.1,
     show_default=True,
     help="Spread of each wait, as a fraction of the interval.",
 )
 @click.option("--once", is_flag=True, help="One run, then exit with its code (for cron).")
 @click.option(
-    "--timeout", type=click.FloatRange(0), default=300.0, show_default=True, help="Seconds each run waits for outcomes."
+    "--timeout", type=Finite(0), default=300.0, show_default=True, help="Seconds each run waits for outcomes."
 )
 @click.option("--parallelism", type=click.IntRange(1, 64), default=32, show_default=True)
 @_METRICS_PORT
@@ -628,7 +643,7 @@ def watch(
     help="The callback to send through (default: the one subscribing to the action's remote type).",
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the outcome.")
-@click.option("--timeout", type=click.FloatRange(0), default=120.0, show_default=True)
+@click.option("--timeout", type=Finite(0), default=120.0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
     "--force",

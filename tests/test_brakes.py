@@ -249,6 +249,10 @@ def test_send_rate_spaces_the_actions() -> None:
         ("rollout: {waves: [" + "9" * 400 + ", 100%]}\n", "rollout.waves[0]: 999"),
         ("rollout: {waves: [5%, 100%], maxFailures: " + "9" * 400 + "}\n", "(the most is 10000000)"),
         ("rollout: {waves: [5%, 100%], bake: 400d}\n", "rollout.bake: '400d' is longer than a year"),
+        ("rollout: {waves: [5%, 150%, 100%]}\n", "fleet.yaml:12:23: rollout.waves[1]: '150%' is more than 100%"),
+        ("rollout: {waves: [5%, 100.00000000001%]}\n", "rollout.waves[1]: '100.00000000001%' is more than 100%"),
+        ("rollout: {waves: [5%, 100%], maxFailures: 150%}\n", "rollout.maxFailures: '150%' is more than 100%"),
+        ("rollout: {waves: [5%, 100%], maxFailures: 100.1%}\n", "fleet.yaml:12:43: rollout.maxFailures: '100.1%'"),
         ("rollout: {waves: [5%, 100%], bake: " + "9" * 30 + "}\n", "(the most is 31622400)"),
         (
             "windows: {timezone: Europe/Pariss, allow: [{days: weekdays, start: '09:00', end: '17:00'}]}\n",

@@ -232,3 +232,23 @@ def test_a_state_of_another_fleet_is_refused(tmp_path: Path, capsys: pytest.Capt
     for argv in (["plan", "--no-refresh"], ["apply", "--auto-approve", "--no-refresh"]):
         assert main([*argv, "-f", str(fleet)]) == 1
         assert "was recorded for fleet 0a123bc5d1e873066454b4d9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["watch", "--jitter", "nan"],
+        ["watch", "--timeout", "inf"],
+        ["apply", "--timeout", "nan"],
+        ["apply", "--lock-timeout", "inf"],
+        ["send", "VF3ABCDE0FG123456", "horn", "--timeout", "nan"],
+        ["simulator", "--latency", "nan"],
+        ["simulator", "--fail-rate", "nan"],
+        ["simulator", "--rate-per-second", "inf"],
+        ["simulator", "--awake-for", "nan"],
+        ["simulator", "--report-lag", "inf"],
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_usage_error(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(arguments) == 1
+    assert "is not a finite number" in capsys.readouterr().err

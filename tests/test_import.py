@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import MINIMAL
 from e2e import SECRET, VINS, apply, mutations, remote_posts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,9 @@ from planning import WEEKDAYS, air, charge
 from reconciler.cli import main
 from reconciler.core.model import Attribute, Callback, ChargingPreferences, Secret, VehicleConfig
 from reconciler.core.profiles import factor
+from reconciler.errors import ConfigError
+from reconciler.fleetfile import loader
+from reconciler.render import fleet_yaml
 from reconciler.run import importer
 from reconciler.simulator.server import Settings, Simulator
 
@@ -131,6 +135,8 @@ def test_secret_looking_values_become_variables_and_api_variables_stay() -> None
             Attribute("Query", "api_KEY", "q-secret"),
             Attribute("Body", "note", "costs ${PRICE}"),
             Attribute("Body", "fleet", "$fleetID"),
+            Attribute("Header", "X-Tag", "$notavar"),
+            Attribute("Header", "X-Token", "$notavar"),
         ),
     )
     made = importer._with_variables(cb, "ops-hook", set())
@@ -138,8 +144,48 @@ def test_secret_looking_values_become_variables_and_api_variables_stay() -> None
     assert made.target == Secret("OPS_HOOK_TARGET", "https://user:pw@hooks.example.com/x?token=abc")
     assert values["Authorization"] == Secret("OPS_HOOK_AUTHORIZATION", "Bearer abc")
     assert values["api_KEY"] == Secret("OPS_HOOK_API_KEY", "q-secret")
-    assert values["note"] == Secret("OPS_HOOK_NOTE", "costs ${PRICE}")  # read back, ${…} would be a variable
+    assert values["X-Token"] == Secret("OPS_HOOK_X_TOKEN", "$notavar")  # its key looks secret
     assert values["X-Vehicle"] == "$vin" and values["fleet"] == "$fleetID"
+    # Literals that hold a $ are written with $$, and read back as they were.
+    assert (values["note"], values["X-Tag"]) == ("costs ${PRICE}", "$notavar")
+    assert fleet_yaml._value(values["note"]) == '"costs $${PRICE}"'
+    assert fleet_yaml._value(values["X-Tag"]) == '"$$notavar"'
+    assert fleet_yaml._value(values["X-Vehicle"]) == '"$vin"'
+
+
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        ("$$tag", "$tag"),
+        ("a$$b", "a$b"),
+        ("$${NOT_A_VARIABLE}", "${NOT_A_VARIABLE}"),
+        ("$$$$x", "$$x"),
+        ("$vin", "$vin"),
+    ],
+)
+def test_a_doubled_dollar_is_a_literal_dollar(tmp_path: Path, written: str, sent: str) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        MINIMAL.replace(
+            'webhook: {target: "https://hooks.example.com/x"}',
+            f'webhook: {{target: "https://hooks.example.com/x", headers: {{X-Tag: "{written}"}}}}',
+        )
+    )
+    desired = loader.read(path, {})
+    assert [a.value for a in desired.callbacks["ops"].attributes] == [sent]
+
+
+def test_a_doubled_dollar_before_an_api_variable_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        MINIMAL.replace(
+            'webhook: {target: "https://hooks.example.com/x"}',
+            'webhook: {target: "https://hooks.example.com/x", headers: {X-Vin: "$$vin"}}',
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        loader.read(path, {})
+    assert "'$$vin' is sent as '$vin', which the API fills in with the vin of each event" in str(caught.value)
 
 
 # end to end, over mutual TLS against the simulator
@@ -305,3 +351,24 @@ def test_import_of_the_sandbox_example_plans_nothing(tmp_path: Path, capsys: pyt
         leftover.unlink()
     assert main(["import", "-f", "fleet.yaml.example", "-o", "fleet.yaml"]) == 0
     assert main(["plan", "-f", "fleet.yaml", "--detailed-exitcode"]) == 0
+
+
+def test_dollar_literals_the_api_holds_come_back_through_import(
+    sim: Simulator, fleet: Path, elsewhere: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(sim, fleet)
+    attributes = [
+        {"type": "Header", "key": "X-Tag", "value": "$notavar"},
+        {"type": "Body", "key": "note", "value": "costs ${PRICE}"},
+        {"type": "Query", "key": "v", "value": "$vin"},
+    ]
+    webhook = {"target": "https://hooks.example.com/desk", "name": "desk", "attributes": attributes}
+    sim.engine.create_callback({"label": "desk", "callback": {"webhook": webhook}, "remoteTypes": ["Horn"]})
+    assert main(["import"]) == 0, capsys.readouterr().err
+    written = (elsewhere / "fleet.yaml").read_text()
+    assert '"$$notavar"' in written and '"costs $${PRICE}"' in written and '"$vin"' in written
+    monkeypatch.setenv("OPS_AUTHORIZATION", SECRET)
+    assert main(["plan", "--detailed-exitcode"]) == 0
+    mark = len(sim.served)
+    assert main(["apply", "--auto-approve"]) == 0
+    assert mutations(sim, mark) == []

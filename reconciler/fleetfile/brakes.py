@@ -41,7 +41,11 @@ def rollout(b: _Builder) -> RolloutPolicy | None:
     raw = b.data.get("rollout")
     if not isinstance(raw, dict) or b.report.is_bad("rollout"):
         return None
-    shares = [Share.parse(w) for w in raw["waves"]]
+    parsed = [_share(b, w, ("rollout", "waves", n)) for n, w in enumerate(raw["waves"])]
+    max_failures = _share(b, raw["maxFailures"], ("rollout", "maxFailures")) if "maxFailures" in raw else None
+    shares = [share for share in parsed if share is not None]
+    if len(shares) < len(parsed):
+        return None
     for index in range(1, len(shares)):
         before, after = shares[index - 1], shares[index]
         if before.percent == after.percent and after.value <= before.value:
@@ -62,8 +66,16 @@ def rollout(b: _Builder) -> RolloutPolicy | None:
             bake = seconds(raw["bake"])
         except FormatError as exc:
             b.problem(("rollout", "bake"), str(exc), "write a duration such as 30s, 10m or 1h")
-    max_failures = Share.parse(raw["maxFailures"]) if "maxFailures" in raw else None
     return RolloutPolicy(tuple(shares), bake, max_failures, raw.get("maxPerMinute"))
+
+
+def _share(b: _Builder, raw: str | int, path: tuple[Any, ...]) -> Share | None:
+    """A share, or None with a located problem (``150%``: the schema takes its form, not its size)."""
+    try:
+        return Share.parse(raw)
+    except FormatError as exc:
+        b.problem(path, str(exc), "write a percentage from 0% to 100%, or a number of vehicles")
+        return None
 
 
 def wakeups(b: _Builder) -> WakeupPolicy | None:

@@ -37,7 +37,7 @@ from .yaml_source import Path as DataPath
 SANDBOX = "sandbox"
 _UNMANAGED = VehicleConfig()
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TOKEN = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a literal $, or a variable of the environment
 _API_VARIABLE = re.compile(r"\$([A-Za-z]+)\Z")
 _ATTRIBUTE_SECTIONS = (
     ("headers", spec.ATTRIBUTE_HEADER),
@@ -321,17 +321,25 @@ class _Builder:
         return value if isinstance(value, Secret) else str(value)
 
     def _value(self, text: str, path: DataPath, *, api_variables: bool = True) -> Value:
-        """A literal, an API variable ($vin …) checked by name, or a secret from ${VAR}."""
+        """A literal, an API variable ($vin …) checked by name, or a secret from ${VAR}; ``$$`` is a literal ``$``."""
         variable = _API_VARIABLE.match(text) if api_variables else None
         if variable and variable.group(1) not in spec.ATTRIBUTE_VARIABLES:
             known = ", ".join("$" + v for v in spec.ATTRIBUTE_VARIABLES)
             guess = schema.suggest(variable.group(1), list(spec.ATTRIBUTE_VARIABLES))
             hint = f"did you mean '${guess}'?" if guess else f"the API fills in {known}"
-            self.problem(path, f"unknown API variable {text!r}", hint)
+            self.problem(path, f"unknown API variable {text!r}", f"{hint} (write ${text} for the text {text})")
             return text
-        names = _ENV_REF.findall(text)
+        if api_variables and text[2:] in spec.ATTRIBUTE_VARIABLES and text.startswith("$$"):
+            self.problem(
+                path,
+                f"{text!r} is sent as {text[1:]!r}, which the API fills in with the {text[2:]} of each event",
+                f"write {text[1:]} for that; the API has no way to carry the text {text[1:]} itself",
+            )
+            return text
+        pieces = _pieces(text)
+        names = [piece for kind, piece in pieces if kind == "env"]
         if not names:
-            return text
+            return "".join(piece for _, piece in pieces)
         missing = [n for n in names if n not in self.env]
         if missing:
             self.problem(
@@ -349,7 +357,8 @@ class _Builder:
                 f"set {empty[0]} to the secret's value; an empty secret is no secret",
             )
             return text
-        return Secret(",".join(names), _ENV_REF.sub(lambda m: self.env[m.group(1)], text))
+        value = "".join(self.env[piece] if kind == "env" else piece for kind, piece in pieces)
+        return Secret(",".join(names), value)
 
     def _retry_policy(self, raw: dict[str, Any] | None, path: DataPath) -> RetryPolicy | None:
         if raw is None:
@@ -450,6 +459,18 @@ class _Builder:
         if ok:
             self._program_cache[key] = programs
         return programs
+
+
+def _pieces(text: str) -> list[tuple[str, str]]:
+    """``text`` as ("text", literal) and ("env", VARIABLE) pieces; ``$$`` is a literal ``$`` (DESIGN §10.2)."""
+    pieces: list[tuple[str, str]] = []
+    at = 0
+    for match in _TOKEN.finditer(text):
+        pieces.append(("text", text[at : match.start()]))
+        pieces.append(("env", match.group(1)) if match.group(1) else ("text", "$"))
+        at = match.end()
+    pieces.append(("text", text[at:]))
+    return [(kind, piece) for kind, piece in pieces if piece]
 
 
 class _ProgramError(ValueError):

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..api import bodies
+from ..api import bodies, spec
 from ..core.model import AirProgram, Callback, ChargeProgram, ChargingPreferences, Secret, Value, VehicleConfig
 from ..core.profiles import Factoring
 from ..core.timeofday import DAY_SHORTCUTS, to_hhmm
@@ -156,9 +156,14 @@ def _scalar(value: Any) -> str:
 
 
 def _value(value: Value) -> str:
+    """An attribute value as the file writes it: ``${VAR}`` for a secret, an API variable as it is,
+    any other ``$`` doubled (``$$`` is a literal ``$``), so that it reads back as the same value."""
     if isinstance(value, Secret):
         return _q("${" + value.variable + "}")
-    return _q(str(value))
+    text = str(value)
+    if text.startswith("$") and text[1:] in spec.ATTRIBUTE_VARIABLES:
+        return _q(text)
+    return _q(text.replace("$", "$$"))
 
 
 def _key(key: str) -> str:

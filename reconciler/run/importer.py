@@ -177,9 +177,9 @@ def _with_variables(config: Callback, label: str, taken: set[str]) -> Callback:
     attributes = []
     for attribute in config.attributes:
         value = attribute.value
-        api_variable = isinstance(value, str) and re.fullmatch(r"\$[A-Za-z]+", value) is not None
-        # ${…} in a value would be read back as an environment variable: it travels as one.
-        if isinstance(value, str) and not api_variable and (SECRET_KEY.search(attribute.key) or "${" in value):
+        api_variable = isinstance(value, str) and value.startswith("$") and value[1:] in spec.ATTRIBUTE_VARIABLES
+        # Any other $ is written $$ (a literal $), so a value such as $tag or ${X} reads back as itself.
+        if isinstance(value, str) and not api_variable and SECRET_KEY.search(attribute.key):
             value = secret(value, attribute.key)
         attributes.append(replace(attribute, value=value))
     return replace(config, target=target, attributes=tuple(attributes))
