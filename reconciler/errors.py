@@ -6,6 +6,7 @@ the exit code the contract gives it. The tree::
 
     ReconcilerError                 exit 1
     ├── ConfigError                 fleet.yaml is unreadable, malformed or contradictory
+    ├── SettingsError               a RECONCILER_* environment variable is malformed
     ├── StateError                  the state store is unreadable or of another version
     ├── PlanFileError               a saved plan cannot be read
     ├── ApiError                    the API answered with an error (its code and uuid)
@@ -65,6 +66,10 @@ class ConfigError(ReconcilerError):
         noun = "problem" if count == 1 else "problems"
         body = "\n".join(str(p) for p in self.problems)
         super().__init__(f"{body}\n{count} {noun} in {self.problems[0].location.file}")
+
+
+class SettingsError(ReconcilerError):
+    """A ``RECONCILER_*`` variable cannot be used (a number that is not one): an error, never a fallback."""
 
 
 class StateError(ReconcilerError):

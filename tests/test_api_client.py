@@ -133,6 +133,28 @@ def test_429_is_waited_out_for_every_method() -> None:
     assert sum(sleeps) >= 3
 
 
+@pytest.mark.parametrize(
+    ("headers", "waited"),
+    [
+        ({"Retry-After": "Wed, 02 Dec 2026 10:00:07 GMT", "Date": "Wed, 02 Dec 2026 10:00:00 GMT"}, 7.0),
+        ({"Retry-After": "Wed, 02 Dec 2026 09:59:00 GMT", "Date": "Wed, 02 Dec 2026 10:00:00 GMT"}, 0.0),
+        ({"Retry-After": "soon"}, 1.0),
+        ({"Retry-After": "nan"}, 1.0),
+    ],
+)
+def test_retry_after_may_be_an_http_date(headers: dict[str, str], waited: float) -> None:
+    answers = [error(429, 42900, headers=headers), httpx.Response(200, json={})]
+    sleeps: list[float] = []
+    api(lambda r: answers.pop(0), sleeps).get("/x")
+    assert sum(sleeps) == pytest.approx(waited, abs=0.1)  # and the pacing, a few hundredths
+
+
+def test_a_retry_after_date_too_far_gives_up() -> None:
+    headers = {"Retry-After": "Thu, 03 Dec 2026 10:00:00 GMT", "Date": "Wed, 02 Dec 2026 10:00:00 GMT"}
+    with pytest.raises(RateLimitedError):
+        api(lambda r: error(429, 42900, headers=headers)).get("/x")
+
+
 def test_429_with_a_retry_after_too_long_gives_up() -> None:
     with pytest.raises(RateLimitedError):
         api(lambda r: error(429, 42900, headers={"Retry-After": "86400"})).get("/x")

@@ -252,3 +252,34 @@ def test_a_state_of_another_fleet_is_refused(tmp_path: Path, capsys: pytest.Capt
 def test_a_number_that_is_not_finite_is_a_usage_error(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(arguments) == 1
     assert "is not a finite number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("refresh", ["--refresh", "--no-refresh"])
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf"])
+def test_a_malformed_http_timeout_is_an_error_naming_it_not_a_failed_refresh(
+    tmp_path: Path, value: str, refresh: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "fleet.yaml").write_text(MINIMAL)
+    monkeypatch.setenv("RECONCILER_HTTP_TIMEOUT", value)
+    assert main(["plan", refresh]) == 1
+    captured = capsys.readouterr()
+    assert f"RECONCILER_HTTP_TIMEOUT={value!r}" in captured.err
+    assert "planned against the recorded state" not in captured.err + captured.out
+
+
+def test_a_vehicle_the_fleet_does_not_list_is_not_counted_as_a_callback_action() -> None:
+    from reconciler.run.outcomes import CANNOT, Outcome
+    from reconciler.service.metrics import Metrics
+
+    metrics = Metrics()
+    outcome = Outcome("vehicle.VF3ABCDE0FG123456", CANNOT, "not in fleet F: the API does not list it")
+    metrics.run_ended(code=0, at=0.0, outcomes=[outcome])
+    counted = {
+        (s.labels["remote_type"], s.labels["result"]): s.value
+        for family in metrics.registry.collect()
+        if family.name == "reconciler_actions"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert counted[("callback", "skipped")] == 0
+    assert sum(counted.values()) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -286,6 +287,12 @@ def test_a_callback_without_a_label_gets_one_from_its_name_and_it_is_said(
     assert main(["import"]) == 0
     out = capsys.readouterr().out
     assert "no label in the API: 'Ops-Hook' here" in out
+    assert main(["plan", "--detailed-exitcode"]) == 0
+    # The state is lost: nothing in the API carries the label, yet the callback is found again, not made twice.
+    for refresh in ("--refresh", "--no-refresh"):
+        shutil.rmtree(elsewhere / ".reconciler")
+        assert main(["apply", "--auto-approve", refresh]) == 0
+        assert len(sim.engine.callbacks) == 1, refresh
     assert main(["plan", "--detailed-exitcode"]) == 0
 
 

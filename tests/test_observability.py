@@ -518,3 +518,17 @@ def test_sigterm_during_a_dripping_notification_ends_watch_at_once(
             assert '"error": "interrupted before an answer came"' in out
     finally:
         dripping.close()
+
+
+def test_a_vin_the_fleet_does_not_list_is_not_explained_from_a_group(
+    sim: Simulator, fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet.write_text(FLEET + "groups:\n  - {name: peugeots, match: {vinPrefix: [VF3]}, profile: commuter}\n")
+    stranger = "VF3ZZZZZ0ZZ999999"  # a group's prefix, no entry, not in the fleet, not in the state
+    for refresh in ("--refresh", "--no-refresh"):
+        assert apply(fleet) == 0
+        capsys.readouterr()
+        assert main(["explain", stranger, "-f", str(fleet), refresh]) == 1
+        err = capsys.readouterr().err
+        assert f"{stranger} is not in fleet 0a123bc5d1e873066454b4d9: the API does not list it" in err
+    assert main(["explain", VINS[0], "-f", str(fleet)]) == 0

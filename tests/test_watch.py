@@ -71,3 +71,15 @@ def test_intervals() -> None:
         parse_interval("soon")
     with pytest.raises(ReconcilerError, match="longer than a year"):
         parse_interval("9" * 30)
+
+
+def test_a_failed_refresh_in_watch_says_what_watch_does_not_a_flag_it_lacks(
+    sim: Simulator, fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["watch", "-f", str(fleet), "--once"]) == 0
+    sim.faults.refuse = {("GET", "/remote/callbacks"): 400}  # the refresh cannot read the callbacks
+    capsys.readouterr()
+    assert main(["watch", "-f", str(fleet), "--once"]) == 1
+    run = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"event": "run"' in line)
+    assert "refresh failed" in run["error"] and "watch tries again on its next run" in run["error"]
+    assert "--no-refresh" not in run["error"]

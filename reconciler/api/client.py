@@ -11,11 +11,14 @@ resolves it by looking up the key it put in the body. A 429 is waited out
 
 from __future__ import annotations
 
+import math
 import random
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -238,10 +241,29 @@ def _tls_context(settings: ApiSettings) -> ssl.SSLContext:
 
 
 def _retry_after(response: httpx.Response) -> float:
+    """Seconds to wait: ``Retry-After`` as seconds or as an HTTP date (RFC 9110), 1 s when it says neither.
+
+    A date is counted from the answer's own ``Date`` when it has one: the
+    server's clock and ours need not agree.
+    """
+    text = response.headers.get("Retry-After", "").strip()
     try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
+        return max(0.0, float(text)) if math.isfinite(float(text)) else 1.0
     except ValueError:
+        pass
+    until = _http_date(text)
+    if until is None:
         return 1.0
+    sent = _http_date(response.headers.get("Date", "")) or datetime.now(UTC)
+    return max(0.0, (until - sent).total_seconds())
+
+
+def _http_date(text: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _api_error(response: httpx.Response, call: str, kind: type[ApiError]) -> ApiError:

@@ -27,7 +27,7 @@ from ..core.model import (
     Secret,
     Value,
 )
-from ..core.sensitive import fingerprint
+from ..core.sensitive import fingerprint, reveal
 from ..errors import ApiError, AuthError, NotFoundError, RateLimitedError
 from . import capabilities, spec, status_doc
 from .client import FleetApi
@@ -117,7 +117,34 @@ def _callbacks(api: FleetApi, desired: Desired, recorded: Recorded) -> dict[str,
         label = recorded_ids.get(str(item.get("id")))
         if label is not None and label not in callbacks:
             callbacks[label] = _observed_callback(label, item, desired, recorded)
+    taken = {cb.id for cb in callbacks.values()}
+    for label, wanted in desired.callbacks.items():  # the state lost: one imported without a label
+        if label in callbacks or label in recorded.callbacks:
+            continue
+        found = unlabeled_match(listed, wanted, taken)
+        if found is not None:
+            callbacks[label] = _observed_callback(label, found, desired, recorded)
+            taken.add(str(found.get("id")))
     return callbacks
+
+
+def unlabeled_match(listed: Iterable[dict[str, Any]], wanted: Callback, taken: set[str]) -> dict[str, Any] | None:
+    """The callback of ``listed`` that carries no label and is ``wanted``'s: same webhook target and remote types.
+
+    A callback created without a label (by hand, by another tool) and imported
+    has its label only in the fleet file and the state; with the state lost,
+    this is how it is found again instead of being created twice. It gets its
+    label with its next update.
+    """
+    target = reveal(wanted.target)
+    for item in listed:
+        subscribe = item.get("subscribe") or {}
+        if str(item.get("id")) in taken or subscribe.get("label"):
+            continue
+        webhook = (subscribe.get("callback") or {}).get("webhook") or {}
+        if webhook.get("target") == target and set(subscribe.get("remoteTypes") or ()) == set(wanted.remote_types):
+            return item
+    return None
 
 
 def _observed_callback(label: str, item: dict[str, Any], desired: Desired, recorded: Recorded) -> ObservedCallback:

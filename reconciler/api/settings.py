@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ReconcilerError
+from ..errors import ReconcilerError, SettingsError
 
 
 @dataclass(frozen=True)
@@ -63,5 +63,5 @@ def http_timeout(env: Mapping[str, str]) -> float:
     except ValueError:
         value = float("nan")
     if not 0 < value < float("inf"):
-        raise ReconcilerError(f"RECONCILER_HTTP_TIMEOUT={text!r}: write a number of seconds above zero, such as 30")
+        raise SettingsError(f"RECONCILER_HTTP_TIMEOUT={text!r}: write a number of seconds above zero, such as 30")
     return value

@@ -48,6 +48,7 @@ class Options:
     ignore_windows: bool = False
     one_wave: bool = False  # watch: at most one rollout wave a run (apply --no-wait too)
     notify: bool = True  # post the run's events to the fleet file's notify: targets
+    after_failed_refresh: str = connection.NO_REFRESH  # what to do when the refresh fails, in the caller's words
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,9 @@ def _one_pass(
     now = datetime.now(UTC)
     stamp = now.isoformat(timespec="seconds")
     looking = connection.Looking(targets, stamp, options.refresh_capabilities, options.parallelism)
-    observed = connection.refresh_for_apply(api, desired, recorded, looking) if options.refresh else None
+    observed = None
+    if options.refresh:
+        observed = connection.refresh_for_apply(api, desired, recorded, looking, then=options.after_failed_refresh)
     planned = planner.plan(desired, recorded, observed, targets=targets, now=stamp)
     staged = rollout.stage(
         planned,

@@ -55,6 +55,14 @@ def run(
             )
         now = datetime.now(UTC)
         observed, refresh_error = _refresh(desired, recorded, vin, path, env) if refresh else (None, "")
+        listing = observed.listing if observed is not None and observed.listing is not None else recorded.listing
+        if vin not in desired.vehicles and vin not in recorded.vehicles and listing is not None and vin not in listing:
+            # A group would take it, but the fleet does not hold it: there is nothing to explain.
+            raise ReconcilerError(
+                f"{vin} is not in fleet {desired.fleet}: the API does not list it"
+                + ("" if observed is not None else " (as last listed; refresh to list it again)")
+                + f", no vehicles: entry in {desired.source} names it and the state records nothing of it"
+            )
         target = addresses.vehicle_prefix(vin)
         result = planner.plan(desired, recorded, observed, targets=[target], now=now.isoformat(timespec="seconds"))
         judgement = rollouts.judge_wave(store, recorded.rollout)

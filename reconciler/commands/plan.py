@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
 
+from ..api.settings import http_timeout
 from ..core import addresses, planner, rollout, waves
 from ..core.changes import Plan
 from ..core.model import Desired, Recorded
@@ -33,6 +34,7 @@ def run(
     stderr: TextIO,
 ) -> int:
     check_targets(targets)
+    http_timeout(env)  # a malformed setting is an error now, whether or not the plan refreshes
     moment = datetime.now(UTC)
     now = moment.isoformat(timespec="seconds")
     with gcpause.paused():

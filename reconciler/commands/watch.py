@@ -32,6 +32,7 @@ from ..state.base import open_store, state_url
 from .apply import Options, RunResult, apply_fleet, notify_run
 
 REPEATED = 3  # failed runs in a row before a vehicle is backed off
+RETRIED = "watch tries again on its next run"
 MAX_BACKOFF = timedelta(hours=24)
 
 
@@ -83,7 +84,8 @@ def run(
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
     failures: Counter[str] = Counter()
-    options = replace(options, auto_approve=True, one_wave=True)  # one rollout wave a run, at most
+    # One rollout wave a run, at most; a refresh that fails is tried again on the next run.
+    options = replace(options, auto_approve=True, one_wave=True, after_failed_refresh=RETRIED)
     code = 0
     with serving(metrics_host, metrics_port, lambda url: logger.log(event="metrics", url=url)) as metrics:
         while True:

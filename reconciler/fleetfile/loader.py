@@ -28,7 +28,7 @@ from ..core.model import (
     VehicleConfig,
 )
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
-from ..errors import ConfigError, Location, Problem, ReconcilerError
+from ..errors import ConfigError, Location, Problem, ReconcilerError, SettingsError
 from . import brakes, schema
 from .vehicles import Resolver
 from .yaml_source import MAX_EXPANDED, Source, load
@@ -97,7 +97,7 @@ def _limit(env: Mapping[str, str], name: str, default: int) -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise ReconcilerError(f"{name}={text!r}: write a positive whole number")
+        raise SettingsError(f"{name}={text!r}: write a positive whole number")
     return value
 
 

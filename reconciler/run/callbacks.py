@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..api import spec
+from ..api.observe import unlabeled_match
 from ..core.changes import Change
 from ..core.sensitive import reveal, seal_callback
 from ..errors import (
@@ -152,9 +153,19 @@ class CallbackSteps:
         return Outcome(change.address, CONFIRMED, f"adopted existing {cb_id}")
 
     def _existing(self) -> dict[str, dict[str, Any]]:
+        """The fleet's callbacks by label; one without a label found as a declared one's (``unlabeled_match``)."""
         if self._listed is None:
-            listed = self.ctx.api.pages(f"{self.ctx.fleet_path}/remote/callbacks", "callbacks")
-            self._listed = {str(cb["subscribe"].get("label")): cb for cb in listed if cb.get("subscribe")}
+            listed = list(self.ctx.api.pages(f"{self.ctx.fleet_path}/remote/callbacks", "callbacks"))
+            self._listed = {
+                str(cb["subscribe"]["label"]): cb for cb in listed if (cb.get("subscribe") or {}).get("label")
+            }
+            recorded = self.ctx.store.callbacks()
+            taken = {str(cb.get("id")) for cb in self._listed.values()} | {cb.id for cb in recorded.values()}
+            for label, wanted in self.ctx.desired.callbacks.items():
+                found = None if label in self._listed else unlabeled_match(listed, wanted, taken)
+                if found is not None:
+                    self._listed[label] = found
+                    taken.add(str(found.get("id")))
         return self._listed
 
     def _recorded_status(self, label: str) -> str:

@@ -12,7 +12,7 @@ from ..api.client import FleetApi
 from ..api.settings import from_environment, http_timeout
 from ..core import addresses, groups, planner
 from ..core.model import Desired, Observed, Recorded
-from ..errors import AuthError, ReconcilerError
+from ..errors import AuthError, ReconcilerError, SettingsError
 from ..fleetfile import loader
 from ..state.base import StateStore
 from . import sandbox
@@ -87,21 +87,24 @@ def record_observed(store: StateStore, observed: Observed | None) -> None:
         store.record_capabilities(observed.capabilities)
 
 
-def refresh_for_apply(api: FleetApi, desired: Desired, recorded: Recorded, looking: Looking) -> Observed:
+NO_REFRESH = "Retry, or pass --no-refresh to apply against the recorded state only (drift is then not seen)"
+
+
+def refresh_for_apply(
+    api: FleetApi, desired: Desired, recorded: Recorded, looking: Looking, *, then: str = NO_REFRESH
+) -> Observed:
     """Refresh before applying; a failure ends the run before anything is sent.
 
     Applying blind would miss drift and adopt nothing: the user decides, with
     ``--no-refresh``, whether to go on against the recorded state alone.
+    ``then`` says what to do next, in the caller's words (``watch`` has no such flag).
     """
     try:
         return observe_fleet(api, desired, recorded, looking)
-    except AuthError:
+    except (AuthError, SettingsError):
         raise
     except ReconcilerError as exc:
-        raise ReconcilerError(
-            f"refresh failed, nothing was sent: {exc}. Retry, or pass --no-refresh to apply against the "
-            "recorded state only (drift is then not seen)"
-        ) from exc
+        raise ReconcilerError(f"refresh failed, nothing was sent: {exc}. {then}") from exc
 
 
 def observe_for_plan(
@@ -115,7 +118,7 @@ def observe_for_plan(
     try:
         with connect(desired, state_url, fleet_path, env) as api:
             return observe_fleet(api, desired, recorded, looking), ""
-    except AuthError:
-        raise
+    except (AuthError, SettingsError):
+        raise  # refused credentials, a malformed RECONCILER_* setting: errors, not a refresh that failed
     except ReconcilerError as exc:
         return None, str(exc)

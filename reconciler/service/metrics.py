@@ -165,6 +165,8 @@ class Metrics:
         if outcomes is not None:
             held: dict[str, int] = dict.fromkeys(HELD_REASONS, 0)
             for outcome in outcomes:
+                if not outcome.remote_type and outcome.address.startswith("vehicle."):
+                    continue  # a whole vehicle the fleet does not list: no action, and no callback's either
                 self.actions.labels(outcome.remote_type or "callback", _RESULT.get(outcome.result, "skipped")).inc()
                 if outcome.kind:
                     held[outcome.kind] = held.get(outcome.kind, 0) + 1
