@@ -242,8 +242,9 @@ def apply(
     (apply --continue-rollout goes on).
     """
     from .commands import apply as apply_command
+    from .run.session import Options
 
-    options = apply_command.Options(
+    options = Options(
         auto_approve,
         wait,
         timeout,
@@ -612,11 +613,11 @@ def watch(
     Each run's events go to the fleet file's notify: targets; --metrics-port
     serves Prometheus metrics at /metrics.
     """
-    from .commands import apply as apply_command
     from .commands import watch as watch_command
+    from .run.session import Options
 
     seconds = watch_command.parse_interval(interval)
-    options = apply_command.Options(auto_approve=True, timeout=timeout, parallelism=parallelism)
+    options = Options(auto_approve=True, timeout=timeout, parallelism=parallelism)
     return watch_command.run(
         fleet_file,
         interval=seconds,

@@ -270,8 +270,8 @@ def test_secrets_appear_in_no_output_and_no_file(
 
 
 def test_an_action_a_killed_run_left_pending_is_reported_once() -> None:
-    from reconciler.commands.apply import _one_per_address
-    from reconciler.run.executor import CONFIRMED, PENDING, Outcome
+    from reconciler.core.outcomes import CONFIRMED, PENDING, Outcome
+    from reconciler.run.session import _one_per_address
 
     address = f"vehicle.{VINS[0]}.preconditioning"
     settled = [Outcome(address, PENDING, "r1 still Accepted")]

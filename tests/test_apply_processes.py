@@ -17,7 +17,7 @@ import pytest
 from simclient import client
 
 from reconciler.simulator.server import Connection, read_exports
-from reconciler.state.base import open_store
+from reconciler.state.backends import open_store
 
 VINS = [f"VF3ABCDE0FG1234{n:02d}" for n in range(8)]
 FLEET = """\

@@ -268,7 +268,7 @@ def test_a_malformed_http_timeout_is_an_error_naming_it_not_a_failed_refresh(
 
 
 def test_a_vehicle_the_fleet_does_not_list_is_not_counted_as_a_callback_action() -> None:
-    from reconciler.run.outcomes import CANNOT, Outcome
+    from reconciler.core.outcomes import CANNOT, Outcome
     from reconciler.service.metrics import Metrics
 
     metrics = Metrics()

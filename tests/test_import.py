@@ -20,8 +20,7 @@ from reconciler.cli import main
 from reconciler.core.model import Attribute, Callback, ChargingPreferences, Secret, VehicleConfig
 from reconciler.core.profiles import factor
 from reconciler.errors import ConfigError
-from reconciler.fleetfile import loader
-from reconciler.render import fleet_yaml
+from reconciler.fleetfile import loader, writer
 from reconciler.run import importer
 from reconciler.simulator.server import Settings, Simulator
 
@@ -149,9 +148,9 @@ def test_secret_looking_values_become_variables_and_api_variables_stay() -> None
     assert values["X-Vehicle"] == "$vin" and values["fleet"] == "$fleetID"
     # Literals that hold a $ are written with $$, and read back as they were.
     assert (values["note"], values["X-Tag"]) == ("costs ${PRICE}", "$notavar")
-    assert fleet_yaml._value(values["note"]) == '"costs $${PRICE}"'
-    assert fleet_yaml._value(values["X-Tag"]) == '"$$notavar"'
-    assert fleet_yaml._value(values["X-Vehicle"]) == '"$vin"'
+    assert writer._value(values["note"]) == '"costs $${PRICE}"'
+    assert writer._value(values["X-Tag"]) == '"$$notavar"'
+    assert writer._value(values["X-Vehicle"]) == '"$vin"'
 
 
 @pytest.mark.parametrize(

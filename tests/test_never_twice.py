@@ -17,7 +17,8 @@ from reconciler.run import connection
 from reconciler.run.executor import Executor
 from reconciler.service.webhook_receiver import record_event
 from reconciler.simulator.server import Simulator
-from reconciler.state.base import StateStore, open_store
+from reconciler.state.backends import open_store
+from reconciler.state.base import StateStore
 
 FINAL = ("Success", "AlreadyDone", "Failed")
 

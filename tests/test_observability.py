@@ -22,12 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.cli import main
 from reconciler.commands import watch
-from reconciler.commands.apply import Options
 from reconciler.core.changes import Drift
+from reconciler.core.outcomes import FAILED, HELD, WAITS, Outcome
 from reconciler.errors import ConfigError
 from reconciler.fleetfile import loader
 from reconciler.run import notify
-from reconciler.run.outcomes import FAILED, HELD, WAITS, Outcome
+from reconciler.run.session import Options
 from reconciler.simulator.server import Simulator
 
 NOTIFY_TOKEN = "notify-secret-41c9"

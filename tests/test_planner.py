@@ -21,7 +21,7 @@ from planning import (
     with_status,
 )
 
-from reconciler.api import spec
+from reconciler.core import spec
 from reconciler.core.changes import Change
 from reconciler.core.model import (
     Attribute,

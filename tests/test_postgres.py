@@ -11,7 +11,8 @@ from e2e import VINS, apply, mutations, remote_posts
 from reconciler.cli import main
 from reconciler.service.webhook_receiver import record_event
 from reconciler.simulator.server import Simulator
-from reconciler.state.base import JournalEntry, fresh_recorded, open_store
+from reconciler.state.backends import open_store
+from reconciler.state.base import JournalEntry, fresh_recorded
 
 
 @pytest.fixture

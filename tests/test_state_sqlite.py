@@ -14,7 +14,8 @@ from conftest import MINIMAL
 
 from reconciler.cli import main
 from reconciler.errors import StateError
-from reconciler.state.base import fresh_recorded, open_store, sqlite_path, state_url
+from reconciler.state.backends import open_store, state_url
+from reconciler.state.base import fresh_recorded, sqlite_path
 from reconciler.state.urls import ambiguity, passwords, redact
 
 

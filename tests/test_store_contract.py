@@ -17,7 +17,8 @@ from reconciler.core.recording import apply_after
 from reconciler.core.sensitive import seal_callback
 from reconciler.core.wakeups import WakeupUse
 from reconciler.errors import LockHeldError, StateError
-from reconciler.state.base import JournalEntry, fresh_recorded, open_store
+from reconciler.state.backends import open_store
+from reconciler.state.base import JournalEntry, fresh_recorded
 
 
 def test_recorded_state_round_trips(state_url: str) -> None:
@@ -117,7 +118,7 @@ def _doomed_holder(state_url: str) -> subprocess.Popen[str]:
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from reconciler.state.base import open_store\n"
+            "from reconciler.state.backends import open_store\n"
             "s = open_store(sys.argv[1], fleet='F1')\n"
             "print(s.acquire_lock('doomed'), flush=True)\n"
             "time.sleep(60)\n",

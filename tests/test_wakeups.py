@@ -20,7 +20,7 @@ from reconciler.core.wakeups import WakeupPolicy, WakeupUse, asleep, month_of, n
 from reconciler.errors import ConfigError
 from reconciler.fleetfile import loader
 from reconciler.simulator.server import Settings, Simulator
-from reconciler.state.base import open_store
+from reconciler.state.backends import open_store
 
 NOV = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 POLICY = WakeupPolicy(per_month=20, reserve=5, awake_for=180)

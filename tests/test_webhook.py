@@ -19,7 +19,7 @@ from reconciler.cli import main
 from reconciler.fleetfile import loader
 from reconciler.service.webhook_receiver import create_app
 from reconciler.simulator.server import Simulator
-from reconciler.state.base import open_store
+from reconciler.state.backends import open_store
 from reconciler.state.sql import SQLStore
 from reconciler.state.sqlite import open_sqlite
 

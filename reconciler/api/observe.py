@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..core import groups
+from ..core import groups, spec
 from ..core.model import (
     Attribute,
     BatchNotify,
@@ -29,7 +29,7 @@ from ..core.model import (
 )
 from ..core.sensitive import fingerprint, reveal
 from ..errors import ApiError, AuthError, NotFoundError, RateLimitedError
-from . import capabilities, spec, status_doc
+from . import capabilities, status_doc
 from .client import FleetApi
 
 _KINDS = (spec.ATTRIBUTE_HEADER, spec.ATTRIBUTE_QUERY, spec.ATTRIBUTE_BODY)

@@ -17,15 +17,15 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ..api import spec
-from ..core import addresses, codec, groups, planner, rollout
+from ..core import addresses, codec, groups, planner, rollout, spec
 from ..core.changes import Plan
 from ..core.model import Capabilities, Desired, DesiredVehicle, Observed, Recorded, VehicleConfig
 from ..core.wakeups import asleep, month_of, this_month
 from ..errors import AuthError, ReconcilerError
 from ..fleetfile import loader
 from ..run import rollouts
-from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore, open_store, state_url
+from ..state.backends import open_store, state_url
+from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
 
 _RECORDING_EVENTS = ("Success", "AlreadyDone", "adopted")  # history events that mean "recorded as in place"
 MAX_EVENTS = 10  # statuses shown per section (the last ones)

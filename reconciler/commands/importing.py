@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from ..api import spec
-from ..core import profiles, urls
+from ..core import profiles, spec, urls
 from ..core.model import Desired, Recorded, VehicleConfig
 from ..errors import ReconcilerError
 from ..fleetfile import loader
 from ..fleetfile.yaml_source import load
 from ..run import connection, importer, saved_plan
-from ..state.base import StateStore, open_store, state_url
+from ..state.backends import open_store, state_url
+from ..state.base import StateStore
 
 
 def run(

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from ..api.settings import http_timeout
-from ..core import addresses, planner, rollout, waves
+from ..core import planner, rollout
 from ..core.changes import Plan
-from ..core.model import Desired, Recorded
-from ..errors import ReconcilerError
+from ..core.targets import check_form, check_known
 from ..fleetfile import loader
 from ..render import json_plan, markdown, text
-from ..run import gcpause, rollouts, saved_plan
-from ..state.base import open_store, state_url
+from ..run import gcpause, saved_plan
+from ..run.session import read_recorded
+from ..state.backends import state_url
 
 
 def run(
@@ -33,14 +33,14 @@ def run(
     stdout: TextIO,
     stderr: TextIO,
 ) -> int:
-    check_targets(targets)
+    check_form(targets)
     http_timeout(env)  # a malformed setting is an error now, whether or not the plan refreshes
     moment = datetime.now(UTC)
     now = moment.isoformat(timespec="seconds")
     with gcpause.paused():
         desired = loader.read(path, env)
         recorded, judgement = read_recorded(path, env, desired.fleet)
-    check_known_targets(targets, desired, recorded)
+    check_known(targets, desired, recorded)
     observed, refresh_error = None, ""
     if refresh:
         from ..run import connection  # the HTTP stack loads only when it is used
@@ -63,38 +63,6 @@ def run(
     if detailed_exitcode and refresh_error:
         return 1  # a plan that could not see the fleet cannot say "no changes"
     return 2 if detailed_exitcode and result.has_changes else 0
-
-
-def check_targets(targets: Sequence[str]) -> None:
-    for target in targets:
-        if not addresses.is_valid_target(target):
-            raise ReconcilerError(
-                f"--target {target!r} is not an address; use callback.LABEL, vehicle.VIN or "
-                "vehicle.VIN.(preconditioning|charging.schedule|charging.preferences|immobilization|stolen)"
-            )
-
-
-def read_recorded(path: str, env: Mapping[str, str], fleet: str) -> tuple[Recorded, waves.Judgement | None]:
-    """The recorded state, opened read-only (planning never writes), and how its rollout's wave stands."""
-    store = open_store(state_url(path, env), readonly=True, fleet=fleet)
-    try:
-        recorded = store.read()
-        return recorded, rollouts.judge_wave(store, recorded.rollout)
-    finally:
-        store.close()
-
-
-def check_known_targets(targets: Sequence[str], desired: Desired, recorded: Recorded) -> None:
-    """Each ``--target`` must name something the fleet file or the state knows: a typo is not "no changes"."""
-    known = {addresses.callback(label) for label in (*desired.callbacks, *recorded.callbacks)}
-    known |= {addresses.vehicle_prefix(vin) for vin in (*desired.vehicles, *recorded.vehicles)}
-    for target in targets:
-        owner = target if target.startswith("callback.") else ".".join(target.split(".", 2)[:2])
-        if owner not in known:
-            raise ReconcilerError(
-                f"--target {target} matches nothing in {desired.source} or the state; "
-                "see reconciler state list for the addresses known"
-            )
 
 
 def write(result: Plan, fmt: str, out: TextIO, *, color: bool = False) -> None:

@@ -8,16 +8,18 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from ..api import spec
 from ..api.client import FleetApi
+from ..core import spec
 from ..core.changes import Change, Request
 from ..core.model import Desired, Recorded
+from ..core.outcomes import ACCEPTED, CONFIRMED, FAILED, Outcome
 from ..errors import ReconcilerError
 from ..fleetfile import loader
 from ..run import connection, oneoff
-from ..run.executor import ACCEPTED, CONFIRMED, FAILED, Executor, Outcome
+from ..run.executor import Executor
 from ..run.wakeups import WakeupLedger, reserve_warning
-from ..state.base import StateStore, open_store, state_url
+from ..state.backends import open_store, state_url
+from ..state.base import StateStore
 
 
 def run(

@@ -12,7 +12,8 @@ from ..core import addresses, codec
 from ..core.model import RecordedVehicle
 from ..core.wakeups import month_of
 from ..errors import ReconcilerError, StateError
-from ..state.base import StateStore, open_store, state_url
+from ..state.backends import open_store, state_url
+from ..state.base import StateStore
 from ..state.urls import redact
 
 

@@ -21,15 +21,15 @@ from typing import Any, TextIO
 
 from ..core import addresses, durations
 from ..core.changes import Plan
+from ..core.outcomes import CONFIRMED, FAILED, Outcome, Progress
 from ..errors import LockHeldError, ReconcilerError
 from ..fleetfile import loader
 from ..run import notify
-from ..run.executor import CONFIRMED, FAILED, Outcome, Progress
 from ..run.interrupts import Interrupts
 from ..run.notify import Delivery
+from ..run.session import Options, RunResult, apply_fleet, notify_run
 from ..service.metrics import Metrics, serving
-from ..state.base import open_store, state_url
-from .apply import Options, RunResult, apply_fleet, notify_run
+from ..state.backends import open_store, state_url
 
 REPEATED = 3  # failed runs in a row before a vehicle is backed off
 RETRIED = "watch tries again on its next run"

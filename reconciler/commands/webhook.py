@@ -13,7 +13,8 @@ from ..core.model import Desired
 from ..errors import ReconcilerError
 from ..fleetfile import loader
 from ..service.webhook_receiver import MAX_BODY, create_app
-from ..state.base import StateStore, open_store, state_url
+from ..state.backends import open_store, state_url
+from ..state.base import StateStore
 
 if TYPE_CHECKING:
     from ..service.metrics import Metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ..api import spec
+from . import spec
 
 PRECONDITIONING = "preconditioning"
 CHARGING_SCHEDULE = "charging.schedule"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..api import bodies
+from . import bodies
 from .model import (
     AirProgram,
     AirPrograms,

@@ -15,8 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from ..api import bodies, spec
-from . import addresses, codec, groups, recording
+from . import addresses, bodies, codec, groups, recording, spec
 from .capabilities import cannot_carry
 from .changes import Adoption, CannotApply, Change, Drift, Held, Plan, Request, SensitiveField, Unobserved
 from .model import (

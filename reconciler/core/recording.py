@@ -12,8 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..api import spec
-from . import addresses, codec
+from . import addresses, codec, spec
 from .changes import Change
 from .model import Backoff, ChargingPreferences, Desired, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
 from .sensitive import seal_callback

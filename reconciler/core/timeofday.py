@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..api.spec import DAYS
+from .spec import DAYS
 
 MINUTES_PER_DAY = 24 * 60
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ..core import urls
@@ -22,9 +22,7 @@ from ..core.sensitive import reveal
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
 from ..core.wakeups import DEFAULT_AWAKE_FOR, WakeupPolicy
 from . import schema
-
-if TYPE_CHECKING:
-    from .loader import _Builder
+from .reading import Reading
 
 # Not part of what a rollout rolls out: changing them starts no new rollout.
 OPERATIONAL = ("rollout", "windows", "wakeups", "notify")
@@ -37,7 +35,7 @@ def config_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(declared, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def rollout(b: _Builder) -> RolloutPolicy | None:
+def rollout(b: Reading) -> RolloutPolicy | None:
     raw = b.data.get("rollout")
     if not isinstance(raw, dict) or b.report.is_bad("rollout"):
         return None
@@ -69,7 +67,7 @@ def rollout(b: _Builder) -> RolloutPolicy | None:
     return RolloutPolicy(tuple(shares), bake, max_failures, raw.get("maxPerMinute"))
 
 
-def _share(b: _Builder, raw: str | int, path: tuple[Any, ...]) -> Share | None:
+def _share(b: Reading, raw: str | int, path: tuple[Any, ...]) -> Share | None:
     """A share, or None with a located problem (``150%``: the schema takes its form, not its size)."""
     try:
         return Share.parse(raw)
@@ -78,7 +76,7 @@ def _share(b: _Builder, raw: str | int, path: tuple[Any, ...]) -> Share | None:
         return None
 
 
-def wakeups(b: _Builder) -> WakeupPolicy | None:
+def wakeups(b: Reading) -> WakeupPolicy | None:
     raw = b.data.get("wakeups")
     if not isinstance(raw, dict) or b.report.is_bad("wakeups"):
         return None
@@ -98,7 +96,7 @@ def wakeups(b: _Builder) -> WakeupPolicy | None:
     return WakeupPolicy(per_month, reserve, awake_for)
 
 
-def notify(b: _Builder) -> tuple[Notify, ...]:
+def notify(b: Reading) -> tuple[Notify, ...]:
     """``notify:``: each target checked (https:// off this machine), its secrets read from the environment."""
     raw = b.data.get("notify")
     if not isinstance(raw, list) or b.report.is_bad("notify"):
@@ -140,7 +138,7 @@ def notify(b: _Builder) -> tuple[Notify, ...]:
     return tuple(found)
 
 
-def windows(b: _Builder) -> Windows | None:
+def windows(b: Reading) -> Windows | None:
     raw = b.data.get("windows")
     if not isinstance(raw, dict) or b.report.is_bad("windows"):
         return None
@@ -158,7 +156,7 @@ def windows(b: _Builder) -> Windows | None:
     return Windows(zone, kinds["allow"], kinds["deny"])
 
 
-def _windows(b: _Builder, raw: list[dict[str, Any]], path: tuple[Any, ...]) -> tuple[Window, ...]:
+def _windows(b: Reading, raw: list[dict[str, Any]], path: tuple[Any, ...]) -> tuple[Window, ...]:
     found = []
     for index, entry in enumerate(raw):
         try:

@@ -12,8 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..api import spec
-from ..core import urls
+from ..core import spec, urls
 from ..core.model import (
     AirProgram,
     Attribute,
@@ -175,7 +174,7 @@ def _read_names_as_written(source: Source) -> None:
 
 
 class _Builder:
-    """Builds the model from schema-valid parts, adding the semantic problems."""
+    """Builds the model from schema-valid parts, adding the semantic problems (a ``reading.Reading``)."""
 
     def __init__(self, source: Source, env: Mapping[str, str], report: schema.SchemaReport) -> None:
         self.source = source

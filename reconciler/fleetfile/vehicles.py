@@ -13,16 +13,14 @@ sources): a 100,000-vehicle fleet has a few dozen distinct ones.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..api import spec
+from ..core import spec
 from ..core.addresses import CHARGING_PREFERENCES, CHARGING_SCHEDULE, IMMOBILIZATION, PRECONDITIONING, STOLEN
 from ..core.model import Callback, DesiredVehicle, Group, Selector, Source, Sources, VehicleConfig
 from . import schema
+from .reading import Reading
 from .yaml_source import Path as DataPath
-
-if TYPE_CHECKING:
-    from .loader import _Builder
 
 _NOTHING = VehicleConfig()
 _NO_SOURCES: Sources = {}
@@ -48,7 +46,7 @@ class Resolver:
     """Groups and vehicle entries of one fleet file, checked against its profiles and callbacks."""
 
     def __init__(
-        self, builder: _Builder, profiles: dict[str, VehicleConfig | None], callbacks: dict[str, Callback]
+        self, builder: Reading, profiles: dict[str, VehicleConfig | None], callbacks: dict[str, Callback]
     ) -> None:
         self.b = builder
         self.profiles = profiles
@@ -272,7 +270,7 @@ def resolve_routes(chosen: str | None, needed: list[str], callbacks: Mapping[str
     return tuple(routes), tuple(failures)
 
 
-def check_vin(builder: _Builder, vin: str, path: DataPath, *, key: bool = True) -> None:
+def check_vin(builder: Reading, vin: str, path: DataPath, *, key: bool = True) -> None:
     if len(vin) == spec.VIN_LENGTH and set(vin) <= spec.VIN_ALPHABET:
         return
     if len(vin) != spec.VIN_LENGTH:

@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..run.outcomes import (
+from ..core.changes import Plan
+from ..core.outcomes import (
     ACCEPTED,
     CANNOT,
     CONFIRMED,
@@ -40,6 +41,21 @@ def report(outcomes: Sequence[Outcome], out: TextIO) -> None:
     counts = Counter(o.result for o in outcomes)
     summary = ", ".join(f"{counts.get(r, 0):,} {r}" for r in RESULTS if counts.get(r) or r in (CONFIRMED, FAILED))
     out.write(f"Apply finished: {summary}.\n")
+
+
+def brakes_said(plan: Plan | None, halted: str, window_closed: str, out: TextIO) -> None:
+    """What the brakes held back, under the report: a halted rollout, a closed window."""
+    if halted:
+        out.write(
+            f"Rollout halted at {halted}.\nNothing more is sent for this fleet file: fix the cause, then "
+            "reconciler apply --continue-rollout (it retries the failed vehicles first), or change the file.\n"
+        )
+    if window_closed and plan is not None and plan.window is not None:
+        waiting = sum(1 for h in plan.held if h.kind == "window")
+        out.write(
+            f"Change window {plan.window.described}: {waiting} change(s) wait for it; only urgent changes "
+            "were sent (--ignore-windows sends them now).\n"
+        )
 
 
 class LineProgress(Progress):

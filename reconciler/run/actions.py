@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..api import spec
+from ..core import spec
 from ..core.changes import Change
+from ..core.outcomes import ACCEPTED, CONFIRMED, FAILED, HELD, PENDING, SKIPPED, Outcome
 from ..core.sensitive import reveal
 from ..errors import (
     ApiError,
@@ -28,7 +29,7 @@ from ..errors import (
 )
 from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry
 from .context import RunContext, sealed
-from .outcomes import ACCEPTED, CONFIRMED, FAILED, HELD, PENDING, SKIPPED, Outcome, record_final
+from .ending import record_final
 from .wakeups import WakeupLedger
 
 POLL_DELAYS = (0.5, 1.0, 2.0, 3.0, 5.0)  # then every 5 s

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..api import spec
 from ..api.observe import unlabeled_match
+from ..core import spec
 from ..core.changes import Change
+from ..core.outcomes import CONFIRMED, FAILED, SKIPPED, Outcome
 from ..core.sensitive import reveal, seal_callback
 from ..errors import (
     ApiError,
@@ -23,7 +24,6 @@ from ..errors import (
 )
 from ..state.base import JournalEntry
 from .context import RunContext, sealed
-from .outcomes import CONFIRMED, FAILED, SKIPPED, Outcome
 
 _FATAL = (AuthError, UnreachableError)
 

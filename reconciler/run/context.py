@@ -11,9 +11,9 @@ from typing import Any
 
 from ..api.client import FleetApi
 from ..core.model import Desired
+from ..core.outcomes import Outcome, Progress
 from ..core.sensitive import json_default
 from ..state.base import StateStore
-from .outcomes import Outcome, Progress
 
 
 @dataclass

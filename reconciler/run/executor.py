@@ -23,46 +23,15 @@ from ..api.client import FleetApi
 from ..core import addresses
 from ..core.changes import Change, Plan
 from ..core.model import Desired
+from ..core.outcomes import CONFIRMED, FAILED, SKIPPED, Outcome, Progress
 from ..core.sensitive import seal_callback
 from ..errors import Cancelled
 from ..state.base import StateStore
 from .actions import Gate, RemoteActions
 from .callbacks import CallbackSteps
 from .context import RunContext
-from .outcomes import (
-    ACCEPTED,
-    CANNOT,
-    CONFIRMED,
-    FAILED,
-    HELD,
-    HELD_RESULTS,
-    OK_RESULTS,
-    PENDING,
-    SKIPPED,
-    WAITS,
-    Outcome,
-    Progress,
-    applying,
-    record_final,
-)
+from .ending import applying
 from .wakeups import WakeupLedger
-
-__all__ = [
-    "ACCEPTED",
-    "CANNOT",
-    "CONFIRMED",
-    "FAILED",
-    "HELD",
-    "HELD_RESULTS",
-    "OK_RESULTS",
-    "PENDING",
-    "SKIPPED",
-    "WAITS",
-    "Executor",
-    "Outcome",
-    "Progress",
-    "record_final",
-]
 
 
 class Executor:

@@ -20,9 +20,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..api import observe, spec, status_doc
+from ..api import observe, status_doc
 from ..api.client import FleetApi
-from ..core import addresses, planner, profiles
+from ..core import addresses, planner, profiles, spec
 from ..core.model import (
     Callback,
     ChargingPreferences,
@@ -39,8 +39,7 @@ from ..core.model import (
 )
 from ..core.sensitive import seal_callback
 from ..errors import ConfigError, ReconcilerError
-from ..fleetfile import loader
-from ..render import fleet_yaml
+from ..fleetfile import loader, writer
 
 # Keys whose values are written as ${VAR}, never in clear (any case, anywhere in the key).
 SECRET_KEY = re.compile(r"authori[sz]ation|token|secret|key|passw|signature|credential|cookie|session", re.IGNORECASE)
@@ -324,7 +323,7 @@ def fleet_text(imported: Imported, now: datetime) -> tuple[str, profiles.Factori
         header += [f"  {name}  ({what})" for name, (_, what) in sorted(variables.items())]
     header.append("Immobilization is not reported by the API: it is left out (not managed).")
     header += [f"Note: {note}" for note in imported.notes]
-    text = fleet_yaml.render(
+    text = writer.render(
         header=header,
         fleet=imported.fleet,
         api_url=imported.api_url,

@@ -29,8 +29,8 @@ import httpx
 
 from ..core.changes import Drift
 from ..core.model import Notify, Secret
+from ..core.outcomes import FAILED, Outcome
 from ..core.sensitive import reveal
-from .outcomes import FAILED, Outcome
 
 TRIES = 2  # one retry, within the notification's deadline
 MAX_EVENTS = 100  # listed per kind and notification; the rest are counted ("omitted")

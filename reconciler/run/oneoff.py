@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..api import spec
+from ..core import spec
 from ..errors import ReconcilerError
 
 MAX_POSITIONS = 10  # RemoteNavigation.positions: 9 waypoints + the destination

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from ..core.changes import Change
-from .outcomes import Outcome
+from ..core.outcomes import Outcome
 
 
 class SendRate:

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 
 from ..core import addresses
 from ..core.changes import Change
+from ..core.outcomes import HELD, Outcome
 from ..core.wakeups import DEFAULT_AWAKE_FOR, WakeupPolicy, asleep, month_of, spent_reason, this_month
 from ..state.base import JournalEntry, StateStore
-from .outcomes import HELD, Outcome
 
 WAKING = "WakingUpVehicle"
 IN_CONTACT = ("WakingUpVehicle", "SentToVehicle", "Success", "AlreadyDone")  # the vehicle answered

@@ -16,9 +16,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import start_http_server
 
-from ..api import spec
+from ..core import spec
+from ..core.outcomes import ACCEPTED, CANNOT, CONFIRMED, FAILED, HELD, PENDING, SKIPPED, WAITS, Outcome
 from ..errors import ReconcilerError
-from ..run.outcomes import ACCEPTED, CANNOT, CONFIRMED, FAILED, HELD, PENDING, SKIPPED, WAITS, Outcome
 
 ACTION_RESULTS = ("confirmed", "failed", "pending", "skipped", "held")
 # How each outcome of the report is counted (DESIGN §9.4 names five results).

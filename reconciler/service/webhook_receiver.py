@@ -26,10 +26,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..api import spec
+from ..core import spec
 from ..core.model import Desired, Secret
 from ..errors import ReconcilerError
-from ..run.outcomes import record_final
+from ..run.ending import record_final
 from ..run.wakeups import note_status
 from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
 

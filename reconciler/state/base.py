@@ -13,8 +13,6 @@ from typing import Any, Protocol
 
 from ..core.model import Callback, Capabilities, Recorded, RecordedCallback, Rollout, VehicleConfig
 from ..core.wakeups import WakeupUse
-from ..errors import StateError
-from .urls import redact
 
 DEFAULT_STATE = ".reconciler/state.db"
 
@@ -200,32 +198,6 @@ class StateStore(Protocol):
     def load(self, rows: dict[str, list[tuple[Any, ...]]], *, replace_existing: bool = False) -> None: ...
 
     def close(self) -> None: ...
-
-
-def state_url(fleet_file: str | Path, env: Mapping[str, str]) -> str:
-    """``RECONCILER_STATE``, else ``sqlite:///`` + ``.reconciler/state.db`` beside the fleet file."""
-    url = env.get("RECONCILER_STATE")
-    if url:
-        return url
-    path = Path(fleet_file).resolve().parent / DEFAULT_STATE
-    return f"sqlite:///{path}"
-
-
-def open_store(url: str, *, readonly: bool = False, fleet: str = "") -> StateStore:
-    """The backend for ``url``; ``readonly`` opens without creating or migrating anything.
-
-    ``fleet`` is the fleet file's id: a state recorded for another fleet is
-    refused; it also keys PostgreSQL's advisory lock.
-    """
-    if url.startswith("sqlite:///"):
-        from .sqlite import open_sqlite
-
-        return open_sqlite(url, readonly=readonly, fleet=fleet)
-    if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import open_postgres
-
-        return open_postgres(url, readonly=readonly, fleet=fleet)
-    raise StateError(f"unsupported state URL {redact(url)!r}; use sqlite:///PATH or postgresql://…")
 
 
 def fresh_recorded() -> Recorded:

@@ -1,55 +1,16 @@
-"""What became of each change, how progress is told, and what an action's end records."""
+"""What ends an action, written to the state: for apply's polling, settling and the webhook receiver alike."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..api import spec
-from ..core import addresses
+from ..core import addresses, spec
 from ..core.model import VehicleConfig
 from ..core.recording import apply_after, backoff_until, stamp
 from ..core.wakeups import month_of
 from ..state.base import JournalEntry, StateStore
-
-CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED = "confirmed", "accepted", "pending", "failed", "skipped"
-HELD = "held"  # not sent: the vehicle's wake-up budget is spent, or the rollout halted (apply exits 4 or 5)
-WAITS = "waits"  # not sent yet, as planned: a later rollout wave, a closed change window
-CANNOT = "cannot apply"  # the vehicle cannot take it: never sent, not a failure
-RESULTS = (CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED, HELD, WAITS, CANNOT)
-OK_RESULTS = (CONFIRMED, ACCEPTED, CANNOT, WAITS)
-# How each kind of held address is reported (``changes.Held.kind``).
-HELD_RESULTS = {
-    "pending": PENDING,
-    "backoff": PENDING,
-    "wave": WAITS,
-    "window": WAITS,
-    "halted": HELD,
-    "wakeups": HELD,
-}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one change (or of one address the plan held back)."""
-
-    address: str
-    result: str
-    detail: str = ""
-    remote_type: str = ""
-    kind: str = ""  # why it was not sent, when it was held (``changes.Held.kind``): wave, window, wakeups …
-
-
-class Progress:
-    """Told of each outcome as it comes; the CLI shows a bar or a line per action."""
-
-    def start(self, total: int) -> None: ...
-
-    def done(self, outcome: Outcome) -> None: ...
-
-    def finish(self) -> None: ...
 
 
 def record_final(store: StateStore, entry: JournalEntry, status: str, cause: str, rid: str) -> str:

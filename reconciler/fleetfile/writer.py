@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..api import bodies, spec
+from ..core import bodies, spec
 from ..core.model import AirProgram, Callback, ChargeProgram, ChargingPreferences, Secret, Value, VehicleConfig
 from ..core.profiles import Factoring
 from ..core.timeofday import DAY_SHORTCUTS, to_hhmm

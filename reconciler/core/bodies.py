@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.model import AirProgram, Callback, ChargeProgram, ChargingPreferences
-from ..core.timeofday import to_duration
 from . import spec
+from .model import AirProgram, Callback, ChargeProgram, ChargingPreferences
+from .timeofday import to_duration
 
 
 def callback_subscribe(cb: Callback) -> dict[str, Any]:

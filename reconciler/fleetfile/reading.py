@@ -1,0 +1,38 @@
+"""What the parts of the fleet file's reader share: the file being read, and where its problems go.
+
+``loader`` reads the file and implements ``Reading``; ``vehicles`` (groups and
+vehicle entries) and ``brakes`` (rollout, windows, wake-ups, notify) are handed
+one, so that they never reach into the loader, and the loader imports them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..core.model import Secret, VehicleConfig
+from .schema import SchemaReport
+from .yaml_source import Path, Source
+
+
+class Reading(Protocol):
+    """A fleet file being read: its data, its schema verdict, and how to say what is wrong at a place."""
+
+    source: Source
+    data: dict[str, Any]
+    report: SchemaReport
+
+    def problem(self, path: Path, message: str, hint: str = "", *, key: bool = False) -> None:
+        """A problem at ``path`` (its key with ``key``): the file is refused, every problem said."""
+        ...
+
+    def warning(self, path: Path, message: str, hint: str = "", *, key: bool = False) -> None:
+        """Something valid but worth knowing, at ``path``."""
+        ...
+
+    def read_value(self, text: str, path: Path) -> str | Secret:
+        """A literal, or a secret from ``${VAR}`` (set and not empty); ``$$`` is a literal ``$``."""
+        ...
+
+    def sections(self, body: Any, path: Path, base: VehicleConfig) -> VehicleConfig:
+        """``base`` with the vehicle sections ``body`` gives replacing its own."""
+        ...

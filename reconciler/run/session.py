@@ -1,0 +1,385 @@
+"""An apply, from the lock to the last wave: what ``reconciler apply`` and ``watch`` both carry out.
+
+Lock the state, settle what earlier runs left pending, refresh, plan, stage
+the plan under the brakes, have it reviewed, execute it, judge the rollout's
+wave, and — waiting for outcomes — go on wave after wave. The command line's
+side (approval, progress, the report) stays with the commands.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..api.client import FleetApi
+from ..core import addresses, durations, planner, rollout, waves
+from ..core.changes import Drift, Plan
+from ..core.model import Desired, Notify, Recorded, Rollout
+from ..core.outcomes import CANNOT, HELD_RESULTS, OK_RESULTS, PENDING, SKIPPED, Outcome, Progress
+from ..core.targets import check_known
+from ..errors import ReconcilerError, StalePlanError
+from ..fleetfile import loader
+from ..render.json_plan import dumps, plan_document
+from ..state.backends import open_store, state_url
+from ..state.base import StateStore
+from . import connection, gcpause, notify, rollouts, saved_plan
+from .actions import Gate
+from .executor import Executor
+from .interrupts import Interrupts
+from .sendrate import SendRate
+
+DEFAULT_FLEET_FILE = "fleet.yaml"
+
+
+@dataclass(frozen=True)
+class Options:
+    auto_approve: bool = False
+    wait: bool = True
+    timeout: float = 300.0
+    parallelism: int = 32
+    lock_timeout: float = 0.0
+    targets: tuple[str, ...] = ()
+    refresh: bool = True
+    refresh_capabilities: bool = False
+    continue_rollout: bool = False
+    ignore_windows: bool = False
+    one_wave: bool = False  # watch: at most one rollout wave a run (apply --no-wait too)
+    notify: bool = True  # post the run's events to the fleet file's notify: targets
+    after_failed_refresh: str = connection.NO_REFRESH  # what to do when the refresh fails, in the caller's words
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one apply did: the plan it carried out and the outcome of every address."""
+
+    code: int
+    plan: Plan | None
+    outcomes: list[Outcome]
+    halted: str = ""  # the rollout's halt (exit 5)
+    window_closed: str = ""  # when the change window opens, if it held changes back (exit 3)
+    drift: tuple[Drift, ...] = ()  # what the run's refresh found changed outside reconciler
+    changes: Mapping[str, int] = field(default_factory=dict)  # changes sent, by action (create, send …)
+    requests: Mapping[tuple[str, str], int] = field(default_factory=dict)  # API answers by (method, status)
+    pending_actions: int = 0  # journaled remote actions whose outcome is not known yet, after the run
+    fleet: str = ""
+    notify: tuple[Notify, ...] = ()  # the fleet file's notify: targets
+
+
+def notify_run(outcome: RunResult, stop: threading.Event | None = None) -> list[notify.Delivery]:
+    """Post the run's events to the fleet file's ``notify:`` targets that ask for them (``stop`` ends it)."""
+    if not outcome.notify:
+        return []
+    found = notify.events(outcome.outcomes, outcome.drift, outcome.halted)
+    return notify.send(outcome.notify, outcome.fleet, outcome.code, found, stop=stop)
+
+
+def apply_fleet(
+    fleet_path: str,
+    saved: dict[str, Any] | None,
+    options: Options,
+    *,
+    env: Mapping[str, str],
+    review: Callable[[Plan], bool],
+    progress: Progress,
+    stderr: TextIO,
+    owner: str = "reconciler apply",
+    interrupts: Interrupts | None = None,
+) -> RunResult:
+    """Lock, settle, refresh, plan, stage (brakes), have ``review`` approve, execute; unlock.
+
+    With ``saved`` (a plan file's content) the plan computed now must be the saved one.
+    ``interrupts`` (its ``stop``) ends the sending early; what is in flight stays pending.
+    With a rollout and waiting for outcomes, apply goes on wave after wave (baking
+    between them) while they stay within their failure budget.
+    """
+    interrupts = interrupts or Interrupts(stderr, quit_when_idle=False)
+    targets = options.targets
+    if saved is not None:
+        fleet_path = saved["source"]["file"]
+        targets = tuple(saved.get("targets", ()))
+        # Recomputed the way it was made, to compare like with like.
+        options = replace(options, refresh=bool(saved.get("refreshed")))
+    with gcpause.paused():
+        desired = loader.read(fleet_path, env)
+    url = state_url(fleet_path, env)
+    store = open_store(url, fleet=desired.fleet)
+    passes: list[_Pass] = []
+    try:
+        lock_id = store.acquire_lock(f"{owner} ({_user()})", options.lock_timeout)
+        try:
+            recorded = store.read()
+            check_known(targets, desired, recorded)
+            if saved is not None:
+                recorded = _check_fresh(saved, recorded, store)
+            store.initialize(recorded)
+            with connection.connect(desired, url, fleet_path, env, cancel=interrupts.stop) as api:
+                executor = Executor(
+                    api,
+                    store,
+                    desired,
+                    fingerprint_key=recorded.fingerprint_key,
+                    parallelism=options.parallelism,
+                    wait=options.wait,
+                    timeout=options.timeout,
+                    progress=progress,
+                    gate=_gate(desired, interrupts),
+                )
+                while True:
+                    first = not passes
+                    one = _one_pass(store, api, executor, desired, options, targets, first, saved, review, interrupts)
+                    if one is None:
+                        return RunResult(1, passes[-1].plan if passes else None, [])
+                    passes.append(one)
+                    if not _next_wave(one, desired, options, interrupts, stderr):
+                        break
+                if any(p.plan.changes for p in passes):
+                    stderr.write(f"API: {api.usage()}\n")
+                requests = dict(api.answers)
+            pending = store.count_pending()
+        finally:
+            store.release_lock(lock_id)
+    finally:
+        store.close()
+    last = passes[-1]
+    earlier = [o for p in passes[:-1] for o in p.settled + p.sent]
+    outcomes = earlier + _one_per_address(last.settled, last.sent, last.held_outcomes())
+    code = _exit_code(outcomes, interrupts, halted=last.halted, window_closed=last.window_closed)
+    changes = Counter(c.action for p in passes for c in p.plan.changes)
+    drift = passes[0].plan.drift
+    return RunResult(
+        code,
+        last.plan,
+        outcomes,
+        last.halted,
+        last.window_closed,
+        drift,
+        dict(changes),
+        requests,
+        pending,
+        desired.fleet,
+        desired.notify,
+    )
+
+
+@dataclass
+class _Pass:
+    """One wave's worth of an apply: what was planned and sent, and where the brakes stood."""
+
+    plan: Plan
+    settled: list[Outcome]
+    sent: list[Outcome]
+    halted: str = ""  # the halt, when the rollout is halted
+    window_closed: str = ""  # when it opens, when the window is closed and changes wait
+    rollout: Rollout | None = None
+
+    def held_outcomes(self) -> list[Outcome]:
+        held = [
+            Outcome(h.address, HELD_RESULTS.get(h.kind, PENDING), h.reason, addresses.remote_type_of(h.address), h.kind)
+            for h in self.plan.held
+        ]
+        cannot = [
+            Outcome(c.address, CANNOT, c.reason, addresses.remote_type_of(c.address)) for c in self.plan.cannot_apply
+        ]
+        return held + cannot
+
+
+def _one_pass(
+    store: StateStore,
+    api: FleetApi,
+    executor: Executor,
+    desired: Desired,
+    options: Options,
+    targets: tuple[str, ...],
+    first: bool,
+    saved: dict[str, Any] | None,
+    review: Callable[[Plan], bool],
+    interrupts: Interrupts,
+) -> _Pass | None:
+    """Settle, refresh, plan, stage and send what goes now; None when the reviewer says no."""
+    settled = [o for o in executor.settle() if o.result != SKIPPED]
+    recorded = store.read()
+    now = datetime.now(UTC)
+    stamp = now.isoformat(timespec="seconds")
+    looking = connection.Looking(targets, stamp, options.refresh_capabilities, options.parallelism)
+    observed = None
+    if options.refresh:
+        observed = connection.refresh_for_apply(api, desired, recorded, looking, then=options.after_failed_refresh)
+    planned = planner.plan(desired, recorded, observed, targets=targets, now=stamp)
+    staged = rollout.stage(
+        planned,
+        desired,
+        recorded.rollout,
+        rollouts.judge_wave(store, recorded.rollout),
+        now,
+        continue_rollout=options.continue_rollout and first,
+        ignore_windows=options.ignore_windows,
+    )
+    result = staged.plan
+    if first and saved is not None:
+        _check_same(saved, result)
+    if first and not review(result):
+        return None
+    connection.record_observed(store, observed)
+    if staged.rollout is not None and staged.rollout != recorded.rollout:
+        rollouts.save(store, recorded.rollout, staged.rollout)
+    if result.changes:
+        store.commit_serial()
+    interrupts.sending = True
+    sent = executor.run(result)  # with no changes: records what refresh found in place
+    after = staged.rollout
+    if after is not None and desired.rollout is not None and after.state == "running":
+        judgement = rollouts.judge_wave(store, after)
+        judged = rollout.progress(after, judgement, desired.rollout, datetime.now(UTC), advance=False)
+        if judged != after:
+            rollouts.save(store, after, judged)
+            after = judged
+    halted = after.halt if after is not None and after.state == "halted" else ""
+    closed = ""
+    if staged.window_closed and any(h.kind == "window" for h in result.held):
+        closed = (result.window.opens_at if result.window else "") or "later"
+    return _Pass(result, settled, sent, halted, closed, after)
+
+
+def _next_wave(one: _Pass, desired: Desired, options: Options, interrupts: Interrupts, stderr: TextIO) -> bool:
+    """Whether apply goes on with the next wave now (waiting for outcomes, the wave done): after its bake."""
+    current, policy = one.rollout, desired.rollout
+    if current is None or policy is None or not options.wait or options.one_wave:
+        return False
+    if interrupts.stop.is_set() or one.halted or one.window_closed:
+        return False
+    if current.state != "running" or not current.wave_done_at:
+        return False  # done, or the wave's outcomes are not all known yet (pending at the timeout)
+    ready = datetime.fromisoformat(current.wave_done_at) + timedelta(seconds=policy.bake)
+    wait = (ready - datetime.now(UTC)).total_seconds()
+    if wait >= 1:
+        stderr.write(
+            f"Wave {current.wave + 1} of {current.waves} done; baking {durations.describe(wait)} "
+            f"before wave {current.wave + 2}\n"
+        )
+        stderr.flush()
+        if interrupts.stop.wait(wait):
+            return False
+    return True
+
+
+def _gate(desired: Desired, interrupts: Interrupts) -> Gate | None:
+    """What each remote action passes before it is sent: the rollout's ``maxPerMinute``."""
+    policy = desired.rollout
+    if policy is None or policy.max_per_minute is None:
+        return None
+    return SendRate(policy.max_per_minute, interrupts.stop.wait)
+
+
+def _one_per_address(settled: list[Outcome], outcomes: list[Outcome], held: list[Outcome]) -> list[Outcome]:
+    """The report: what was sent, what earlier runs left and was settled now, what was held — each once.
+
+    An action a killed run left pending is both settled now and held by the plan: one line, the settle's.
+    """
+    seen = {o.address for o in outcomes}
+    settled = [o for o in settled if o.address not in seen]
+    seen |= {o.address for o in settled}
+    return settled + outcomes + [o for o in held if o.address not in seen]
+
+
+def _exit_code(outcomes: list[Outcome], interrupts: Interrupts, *, halted: str, window_closed: str) -> int:
+    """5 the rollout halted; 4 something failed, is pending or held; 128 + signal when interrupted
+    with nothing pending; 3 the change window held changes back; else 0.
+    """
+    if halted:
+        return 5
+    if any(o.result == PENDING for o in outcomes):
+        return 4
+    if interrupts.signum:
+        return interrupts.exit_code
+    if not all(o.result in OK_RESULTS for o in outcomes):
+        return 4
+    return 3 if window_closed else 0
+
+
+def read_saved(path: str, fleet_path: str | None) -> dict[str, Any]:
+    saved = saved_plan.read(path)
+    source = Path(saved["source"]["file"])
+    if fleet_path is not None and Path(fleet_path).resolve() != source:
+        raise ReconcilerError(
+            f"the plan {path} was made from {source}, not {fleet_path}: a saved plan applies to its own "
+            "fleet file; leave out -f, or make a plan of that file"
+        )
+    try:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise StalePlanError(f"the plan's fleet file {source} cannot be read: {exc}") from exc
+    if digest != saved["source"]["sha256"]:
+        raise StalePlanError(f"{source} changed since the plan was made; run reconciler plan again")
+    return saved
+
+
+def _check_fresh(saved: dict[str, Any], recorded: Recorded, store: StateStore) -> Recorded:
+    """The saved plan's lineage and serial must still be the state's (exit 3 if not)."""
+    lineage, serial = saved["state"]["lineage"], saved["state"]["serial"]
+    if not store.is_initialized() and serial == 0:
+        return replace(recorded, lineage=lineage)  # a state never written takes the plan's lineage
+    if (recorded.lineage, recorded.serial) != (lineage, serial):
+        raise StalePlanError(
+            f"the plan was made against state {lineage} serial {serial}, the state is now "
+            f"{recorded.lineage} serial {recorded.serial}; run reconciler plan again"
+        )
+    return recorded
+
+
+def _check_same(saved: dict[str, Any], result: Plan) -> None:
+    """The plan computed now must be the saved one, or apply refuses (exit 3) saying what differs."""
+    now = json.loads(dumps(plan_document(result)["changes"]))
+    if now != saved["changes"]:
+        reason = _difference(saved["changes"], now, refreshed=bool(saved.get("refreshed")))
+        raise StalePlanError(f"the saved plan is stale: {reason}; run reconciler plan again")
+
+
+def _difference(saved: list[dict[str, Any]], now: list[dict[str, Any]], *, refreshed: bool) -> str:
+    """The first difference between two plans' changes, in words."""
+    before = {(c.get("address"), c.get("action")): c for c in saved if isinstance(c, dict)}
+    after = {(c["address"], c["action"]): c for c in now}
+    source = "what the API reports" if refreshed else "the recorded state"
+    for key, then in before.items():
+        if key not in after:
+            if any(isinstance(f, dict) and f.get("changed") for f in then.get("sensitive") or ()):
+                return f"a secret of {key[0]} has another value in the environment than when the plan was made"
+            return f"{key[0]} ({key[1]}) is no longer needed: {source} changed since the plan was made"
+    for key in after:
+        if key not in before:
+            return f"{key[0]} ({key[1]}) is needed now and is not in the plan: {source} changed since it was made"
+    for key, then in before.items():
+        current = after[key]
+        if then == current:
+            continue
+        if then.get("sensitive") != current.get("sensitive"):
+            return f"a secret of {key[0]} has another value in the environment than when the plan was made"
+        if then.get("before") != current.get("before"):
+            return f"{source} for {key[0]} changed since the plan was made"
+        return f"{key[0]} ({key[1]}) is not what the plan file says (was the plan file edited?)"
+    return "the changes come in another order than the plan file's (was it edited?)"
+
+
+def _user() -> str:
+    try:
+        return f"{getpass.getuser()}, pid {os.getpid()}"
+    except (KeyError, OSError):
+        return f"pid {os.getpid()}"
+
+
+def read_recorded(fleet_file: str, env: Mapping[str, str], fleet: str) -> tuple[Recorded, waves.Judgement | None]:
+    """The recorded state, opened read-only (planning never writes), and how its rollout's wave stands."""
+    store = open_store(state_url(fleet_file, env), readonly=True, fleet=fleet)
+    try:
+        recorded = store.read()
+        return recorded, rollouts.judge_wave(store, recorded.rollout)
+    finally:
+        store.close()
