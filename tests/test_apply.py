@@ -270,11 +270,12 @@ def test_secrets_appear_in_no_output_and_no_file(
 
 
 def test_an_action_a_killed_run_left_pending_is_reported_once() -> None:
-    from reconciler.core.outcomes import CONFIRMED, PENDING, Outcome
+    from reconciler.core.outcomes import Outcome
+    from reconciler.core.vocabulary import Result
     from reconciler.run.session import _one_per_address
 
     address = f"vehicle.{VINS[0]}.preconditioning"
-    settled = [Outcome(address, PENDING, "r1 still Accepted")]
-    held = [Outcome(address, PENDING, "action r1 is still Accepted; planned again once it ends")]
-    sent = [Outcome(f"vehicle.{VINS[1]}.preconditioning", CONFIRMED, "Success")]
+    settled = [Outcome(address, Result.PENDING, "r1 still Accepted")]
+    held = [Outcome(address, Result.PENDING, "action r1 is still Accepted; planned again once it ends")]
+    sent = [Outcome(f"vehicle.{VINS[1]}.preconditioning", Result.CONFIRMED, "Success")]
     assert _one_per_address(settled, sent, held) == settled + sent

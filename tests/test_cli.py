@@ -268,11 +268,12 @@ def test_a_malformed_http_timeout_is_an_error_naming_it_not_a_failed_refresh(
 
 
 def test_a_vehicle_the_fleet_does_not_list_is_not_counted_as_a_callback_action() -> None:
-    from reconciler.core.outcomes import CANNOT, Outcome
+    from reconciler.core.outcomes import Outcome
+    from reconciler.core.vocabulary import Result
     from reconciler.service.metrics import Metrics
 
     metrics = Metrics()
-    outcome = Outcome("vehicle.VF3ABCDE0FG123456", CANNOT, "not in fleet F: the API does not list it")
+    outcome = Outcome("vehicle.VF3ABCDE0FG123456", Result.CANNOT, "not in fleet F: the API does not list it")
     metrics.run_ended(code=0, at=0.0, outcomes=[outcome])
     counted = {
         (s.labels["remote_type"], s.labels["result"]): s.value

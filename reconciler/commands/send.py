@@ -12,7 +12,8 @@ from ..api.client import FleetApi
 from ..core import spec
 from ..core.changes import Change, Request
 from ..core.model import Desired, Recorded
-from ..core.outcomes import ACCEPTED, CONFIRMED, FAILED, Outcome
+from ..core.outcomes import Outcome
+from ..core.vocabulary import Action, Result
 from ..errors import ReconcilerError
 from ..fleetfile import loader
 from ..run import connection, oneoff
@@ -57,7 +58,7 @@ def run(
             path = f"/fleets/{desired.fleet}/vehicles/{vid}/callbacks/{cb_id}/remotes"
             change = Change(
                 address=f"vehicle.{vin}.{one.part}",
-                action="send",
+                action=Action.SEND,
                 before=None,
                 after={one.flag[0]: one.flag[1]} if one.flag else None,
                 request=Request("POST", path, one.body, label=key),
@@ -80,9 +81,9 @@ def run(
     finally:
         store.close()
     _print(outcome, one, vin, label, change, fmt, stdout)
-    if outcome.result in (CONFIRMED, ACCEPTED):
+    if outcome.result in (Result.CONFIRMED, Result.ACCEPTED):
         return 0
-    return 1 if outcome.result == FAILED else 4
+    return 1 if outcome.result == Result.FAILED else 4
 
 
 def _callback_for(desired: Desired, vin: str, remote_type: str, chosen: str | None) -> str:

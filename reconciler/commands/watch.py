@@ -21,7 +21,8 @@ from typing import Any, TextIO
 
 from ..core import addresses, durations
 from ..core.changes import Plan
-from ..core.outcomes import CONFIRMED, FAILED, Outcome, Progress
+from ..core.outcomes import Outcome, Progress
+from ..core.vocabulary import NotifyKind, Result
 from ..errors import LockHeldError, ReconcilerError
 from ..fleetfile import loader
 from ..run import notify
@@ -31,6 +32,7 @@ from ..run.session import Options, RunResult, apply_fleet, notify_run
 from ..service.metrics import Metrics, serving
 from ..state.backends import open_store, state_url
 
+_LOGGED = (Result.CONFIRMED, Result.ACCEPTED, Result.PENDING, Result.FAILED, Result.SKIPPED, Result.HELD)
 REPEATED = 3  # failed runs in a row before a vehicle is backed off
 RETRIED = "watch tries again on its next run"
 MAX_BACKOFF = timedelta(hours=24)
@@ -154,7 +156,7 @@ def _one_run(
         changes=len(plan.changes) if plan else 0,
         drift=len(plan.drift) if plan else 0,
         adopted=len(plan.adoptions) if plan else 0,
-        **{name: counts.get(name, 0) for name in ("confirmed", "accepted", "pending", "failed", "skipped", "held")},
+        **{str(name): counts.get(name, 0) for name in _LOGGED},
         **_brakes(result),
     )
     _back_off_repeated_failures(path, env, result.outcomes, failures, interval, logger)
@@ -179,7 +181,7 @@ def _notify_error(path: str, env: Mapping[str, str], exc: ReconcilerError, stop:
         desired = loader.read(path, env)
     except ReconcilerError:
         return []  # the file itself is what is wrong: no notify: to read
-    found = [notify.Event("failed", "run", str(exc))]
+    found = [notify.Event(NotifyKind.FAILED, "run", str(exc))]
     return notify.send(desired.notify, desired.fleet, exc.exit_code, found, stop=stop)
 
 
@@ -213,8 +215,8 @@ def _back_off_repeated_failures(
     logger: JsonLines,
 ) -> None:
     """A vehicle failing run after run waits twice the interval, then four times … (a day at most)."""
-    failed = {addresses.vin_of(o.address) for o in outcomes if o.result == FAILED}
-    succeeded = {addresses.vin_of(o.address) for o in outcomes if o.result == CONFIRMED}
+    failed = {addresses.vin_of(o.address) for o in outcomes if o.result == Result.FAILED}
+    succeeded = {addresses.vin_of(o.address) for o in outcomes if o.result == Result.CONFIRMED}
     for vin in succeeded - failed:
         failures.pop(vin or "", None)
     tired = []

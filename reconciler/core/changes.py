@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .model import Source
+from .vocabulary import Action, Hold, RolloutState
 
 FORMAT_VERSION = 1
-ACTIONS = ("create", "update", "delete", "pause", "resume", "send")
+ACTIONS = tuple(Action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class Change(NamedTuple):
     """
 
     address: str
-    action: str
+    action: Action
     before: Any
     after: Any
     request: Request
@@ -112,7 +113,7 @@ class Held:
 
     address: str
     reason: str
-    kind: str = "pending"
+    kind: Hold = Hold.PENDING
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class Adoption:
 class RolloutView:
     """Where a rollout stands, for the plan's reader (waves counted from 1)."""
 
-    state: str  # running, halted, done
+    state: RolloutState
     wave: int
     waves: int
     vehicles: int  # in the wave under way
@@ -170,7 +171,7 @@ class Plan:
     rollout: RolloutView | None = None
     window: WindowView | None = None
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> dict[Action, int]:
         """How many changes of each action, every action listed."""
         counts = Counter(c.action for c in self.changes)
         return {action: counts.get(action, 0) for action in ACTIONS}

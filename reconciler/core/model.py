@@ -13,6 +13,7 @@ from typing import Any
 
 from . import urls
 from .durations import Share
+from .vocabulary import NotifyKind, RolloutState
 from .wakeups import WakeupPolicy, WakeupUse
 
 
@@ -222,7 +223,6 @@ class Windows:
     deny: tuple[Window, ...] = ()
 
 
-NOTIFY_KINDS = ("failed", "halted", "drift", "budget", "held")
 NOTIFY_TIMEOUT = 10.0
 
 
@@ -231,7 +231,7 @@ class Notify:
     """A ``notify:`` entry: where a run's events are posted, which kinds, with which headers."""
 
     url: str | Secret
-    on: tuple[str, ...]
+    on: tuple[NotifyKind, ...]
     headers: tuple[tuple[str, str | Secret], ...] = ()
     timeout: float = NOTIFY_TIMEOUT  # seconds for the whole notification, its retry included
 
@@ -342,7 +342,7 @@ class Rollout:
     vins: tuple[str, ...]  # the vehicles that had changes when it began, in wave order
     ends: tuple[int, ...]  # wave k covers vins[:ends[k]]
     wave: int = 0  # the wave under way, from 0
-    state: str = "running"  # running, halted, done
+    state: RolloutState = RolloutState.RUNNING
     wave_started_at: str = ""  # when the wave under way began (ISO-8601 UTC)
     wave_done_at: str = ""  # when its outcomes were all known and within the budget
     halt: str = ""  # why it halted: the wave, the vehicles that failed and their causes

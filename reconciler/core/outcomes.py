@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED = "confirmed", "accepted", "pending", "failed", "skipped"
-HELD = "held"  # not sent: the vehicle's wake-up budget is spent, or the rollout halted (apply exits 4 or 5)
-WAITS = "waits"  # not sent yet, as planned: a later rollout wave, a closed change window
-CANNOT = "cannot apply"  # the vehicle cannot take it: never sent, not a failure
-RESULTS = (CONFIRMED, ACCEPTED, PENDING, FAILED, SKIPPED, HELD, WAITS, CANNOT)
-OK_RESULTS = (CONFIRMED, ACCEPTED, CANNOT, WAITS)
+from .vocabulary import Hold, Result
+
+OK_RESULTS = (Result.CONFIRMED, Result.ACCEPTED, Result.CANNOT, Result.WAITS)
 # How each kind of held address is reported (``changes.Held.kind``).
 HELD_RESULTS = {
-    "pending": PENDING,
-    "backoff": PENDING,
-    "wave": WAITS,
-    "window": WAITS,
-    "halted": HELD,
-    "wakeups": HELD,
+    Hold.PENDING: Result.PENDING,
+    Hold.BACKOFF: Result.PENDING,
+    Hold.WAVE: Result.WAITS,
+    Hold.WINDOW: Result.WAITS,
+    Hold.HALTED: Result.HELD,
+    Hold.WAKEUPS: Result.HELD,
 }
 
 
@@ -26,10 +23,10 @@ class Outcome:
     """What became of one change (or of one address the plan held back)."""
 
     address: str
-    result: str
+    result: Result
     detail: str = ""
     remote_type: str = ""
-    kind: str = ""  # why it was not sent, when it was held (``changes.Held.kind``): wave, window, wakeups …
+    kind: Hold | None = None  # why it was not sent, when it was held (``changes.Held.kind``)
 
 
 class Progress:

@@ -40,6 +40,7 @@ from .model import (
 )
 from .sensitive import seal, seal_callback
 from .timeofday import describe_days, to_hhmm
+from .vocabulary import Action, Hold
 from .wakeups import spent_reason
 
 _NO_CONFIG = VehicleConfig()
@@ -103,7 +104,7 @@ def action_key(lineage: str, serial: int, address: str) -> str:
 def _targeted(changes: list[Change], targets: tuple[str, ...]) -> list[Change]:
     kept = [c for c in changes if addresses.matches(c.address, targets)]
     needed = {c.callback for c in kept if c.vin and "{cbid}" in c.request.path}
-    creates = [c for c in changes if c.action == "create" and c.callback in needed and c not in kept]
+    creates = [c for c in changes if c.action == Action.CREATE and c.callback in needed and c not in kept]
     return creates + kept
 
 
@@ -162,7 +163,7 @@ class _Planner:
                 self.changes.append(
                     Change(
                         addresses.callback(label),
-                        "delete",
+                        Action.DELETE,
                         codec.callback_to_json(rec.config),
                         None,
                         Request("DELETE", path),
@@ -187,7 +188,7 @@ class _Planner:
             self.changes.append(
                 Change(
                     address,
-                    "create",
+                    Action.CREATE,
                     None,
                     after,
                     Request("POST", f"{self.fleet_path}/remote/callbacks", body),
@@ -197,7 +198,7 @@ class _Planner:
                 )
             )
             if wanted.status == spec.CALLBACK_PAUSED:
-                self._status_change(address, label, None, after, "{cbid}", "pause")
+                self._status_change(address, label, None, after, "{cbid}", Action.PAUSE)
             return
         self.callback_ids[label] = cb_id
         before = codec.callback_to_json(current)
@@ -208,7 +209,7 @@ class _Planner:
             self.changes.append(
                 Change(
                     address,
-                    "update",
+                    Action.UPDATE,
                     before,
                     after,
                     Request("PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}", body),
@@ -218,11 +219,11 @@ class _Planner:
                 )
             )
         if sealed.status != current.status:
-            action = "pause" if sealed.status == spec.CALLBACK_PAUSED else "resume"
+            action = Action.PAUSE if sealed.status == spec.CALLBACK_PAUSED else Action.RESUME
             self._status_change(address, label, before, after, cb_id, action)
 
-    def _status_change(self, address: str, label: str, before: Any, after: Any, cb_id: str, action: str) -> None:
-        status = spec.CALLBACK_PAUSED if action == "pause" else spec.CALLBACK_RUNNING
+    def _status_change(self, address: str, label: str, before: Any, after: Any, cb_id: str, action: Action) -> None:
+        status = spec.CALLBACK_PAUSED if action == Action.PAUSE else spec.CALLBACK_RUNNING
         self.changes.append(
             Change(
                 address,
@@ -370,7 +371,7 @@ class _Planner:
         self.changes.append(
             Change(
                 address,
-                "send",
+                Action.SEND,
                 send.before,
                 send.after,
                 Request("POST", self._path(t.vid, label), send.content, key),
@@ -403,7 +404,7 @@ class _Planner:
         if use is not None and self._moment is not None and not urgent:  # urgent changes use the reserve
             reason = spent_reason(self.desired.wakeups, use, self._moment)
             if reason:
-                self.held.append(Held(address, reason, "wakeups"))
+                self.held.append(Held(address, reason, Hold.WAKEUPS))
                 return True
         backoffs = self.recorded.backoffs
         backoff = backoffs.get(address)
@@ -413,7 +414,7 @@ class _Planner:
                 backoff = None  # another section spent the month: an immobilization is tried even so
         if backoff is not None and self.now and self.now < backoff.until:
             self.held.append(
-                Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}", "backoff")
+                Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}", Hold.BACKOFF)
             )
             return True
         return False

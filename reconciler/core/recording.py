@@ -16,6 +16,7 @@ from . import addresses, codec, spec
 from .changes import Change
 from .model import Backoff, ChargingPreferences, Desired, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
 from .sensitive import seal_callback
+from .vocabulary import Action
 
 
 def record_success(recorded: Recorded, change: Change, desired: Desired, *, callback_id: str = "") -> Recorded:
@@ -31,14 +32,14 @@ def record_success(recorded: Recorded, change: Change, desired: Desired, *, call
 def _record_callback(recorded: Recorded, change: Change, desired: Desired, callback_id: str) -> Recorded:
     label = change.callback or change.address.split(".", 1)[1]
     callbacks = dict(recorded.callbacks)
-    if change.action == "delete":
+    if change.action == Action.DELETE:
         callbacks.pop(label, None)
         return replace(recorded, callbacks=callbacks)
     previous = callbacks.get(label)
     sealed = seal_callback(desired.callbacks[label], recorded.fingerprint_key)
     cb_id = callback_id or (previous.id if previous else "")
-    if change.action in ("pause", "resume"):
-        status = spec.CALLBACK_PAUSED if change.action == "pause" else spec.CALLBACK_RUNNING
+    if change.action in (Action.PAUSE, Action.RESUME):
+        status = spec.CALLBACK_PAUSED if change.action == Action.PAUSE else spec.CALLBACK_RUNNING
         base = previous.config if previous else replace(sealed, status=spec.CALLBACK_RUNNING)
         callbacks[label] = RecordedCallback(label, cb_id, replace(base, status=status))
     else:

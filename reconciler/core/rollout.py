@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from . import addresses, waves, windows
 from .changes import Change, Held, Plan, RolloutView, WindowView
 from .model import Desired, Rollout, RolloutPolicy
+from .vocabulary import Action, Hold, RolloutState
 
 URGENT = (addresses.IMMOBILIZATION, addresses.STOLEN)
 
@@ -59,18 +60,18 @@ def stage(
     closed = desired.windows is not None and not window.open and not ignore_windows
     rollout = _rollout(plan, desired, recorded, judgement, now, continue_rollout)
     active = rollout if rollout is not None and rollout.config_hash == desired.config_hash else None
-    positions = active.positions() if active is not None and active.state == "running" else {}
+    positions = active.positions() if active is not None and active.state == RolloutState.RUNNING else {}
     going: list[Change] = []
     held = list(plan.held)
     # An urgent change whose callback is still to be made takes its creation along.
     needed = {c.callback for c in plan.changes if is_urgent(c) and "{cbid}" in c.request.path}
     for change in plan.changes:
         reason, kind = _waits(change, active, positions, closed, window, desired)
-        if reason and not (change.action == "create" and change.callback in needed):
+        if kind is not None and not (change.action == Action.CREATE and change.callback in needed):
             held.append(Held(change.address, reason, kind))
         else:
             going.append(change)
-    starting = active is not None and active.state == "running" and not active.wave_started_at
+    starting = active is not None and active.state == RolloutState.RUNNING and not active.wave_started_at
     if active is not None and starting and any(c.vin and not is_urgent(c) for c in going):
         active = rollout = replace(active, wave_started_at=_iso(now))
     staged = replace(
@@ -81,14 +82,19 @@ def stage(
         rollout=_view(active, desired.rollout, len(held) - len(plan.held)),
         window=_window_view(desired, window) if desired.windows is not None else None,
     )
-    return Staged(staged, rollout, active is not None and active.state == "halted", closed)
+    return Staged(staged, rollout, active is not None and active.state == RolloutState.HALTED, closed)
 
 
 def progress(
     rollout: Rollout, judgement: waves.Judgement | None, policy: RolloutPolicy, now: datetime, *, advance: bool
 ) -> Rollout:
     """The rollout once ``judgement`` is known: halted on a breach; its wave done; baked, the next wave."""
-    if rollout.state != "running" or not rollout.wave_started_at or judgement is None or not judgement.complete:
+    if (
+        rollout.state != RolloutState.RUNNING
+        or not rollout.wave_started_at
+        or judgement is None
+        or not judgement.complete
+    ):
         return rollout
     wave = waves.members(rollout.vins, rollout.ends, rollout.wave)
     failed = {vin: cause for vin, cause in judgement.failed.items() if vin in set(wave)}
@@ -98,10 +104,10 @@ def progress(
             f"wave {rollout.wave + 1} of {rollout.waves}: {len(failed)} of {len(wave)} vehicles failed, "
             f"more than the {waves.budget(policy.max_failures, len(wave))} allowed: {causes}"
         )
-        return replace(rollout, state="halted", halt=halt)
+        return replace(rollout, state=RolloutState.HALTED, halt=halt)
     done = rollout.wave_done_at or _iso(now)
     if rollout.wave + 1 >= rollout.waves:
-        return replace(rollout, state="done", wave_done_at=done)  # the last wave: nothing to bake for
+        return replace(rollout, state=RolloutState.DONE, wave_done_at=done)  # the last wave: nothing to bake for
     if not advance or now < datetime.fromisoformat(done) + timedelta(seconds=policy.bake):
         return replace(rollout, wave_done_at=done)
     return replace(rollout, wave=rollout.wave + 1, wave_started_at="", wave_done_at="")
@@ -119,9 +125,9 @@ def _rollout(
     if policy is None:
         return None
     if recorded is not None and recorded.config_hash == desired.config_hash:
-        if recorded.state == "halted" and continue_rollout:
+        if recorded.state == RolloutState.HALTED and continue_rollout:
             # The failed vehicles still have their changes: they are in this wave or before, so they go again.
-            return replace(recorded, state="running", halt="", wave_done_at="", wave_started_at=_iso(now))
+            return replace(recorded, state=RolloutState.RUNNING, halt="", wave_done_at="", wave_started_at=_iso(now))
         return progress(recorded, judgement, policy, now, advance=True)
     vins = {c.vin for c in plan.changes if c.vin and not is_urgent(c)}
     if not vins:
@@ -138,28 +144,28 @@ def _waits(
     closed: bool,
     window: windows.WindowState,
     desired: Desired,
-) -> tuple[str, str]:
-    """Why ``change`` waits (and which kind of wait it is), or ("", "") when it goes now."""
+) -> tuple[str, Hold | None]:
+    """Why ``change`` waits (and which kind of wait it is), or ("", None) when it goes now."""
     if is_urgent(change):
-        return "", ""  # an immobilization never waits for a wave, a window or a budget
+        return "", None  # an immobilization never waits for a wave, a window or a budget
     if closed:
         opens = (
             f"opens {windows.describe(desired.windows, window.opens_at)}"  # type: ignore[arg-type]
             if window.opens_at
             else "does not open within a week"
         )
-        return f"change window closed: {opens}; only urgent changes go (--ignore-windows to send now)", "window"
-    if active is None or active.state == "done":
-        return "", ""
-    if active.state == "halted":
+        return f"change window closed: {opens}; only urgent changes go (--ignore-windows to send now)", Hold.WINDOW
+    if active is None or active.state == RolloutState.DONE:
+        return "", None
+    if active.state == RolloutState.HALTED:
         halted = f"rollout halted at wave {active.wave + 1} of {active.waves}"
-        return f"{halted}; reconciler apply --continue-rollout retries and goes on", "halted"
+        return f"{halted}; reconciler apply --continue-rollout retries and goes on", Hold.HALTED
     if change.vin is None:
-        return "", ""  # callbacks go before any wave
+        return "", None  # callbacks go before any wave
     wave = active.wave_of(change.vin, positions)
     if wave <= active.wave:
-        return "", ""
-    return f"rollout: in wave {wave + 1} of {active.waves}; wave {active.wave + 1} goes first", "wave"
+        return "", None
+    return f"rollout: in wave {wave + 1} of {active.waves}; wave {active.wave + 1} goes first", Hold.WAVE
 
 
 def _view(active: Rollout | None, policy: RolloutPolicy | None, held: int) -> RolloutView | None:
@@ -167,7 +173,7 @@ def _view(active: Rollout | None, policy: RolloutPolicy | None, held: int) -> Ro
         return None
     size = len(waves.members(active.vins, active.ends, active.wave)) if active.ends else 0
     next_at = ""
-    if active.wave_done_at and active.state == "running":
+    if active.wave_done_at and active.state == RolloutState.RUNNING:
         next_at = _iso(datetime.fromisoformat(active.wave_done_at) + timedelta(seconds=policy.bake))
     return RolloutView(active.state, active.wave + 1, active.waves, size, held, next_at, active.halt)
 

@@ -20,6 +20,7 @@ from ..core.durations import describe as durations_shown
 from ..core.model import NOTIFY_TIMEOUT, Notify, RolloutPolicy, Secret, Window, Windows
 from ..core.sensitive import reveal
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
+from ..core.vocabulary import NotifyKind
 from ..core.wakeups import DEFAULT_AWAKE_FOR, WakeupPolicy
 from . import schema
 from .reading import Reading
@@ -134,7 +135,7 @@ def notify(b: Reading) -> tuple[Notify, ...]:
                         f"{durations_shown(timeout)} is not from 1s to 5m",
                         "a notification may take from 1 second to 5 minutes, its retry included",
                     )
-        found.append(Notify(url, tuple(entry["on"]), headers, timeout))
+        found.append(Notify(url, tuple(NotifyKind(kind) for kind in entry["on"]), headers, timeout))
     return tuple(found)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core.changes import Change, SensitiveField
 from ..core.timeofday import describe_days
+from ..core.vocabulary import Action
 
 Line = tuple[str, str]  # sign (+ - ~), text
 _ARROW = " → "
@@ -18,10 +19,10 @@ _ARROW = " → "
 
 def change_lines(change: Change) -> list[Line]:
     """What a reviewer needs to see under ``change``: ``~ path: old → new``, ``+ path: new``, ``- path: old``."""
-    if change.action in ("pause", "resume"):
-        return [("~", f"status: {'Running → Paused' if change.action == 'pause' else 'Paused → Running'}")]
+    if change.action in (Action.PAUSE, Action.RESUME):
+        return [("~", f"status: {'Running → Paused' if change.action == Action.PAUSE else 'Paused → Running'}")]
     before, after = _view(change.before), _view(change.after)
-    if change.action == "delete":
+    if change.action == Action.DELETE:
         return []
     secret = tuple(f"{s.path}:" for s in change.sensitive)
     # A secret's place gets one line, the sensitive one: never its value, never twice.

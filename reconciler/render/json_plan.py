@@ -23,7 +23,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 
 def _document(plan: Plan) -> dict[str, Any]:
-    summary = plan.summary()
+    summary = {str(action): count for action, count in plan.summary().items()}
     return {
         "format_version": FORMAT_VERSION,
         "fleet": plan.fleet,

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from ..core.changes import Change, Plan
+from ..core.vocabulary import Action
 from .details import unified_lines
 from .text import HELD_KINDS, brakes
 
 LIMIT = 65_000
-_ICONS = {"create": "➕", "update": "✏️", "delete": "🗑️", "pause": "⏸️", "resume": "▶️", "send": "📡"}
+_ICONS = {
+    Action.CREATE: "➕",
+    Action.UPDATE: "✏️",
+    Action.DELETE: "🗑️",
+    Action.PAUSE: "⏸️",
+    Action.RESUME: "▶️",
+    Action.SEND: "📡",
+}
 
 
 def render(plan: Plan, *, limit: int = LIMIT) -> str:
@@ -47,7 +55,7 @@ def _head(plan: Plan) -> str:
         lines.append("> [!IMPORTANT]" if any("halted" in s or "closed" in s for s in said) else "> [!NOTE]")
         lines.extend(f"> {_inline(s)}  " for s in said)
         lines.append("")
-    deletes = [c for c in plan.changes if c.action == "delete" or "Delete slot" in c.summary]
+    deletes = [c for c in plan.changes if c.action == Action.DELETE or "Delete slot" in c.summary]
     immobilized = [c.vin for c in plan.changes if c.summary == "immobilize"]
     if deletes or immobilized:
         lines.append("> [!WARNING]")

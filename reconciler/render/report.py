@@ -8,21 +8,19 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..core.changes import Plan
-from ..core.outcomes import (
-    ACCEPTED,
-    CANNOT,
-    CONFIRMED,
-    FAILED,
-    HELD,
-    PENDING,
-    RESULTS,
-    SKIPPED,
-    WAITS,
-    Outcome,
-    Progress,
-)
+from ..core.outcomes import Outcome, Progress
+from ..core.vocabulary import Hold, Result
 
-_MARKS = {CONFIRMED: "✓", ACCEPTED: "→", PENDING: "…", FAILED: "✗", SKIPPED: "-", HELD: "‖", WAITS: ".", CANNOT: "x"}
+_MARKS = {
+    Result.CONFIRMED: "✓",
+    Result.ACCEPTED: "→",
+    Result.PENDING: "…",
+    Result.FAILED: "✗",
+    Result.SKIPPED: "-",
+    Result.HELD: "‖",
+    Result.WAITS: ".",
+    Result.CANNOT: "x",
+}
 MAX_WAITING = 20  # a rollout's later waves can hold 100,000 addresses: they are counted, not all listed
 
 
@@ -31,7 +29,7 @@ def report(outcomes: Sequence[Outcome], out: TextIO) -> None:
     width = max((len(o.address) for o in outcomes), default=0)
     waiting = 0
     for outcome in outcomes:
-        if outcome.result in (WAITS, HELD):
+        if outcome.result in (Result.WAITS, Result.HELD):
             waiting += 1
             if waiting > MAX_WAITING:
                 continue
@@ -39,7 +37,9 @@ def report(outcomes: Sequence[Outcome], out: TextIO) -> None:
     if waiting > MAX_WAITING:
         out.write(f"  . … and {waiting - MAX_WAITING:,} more held or waiting (a rollout, a window, a budget)\n")
     counts = Counter(o.result for o in outcomes)
-    summary = ", ".join(f"{counts.get(r, 0):,} {r}" for r in RESULTS if counts.get(r) or r in (CONFIRMED, FAILED))
+    summary = ", ".join(
+        f"{counts.get(r, 0):,} {r}" for r in Result if counts.get(r) or r in (Result.CONFIRMED, Result.FAILED)
+    )
     out.write(f"Apply finished: {summary}.\n")
 
 
@@ -51,7 +51,7 @@ def brakes_said(plan: Plan | None, halted: str, window_closed: str, out: TextIO)
             "reconciler apply --continue-rollout (it retries the failed vehicles first), or change the file.\n"
         )
     if window_closed and plan is not None and plan.window is not None:
-        waiting = sum(1 for h in plan.held if h.kind == "window")
+        waiting = sum(1 for h in plan.held if h.kind == Hold.WINDOW)
         out.write(
             f"Change window {plan.window.described}: {waiting} change(s) wait for it; only urgent changes "
             "were sent (--ignore-windows sends them now).\n"
@@ -98,6 +98,6 @@ class BarProgress(Progress):
         finished = sum(self.counts.values())
         filled = self.width * finished // self.total if self.total else self.width
         bar = "#" * filled + "-" * (self.width - filled)
-        failed = f", {self.counts[FAILED]} failed" if self.counts[FAILED] else ""
+        failed = f", {self.counts[Result.FAILED]} failed" if self.counts[Result.FAILED] else ""
         self.out.write(f"\rapplying [{bar}] {finished}/{self.total}{failed}")
         self.out.flush()

@@ -8,9 +8,17 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from ..core.changes import Plan
+from ..core.vocabulary import Action, Hold, RolloutState
 from .details import change_lines
 
-_SIGNS = {"create": "+", "update": "~", "delete": "-", "pause": "~", "resume": "~", "send": "~"}
+_SIGNS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.DELETE: "-",
+    Action.PAUSE: "~",
+    Action.RESUME: "~",
+    Action.SEND: "~",
+}
 _COLOURS = {"+": "32", "-": "31", "~": "33", "!": "35"}
 
 
@@ -94,12 +102,12 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
 
 MAX_HELD = 50
 HELD_KINDS = {
-    "pending": "with an action pending",
-    "backoff": "backed off",
-    "wave": "waiting for later waves",
-    "window": "waiting for the change window",
-    "halted": "held by the halted rollout",
-    "wakeups": "held by the wake-up budget",
+    Hold.PENDING: "with an action pending",
+    Hold.BACKOFF: "backed off",
+    Hold.WAVE: "waiting for later waves",
+    Hold.WINDOW: "waiting for the change window",
+    Hold.HALTED: "held by the halted rollout",
+    Hold.WAKEUPS: "held by the wake-up budget",
 }
 
 
@@ -107,11 +115,11 @@ def brakes(plan: Plan) -> list[str]:
     """Where the rollout and the change window stand, in a line each."""
     lines = []
     view = plan.rollout
-    if view is not None and view.state == "halted":
+    if view is not None and view.state == RolloutState.HALTED:
         lines.append(
             f"Rollout halted at {view.halt}. apply --continue-rollout retries the failed vehicles, then goes on."
         )
-    elif view is not None and view.state == "done":
+    elif view is not None and view.state == RolloutState.DONE:
         lines.append("Rollout: done, every wave went; changes now go without waves.")
     elif view is not None:
         line = f"Rollout: wave {view.wave} of {view.waves} ({view.vehicles:,} vehicles)"

@@ -16,8 +16,9 @@ from typing import Any
 
 from ..core import spec
 from ..core.changes import Change
-from ..core.outcomes import ACCEPTED, CONFIRMED, FAILED, HELD, PENDING, SKIPPED, Outcome
+from ..core.outcomes import Outcome
 from ..core.sensitive import reveal
+from ..core.vocabulary import Result
 from ..errors import (
     ApiError,
     AuthError,
@@ -73,7 +74,7 @@ class RemoteActions:
         flying: dict[str, _InFlight] = {}
         outcomes: list[Outcome] = []
 
-        def drop(kind: str, why: str, result: str = SKIPPED) -> None:
+        def drop(kind: str, why: str, result: Result = Result.SKIPPED) -> None:
             for rest in queues.pop(kind, ()):
                 outcomes.append(ctx.report(Outcome(rest.address, result, why, rest.remote_type or "")))
 
@@ -86,13 +87,13 @@ class RemoteActions:
                 started = self._start(change, vids)
                 if isinstance(started, Outcome):
                     outcomes.append(ctx.report(started))
-                    if started.result == HELD:
-                        drop(kind, started.detail, HELD)
+                    if started.result == Result.HELD:
+                        drop(kind, started.detail, Result.HELD)
                     else:
                         drop(kind, f"waits for {change.address}")
                     continue
                 if not ctx.wait and kind not in queues:
-                    outcomes.append(ctx.report(_outcome(change, ACCEPTED, f"accepted as {started.rid}")))
+                    outcomes.append(ctx.report(_outcome(change, Result.ACCEPTED, f"accepted as {started.rid}")))
                     continue
                 flying[kind] = started
                 polls = 0
@@ -102,7 +103,7 @@ class RemoteActions:
                     continue
                 del flying[kind]
                 outcomes.append(ctx.report(ended))
-                if ended.result != CONFIRMED:
+                if ended.result != Result.CONFIRMED:
                     drop(kind, f"waits for {flight.change.address}")
             if not flying:
                 continue
@@ -110,7 +111,9 @@ class RemoteActions:
                 why = "at the timeout" if not ctx.stop.is_set() else "when the run was interrupted"
                 for flight in flying.values():
                     status = flight.entry.status
-                    outcomes.append(ctx.report(_outcome(flight.change, PENDING, f"{flight.rid} still {status} {why}")))
+                    outcomes.append(
+                        ctx.report(_outcome(flight.change, Result.PENDING, f"{flight.rid} still {status} {why}"))
+                    )
                 for kind in list(queues):
                     drop(kind, "not sent: the run was interrupted" if ctx.stop.is_set() else "waits for the timeout")
                 break
@@ -122,9 +125,9 @@ class RemoteActions:
         ctx = self.ctx
         assert change.vin is not None
         if ctx.stop.is_set():
-            return _outcome(change, SKIPPED, "not sent: the run was interrupted")
+            return _outcome(change, Result.SKIPPED, "not sent: the run was interrupted")
         if self._quota_until:
-            return _outcome(change, SKIPPED, f"not sent: the API's quota is spent ({self._quota_until})")
+            return _outcome(change, Result.SKIPPED, f"not sent: the API's quota is spent ({self._quota_until})")
         held, wakes = self._wakeups.before(change) if self._wakeups else (None, False)
         if held is not None:
             return held
@@ -136,7 +139,7 @@ class RemoteActions:
             if "{cbid}" in path:
                 path = path.replace("{cbid}", self._callback_id(change.callback or ""))
         except ReconcilerError as exc:
-            return _outcome(change, FAILED, str(exc))
+            return _outcome(change, Result.FAILED, str(exc))
         entry = _entry(change, path)
         with ctx.store.transaction():  # journaled, and its wake-up counted, before it is sent
             ctx.store.journal_start(entry)
@@ -157,15 +160,17 @@ class RemoteActions:
             action = self.ctx.api.get(flight.path)
         except Cancelled:
             return _outcome(
-                flight.change, PENDING, f"{flight.rid} still {flight.entry.status} when the run was interrupted"
+                flight.change, Result.PENDING, f"{flight.rid} still {flight.entry.status} when the run was interrupted"
             )
         except RateLimitedError as exc:
             # Accepted already: the outcome is only not known yet. The next run (or the webhook) tells.
-            return _outcome(flight.change, PENDING, f"{flight.rid} accepted; its outcome is checked later: {exc}")
+            return _outcome(
+                flight.change, Result.PENDING, f"{flight.rid} accepted; its outcome is checked later: {exc}"
+            )
         except _FATAL:
             raise
         except ApiError as exc:
-            return _outcome(flight.change, PENDING, f"{flight.rid} accepted; could not read its status: {exc}")
+            return _outcome(flight.change, Result.PENDING, f"{flight.rid} accepted; could not read its status: {exc}")
         ended = self._seen(flight.entry, action, flight.rid)
         if ended is None:
             flight.entry = _with_status(flight.entry, str(action.get("status", "")), flight.rid)
@@ -196,11 +201,11 @@ class RemoteActions:
                 until = record_final(store, entry, status, cause, rid)
         kind = entry.remote_type or ""
         if status in spec.SUCCESS_STATUSES:
-            return Outcome(entry.address, CONFIRMED, f"{status} ({rid})", kind)
+            return Outcome(entry.address, Result.CONFIRMED, f"{status} ({rid})", kind)
         if not ended:
             return None
         detail = f"{cause} ({rid}); vehicle not retried before {until}" if until else f"{cause} ({rid})"
-        return Outcome(entry.address, FAILED, detail, kind)
+        return Outcome(entry.address, Result.FAILED, detail, kind)
 
     # one action, followed to its end: settling earlier runs' actions, and `reconciler send`
 
@@ -213,16 +218,21 @@ class RemoteActions:
                 action = ctx.api.get(path)
             except Cancelled:
                 return Outcome(
-                    entry.address, PENDING, f"{rid}: interrupted before its outcome was known", entry.remote_type or ""
+                    entry.address,
+                    Result.PENDING,
+                    f"{rid}: interrupted before its outcome was known",
+                    entry.remote_type or "",
                 )
             except RateLimitedError as exc:
-                return Outcome(entry.address, PENDING, f"{rid}: outcome checked later: {exc}", entry.remote_type or "")
+                return Outcome(
+                    entry.address, Result.PENDING, f"{rid}: outcome checked later: {exc}", entry.remote_type or ""
+                )
             ended = self._seen(entry, action, rid)
             if ended is not None:
                 return ended
             status = str(action.get("status", ""))
             if ctx.clock() >= deadline or ctx.pause(_delay(polls, deadline - ctx.clock())):
-                return Outcome(entry.address, PENDING, f"{rid} still {status}", entry.remote_type or "")
+                return Outcome(entry.address, Result.PENDING, f"{rid} still {status}", entry.remote_type or "")
             polls += 1
 
     def send_one(self, change: Change, *, vid: str) -> Outcome:
@@ -233,11 +243,11 @@ class RemoteActions:
         except _FATAL:
             raise
         except ReconcilerError as exc:
-            return _outcome(change, FAILED, str(exc))
+            return _outcome(change, Result.FAILED, str(exc))
         if isinstance(started, Outcome):
             return started
         if not self.ctx.wait:
-            return _outcome(change, ACCEPTED, f"accepted as {started.rid}")
+            return _outcome(change, Result.ACCEPTED, f"accepted as {started.rid}")
         return self.follow(started.entry, started.path, started.rid, deadline)
 
     def settle(self, entry: JournalEntry, deadline: float) -> Outcome:
@@ -250,7 +260,7 @@ class RemoteActions:
             if found is None:
                 store.journal_update(entry.key, "NotSent")
                 store.add_history(entry.address, "not sent", f"{entry.key} never reached the API")
-                return Outcome(entry.address, SKIPPED, "the earlier attempt never reached the API")
+                return Outcome(entry.address, Result.SKIPPED, "the earlier attempt never reached the API")
             rid = str(found["remoteActionId"])
             store.journal_update(entry.key, str(found.get("status", "Accepted")), remote_action_id=rid)
         return self.follow(entry, f"{path}/{rid}", rid, deadline)
@@ -266,31 +276,35 @@ class RemoteActions:
                 return self.ctx.api.post(path, body)
             except Cancelled:
                 store.journal_update(entry.key, "NotSent")
-                return Outcome(entry.address, SKIPPED, "not sent: the run was interrupted", kind)
+                return Outcome(entry.address, Result.SKIPPED, "not sent: the run was interrupted", kind)
             except UnknownOutcome as exc:
                 try:
                     found = self._find_by_label(path, entry.key)
                 except Cancelled:
                     store.journal_update(entry.key, "Sending", failure_cause=str(exc))
-                    return Outcome(entry.address, PENDING, f"outcome unknown, checked on the next run: {exc}", kind)
+                    return Outcome(
+                        entry.address, Result.PENDING, f"outcome unknown, checked on the next run: {exc}", kind
+                    )
                 if found is not None:
                     store.add_history(entry.address, "found", f"{entry.key} was created: {exc}")
                     return found
                 if attempt == 2:
                     store.journal_update(entry.key, "Sending", failure_cause=str(exc))
-                    return Outcome(entry.address, PENDING, f"outcome unknown, checked on the next run: {exc}", kind)
+                    return Outcome(
+                        entry.address, Result.PENDING, f"outcome unknown, checked on the next run: {exc}", kind
+                    )
             except _FATAL:
                 raise
             except RateLimitedError as exc:
                 # Nothing was created: a 429 is a refusal. A long Retry-After is a spent quota.
                 store.journal_update(entry.key, "NotSent", failure_cause=str(exc))
                 self._quota_until = str(exc)
-                return Outcome(entry.address, SKIPPED, f"not sent: the API's quota is spent ({exc})", kind)
+                return Outcome(entry.address, Result.SKIPPED, f"not sent: the API's quota is spent ({exc})", kind)
             except ApiError as exc:
                 with store.transaction():
                     store.journal_update(entry.key, "Rejected", failure_cause=str(exc))
                     store.add_history(entry.address, "rejected", str(exc))
-                return Outcome(entry.address, FAILED, str(exc), kind)
+                return Outcome(entry.address, Result.FAILED, str(exc), kind)
         raise AssertionError("unreachable")
 
     def _find_by_label(self, path: str, key: str) -> dict[str, Any] | None:
@@ -304,7 +318,7 @@ def _delay(polls: int, left: float) -> float:
     return min(POLL_DELAYS[min(polls, len(POLL_DELAYS) - 1)], max(0.0, left))
 
 
-def _outcome(change: Change, result: str, detail: str) -> Outcome:
+def _outcome(change: Change, result: Result, detail: str) -> Outcome:
     return Outcome(change.address, result, detail, change.remote_type or "")
 
 

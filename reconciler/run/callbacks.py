@@ -10,8 +10,9 @@ from typing import Any
 from ..api.observe import unlabeled_match
 from ..core import spec
 from ..core.changes import Change
-from ..core.outcomes import CONFIRMED, FAILED, SKIPPED, Outcome
+from ..core.outcomes import Outcome
 from ..core.sensitive import reveal, seal_callback
+from ..core.vocabulary import Action, Result
 from ..errors import (
     ApiError,
     AuthError,
@@ -44,7 +45,7 @@ class CallbackSteps:
         body = reveal(change.request.body)
         key = ctx.fingerprint_key
         try:
-            if change.action == "create":
+            if change.action == Action.CREATE:
                 existing = self._existing().get(label)
                 if existing is not None:
                     return self._adopt(change, label, existing)
@@ -56,10 +57,10 @@ class CallbackSteps:
 
                 self._journaled(change, "POST", f"{ctx.fleet_path}/remote/callbacks", body, record_created)
                 self.ids[label] = created[0]
-                return Outcome(change.address, CONFIRMED, f"created {created[0]}")
+                return Outcome(change.address, Result.CONFIRMED, f"created {created[0]}")
             adopting = label not in self.ids and label not in ctx.store.callbacks()
             cb_id = self.id_of(label, change)
-            if change.action == "update":
+            if change.action == Action.UPDATE:
                 # A PUT keeps the status; a callback adopted now keeps the one the API reported.
                 status = str((change.before or {}).get("status") or self._recorded_status(label))
 
@@ -70,8 +71,8 @@ class CallbackSteps:
 
                 self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}", body, record_update)
                 if adopting:
-                    return Outcome(change.address, CONFIRMED, f"adopted {cb_id} and updated it")
-                return Outcome(change.address, CONFIRMED, f"updated {cb_id}")
+                    return Outcome(change.address, Result.CONFIRMED, f"adopted {cb_id} and updated it")
+                return Outcome(change.address, Result.CONFIRMED, f"updated {cb_id}")
 
             def record_status(_: Any) -> None:
                 recorded = ctx.store.callbacks().get(label)
@@ -79,16 +80,16 @@ class CallbackSteps:
                 ctx.store.record_callback(label, cb_id, replace(config, status=body["status"]))
 
             self._journaled(change, "PUT", f"{ctx.fleet_path}/remote/callbacks/{cb_id}/status", body, record_status)
-            return Outcome(change.address, CONFIRMED, f"{change.action}d {cb_id}")
+            return Outcome(change.address, Result.CONFIRMED, f"{change.action}d {cb_id}")
         except _FATAL:
             raise
         except Cancelled:
-            return Outcome(change.address, SKIPPED, "interrupted before it was sent")
+            return Outcome(change.address, Result.SKIPPED, "interrupted before it was sent")
         except RateLimitedError as exc:  # a 429 is a refusal: nothing was done
-            return Outcome(change.address, SKIPPED, f"not sent: the API's quota is spent ({exc})")
+            return Outcome(change.address, Result.SKIPPED, f"not sent: the API's quota is spent ({exc})")
         except (ApiError, UnknownOutcome) as exc:
             ctx.store.add_history(change.address, "failed", str(exc))
-            return Outcome(change.address, FAILED, str(exc))
+            return Outcome(change.address, Result.FAILED, str(exc))
 
     def delete(self, change: Change) -> Outcome:
         """Delete a callback the file no longer has, once nothing is pending on it."""
@@ -96,7 +97,7 @@ class CallbackSteps:
         label = _label(change)
         pending = [e for e in ctx.store.journal(pending_only=True) if e.callback == label and e.vin]
         if pending:
-            return Outcome(change.address, SKIPPED, f"{len(pending)} action(s) still pending on it")
+            return Outcome(change.address, Result.SKIPPED, f"{len(pending)} action(s) still pending on it")
         cb_id = self.id_of(label)
         path = f"{ctx.fleet_path}/remote/callbacks/{cb_id}"
         key = f"{change.address}:DELETE:{time.time_ns()}"
@@ -109,15 +110,15 @@ class CallbackSteps:
             raise
         except Cancelled:
             ctx.store.journal_update(key, "NotSent")
-            return Outcome(change.address, SKIPPED, "interrupted before it was sent")
+            return Outcome(change.address, Result.SKIPPED, "interrupted before it was sent")
         except ApiError as exc:
             ctx.store.journal_update(key, "Failed", failure_cause=str(exc))
-            return Outcome(change.address, FAILED, str(exc))
+            return Outcome(change.address, Result.FAILED, str(exc))
         with ctx.store.transaction():
             ctx.store.journal_update(key, "Done")
             ctx.store.forget_callback(label)
             ctx.store.add_history(change.address, "delete", cb_id)
-        return Outcome(change.address, CONFIRMED, f"deleted {cb_id}")
+        return Outcome(change.address, Result.CONFIRMED, f"deleted {cb_id}")
 
     def id_of(self, label: str, change: Change | None = None) -> str:
         """The callback's id: made this run, recorded, or (adopting one refresh found) in the planned path."""
@@ -150,7 +151,7 @@ class CallbackSteps:
         else:
             with ctx.store.transaction():
                 record(None)
-        return Outcome(change.address, CONFIRMED, f"adopted existing {cb_id}")
+        return Outcome(change.address, Result.CONFIRMED, f"adopted existing {cb_id}")
 
     def _existing(self) -> dict[str, dict[str, Any]]:
         """The fleet's callbacks by label; one without a label found as a declared one's (``unlabeled_match``)."""

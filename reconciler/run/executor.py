@@ -23,8 +23,9 @@ from ..api.client import FleetApi
 from ..core import addresses
 from ..core.changes import Change, Plan
 from ..core.model import Desired
-from ..core.outcomes import CONFIRMED, FAILED, SKIPPED, Outcome, Progress
+from ..core.outcomes import Outcome, Progress
 from ..core.sensitive import seal_callback
+from ..core.vocabulary import Action, Result
 from ..errors import Cancelled
 from ..state.base import StateStore
 from .actions import Gate, RemoteActions
@@ -101,15 +102,15 @@ class Executor:
         """Carry out ``plan``; one outcome per change."""
         ctx = self.ctx
         self._record_adoptions(plan)
-        callbacks = [c for c in plan.changes if c.vin is None and c.action != "delete"]
+        callbacks = [c for c in plan.changes if c.vin is None and c.action != Action.DELETE]
         vehicles = [c for c in plan.changes if c.vin is not None]
-        deletions = [c for c in plan.changes if c.action == "delete"]
+        deletions = [c for c in plan.changes if c.action == Action.DELETE]
         ctx.progress.start(len(plan.changes))
         outcomes: list[Outcome] = []
         failed_callbacks: set[str] = set()
         for change in callbacks:
             outcome = self._unless_stopped(change) or self.callbacks.carry_out(change)
-            if outcome.result != CONFIRMED:
+            if outcome.result != Result.CONFIRMED:
                 failed_callbacks.add(change.callback or "")
             outcomes.append(ctx.report(outcome))
         outcomes += self._vehicle_changes(vehicles, failed_callbacks)
@@ -124,7 +125,7 @@ class Executor:
 
     def _unless_stopped(self, change: Change) -> Outcome | None:
         if self.ctx.stop.is_set():
-            return Outcome(change.address, SKIPPED, "not sent: the run was interrupted")
+            return Outcome(change.address, Result.SKIPPED, "not sent: the run was interrupted")
         return None
 
     def _record_adoptions(self, plan: Plan) -> None:
@@ -156,24 +157,24 @@ class Executor:
         for change in changes:
             if change.callback in failed_callbacks:
                 skipped = Outcome(
-                    change.address, SKIPPED, f"callback {change.callback} failed", change.remote_type or ""
+                    change.address, Result.SKIPPED, f"callback {change.callback} failed", change.remote_type or ""
                 )
                 outcomes.append(ctx.report(skipped))
             else:
                 ready.append(change)
         if ready and ctx.stop.is_set():
-            return outcomes + [ctx.report(self._unless_stopped(c) or Outcome(c.address, SKIPPED)) for c in ready]
+            return outcomes + [ctx.report(self._unless_stopped(c) or Outcome(c.address, Result.SKIPPED)) for c in ready]
         try:
             vids, unknown = self._resolve_vids({c.vin for c in ready if c.vin and "{vid}" in c.request.path})
         except Cancelled:
-            return outcomes + [ctx.report(self._unless_stopped(c) or Outcome(c.address, SKIPPED)) for c in ready]
+            return outcomes + [ctx.report(self._unless_stopped(c) or Outcome(c.address, Result.SKIPPED)) for c in ready]
         by_vehicle: dict[str, list[Change]] = defaultdict(list)
         for change in ready:
             assert change.vin is not None
             if change.vin in unknown:
                 missing = Outcome(
                     change.address,
-                    FAILED,
+                    Result.FAILED,
                     f"VIN {change.vin} is not in fleet {ctx.desired.fleet}",
                     change.remote_type or "",
                 )

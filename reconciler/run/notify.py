@@ -29,8 +29,9 @@ import httpx
 
 from ..core.changes import Drift
 from ..core.model import Notify, Secret
-from ..core.outcomes import FAILED, Outcome
+from ..core.outcomes import Outcome
 from ..core.sensitive import reveal
+from ..core.vocabulary import Hold, NotifyKind, Result
 
 TRIES = 2  # one retry, within the notification's deadline
 MAX_EVENTS = 100  # listed per kind and notification; the rest are counted ("omitted")
@@ -39,7 +40,7 @@ USER_AGENT = "reconciler-notify"
 
 @dataclass(frozen=True)
 class Event:
-    kind: str
+    kind: NotifyKind
     address: str
     detail: str
 
@@ -48,16 +49,16 @@ def events(outcomes: Iterable[Outcome], drift: Iterable[Drift], halted: str) -> 
     """What a run has to tell: its failures, halt, drift, spent budgets and held changes."""
     found = []
     if halted:
-        found.append(Event("halted", "rollout", halted))
+        found.append(Event(NotifyKind.HALTED, "rollout", halted))
     for d in drift:
-        found.append(Event("drift", d.address, f"{d.field}: recorded {d.recorded}, now {d.observed}"))
+        found.append(Event(NotifyKind.DRIFT, d.address, f"{d.field}: recorded {d.recorded}, now {d.observed}"))
     for outcome in outcomes:
-        if outcome.result == FAILED:
-            found.append(Event("failed", outcome.address, outcome.detail))
-        elif outcome.kind == "wakeups":
-            found.append(Event("budget", outcome.address, outcome.detail))
+        if outcome.result == Result.FAILED:
+            found.append(Event(NotifyKind.FAILED, outcome.address, outcome.detail))
+        elif outcome.kind == Hold.WAKEUPS:
+            found.append(Event(NotifyKind.BUDGET, outcome.address, outcome.detail))
         elif outcome.kind:
-            found.append(Event("held", outcome.address, outcome.detail))
+            found.append(Event(NotifyKind.HELD, outcome.address, outcome.detail))
     return found
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from ..core import waves
 from ..core.model import Rollout
+from ..core.vocabulary import RolloutState
 from ..state.base import StateStore
 
 
 def judge_wave(store: StateStore, rollout: Rollout | None) -> waves.Judgement | None:
     """What the journal says of the wave under way: its failures and its outcomes not known yet."""
-    if rollout is None or rollout.state != "running" or not rollout.wave_started_at:
+    if rollout is None or rollout.state != RolloutState.RUNNING or not rollout.wave_started_at:
         return None
     positions = rollout.positions()
     entries = [
@@ -23,15 +24,15 @@ def save(store: StateStore, before: Rollout | None, after: Rollout) -> None:
     store.save_rollout(after)
     where = f"rollout {after.id}"
     if before is None or before.id != after.id:
-        if before is not None and before.state in ("running", "halted"):
+        if before is not None and before.state in (RolloutState.RUNNING, RolloutState.HALTED):
             store.add_history(None, "rollout replaced", f"rollout {before.id}: the fleet file changed")
         store.add_history(None, "rollout started", f"{where}: {len(after.vins)} vehicles in {after.waves} waves")
         return
-    if after.state == "halted" and before.state != "halted":
+    if after.state == RolloutState.HALTED and before.state != RolloutState.HALTED:
         store.add_history(None, "rollout halted", f"{where}: {after.halt}")
-    elif before.state == "halted" and after.state == "running":
+    elif before.state == RolloutState.HALTED and after.state == RolloutState.RUNNING:
         store.add_history(None, "rollout continued", f"{where}: wave {after.wave + 1}, failed vehicles retried")
-    elif after.state == "done" and before.state != "done":
+    elif after.state == RolloutState.DONE and before.state != RolloutState.DONE:
         store.add_history(None, "rollout done", f"{where}: all {after.waves} waves")
     elif after.wave != before.wave:
         store.add_history(None, "rollout wave", f"{where}: wave {after.wave + 1} of {after.waves}")

@@ -24,8 +24,9 @@ from ..api.client import FleetApi
 from ..core import addresses, durations, planner, rollout, waves
 from ..core.changes import Drift, Plan
 from ..core.model import Desired, Notify, Recorded, Rollout
-from ..core.outcomes import CANNOT, HELD_RESULTS, OK_RESULTS, PENDING, SKIPPED, Outcome, Progress
+from ..core.outcomes import HELD_RESULTS, OK_RESULTS, Outcome, Progress
 from ..core.targets import check_known
+from ..core.vocabulary import Action, Hold, Result, RolloutState
 from ..errors import ReconcilerError, StalePlanError
 from ..fleetfile import loader
 from ..render.json_plan import dumps, plan_document
@@ -67,7 +68,7 @@ class RunResult:
     halted: str = ""  # the rollout's halt (exit 5)
     window_closed: str = ""  # when the change window opens, if it held changes back (exit 3)
     drift: tuple[Drift, ...] = ()  # what the run's refresh found changed outside reconciler
-    changes: Mapping[str, int] = field(default_factory=dict)  # changes sent, by action (create, send …)
+    changes: Mapping[Action, int] = field(default_factory=dict)  # changes sent, by action (create, send …)
     requests: Mapping[tuple[str, str], int] = field(default_factory=dict)  # API answers by (method, status)
     pending_actions: int = 0  # journaled remote actions whose outcome is not known yet, after the run
     fleet: str = ""
@@ -183,11 +184,18 @@ class _Pass:
 
     def held_outcomes(self) -> list[Outcome]:
         held = [
-            Outcome(h.address, HELD_RESULTS.get(h.kind, PENDING), h.reason, addresses.remote_type_of(h.address), h.kind)
+            Outcome(
+                h.address,
+                HELD_RESULTS.get(h.kind, Result.PENDING),
+                h.reason,
+                addresses.remote_type_of(h.address),
+                h.kind,
+            )
             for h in self.plan.held
         ]
         cannot = [
-            Outcome(c.address, CANNOT, c.reason, addresses.remote_type_of(c.address)) for c in self.plan.cannot_apply
+            Outcome(c.address, Result.CANNOT, c.reason, addresses.remote_type_of(c.address))
+            for c in self.plan.cannot_apply
         ]
         return held + cannot
 
@@ -205,7 +213,7 @@ def _one_pass(
     interrupts: Interrupts,
 ) -> _Pass | None:
     """Settle, refresh, plan, stage and send what goes now; None when the reviewer says no."""
-    settled = [o for o in executor.settle() if o.result != SKIPPED]
+    settled = [o for o in executor.settle() if o.result != Result.SKIPPED]
     recorded = store.read()
     now = datetime.now(UTC)
     stamp = now.isoformat(timespec="seconds")
@@ -236,15 +244,15 @@ def _one_pass(
     interrupts.sending = True
     sent = executor.run(result)  # with no changes: records what refresh found in place
     after = staged.rollout
-    if after is not None and desired.rollout is not None and after.state == "running":
+    if after is not None and desired.rollout is not None and after.state == RolloutState.RUNNING:
         judgement = rollouts.judge_wave(store, after)
         judged = rollout.progress(after, judgement, desired.rollout, datetime.now(UTC), advance=False)
         if judged != after:
             rollouts.save(store, after, judged)
             after = judged
-    halted = after.halt if after is not None and after.state == "halted" else ""
+    halted = after.halt if after is not None and after.state == RolloutState.HALTED else ""
     closed = ""
-    if staged.window_closed and any(h.kind == "window" for h in result.held):
+    if staged.window_closed and any(h.kind == Hold.WINDOW for h in result.held):
         closed = (result.window.opens_at if result.window else "") or "later"
     return _Pass(result, settled, sent, halted, closed, after)
 
@@ -256,7 +264,7 @@ def _next_wave(one: _Pass, desired: Desired, options: Options, interrupts: Inter
         return False
     if interrupts.stop.is_set() or one.halted or one.window_closed:
         return False
-    if current.state != "running" or not current.wave_done_at:
+    if current.state != RolloutState.RUNNING or not current.wave_done_at:
         return False  # done, or the wave's outcomes are not all known yet (pending at the timeout)
     ready = datetime.fromisoformat(current.wave_done_at) + timedelta(seconds=policy.bake)
     wait = (ready - datetime.now(UTC)).total_seconds()
@@ -296,7 +304,7 @@ def _exit_code(outcomes: list[Outcome], interrupts: Interrupts, *, halted: str, 
     """
     if halted:
         return 5
-    if any(o.result == PENDING for o in outcomes):
+    if any(o.result == Result.PENDING for o in outcomes):
         return 4
     if interrupts.signum:
         return interrupts.exit_code

@@ -17,23 +17,24 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Pl
 from prometheus_client.exposition import start_http_server
 
 from ..core import spec
-from ..core.outcomes import ACCEPTED, CANNOT, CONFIRMED, FAILED, HELD, PENDING, SKIPPED, WAITS, Outcome
+from ..core.outcomes import Outcome
+from ..core.vocabulary import Action, Hold, Result
 from ..errors import ReconcilerError
 
 ACTION_RESULTS = ("confirmed", "failed", "pending", "skipped", "held")
 # How each outcome of the report is counted (DESIGN §9.4 names five results).
 _RESULT = {
-    CONFIRMED: "confirmed",
-    ACCEPTED: "pending",  # accepted by the API, its outcome not known yet (--no-wait)
-    PENDING: "pending",
-    FAILED: "failed",
-    SKIPPED: "skipped",
-    CANNOT: "skipped",  # the vehicle cannot take it: never sent
-    HELD: "held",
-    WAITS: "held",
+    Result.CONFIRMED: "confirmed",
+    Result.ACCEPTED: "pending",  # accepted by the API, its outcome not known yet (--no-wait)
+    Result.PENDING: "pending",
+    Result.FAILED: "failed",
+    Result.SKIPPED: "skipped",
+    Result.CANNOT: "skipped",  # the vehicle cannot take it: never sent
+    Result.HELD: "held",
+    Result.WAITS: "held",
 }
-HELD_REASONS = ("pending", "backoff", "wave", "window", "halted", "wakeups")
-CHANGE_ACTIONS = ("create", "update", "delete", "pause", "resume", "send")
+HELD_REASONS = tuple(Hold)
+CHANGE_ACTIONS = tuple(Action)
 REMOTE_TYPES = (spec.THERMAL_PRECONDITIONING, spec.CHARGING, spec.IMMOBILIZATION, spec.STOLEN, "callback")
 WEBHOOK_RESULTS = ("recorded", "duplicate", "refused", "error")
 
@@ -150,7 +151,7 @@ class Metrics:
         code: int,
         at: float,
         outcomes: Iterable[Outcome] | None = None,
-        changes: Mapping[str, int] | None = None,
+        changes: Mapping[Action, int] | None = None,
         requests: Mapping[tuple[str, str], int] | None = None,
         drift: int | None = None,
         pending: int | None = None,
@@ -163,7 +164,7 @@ class Metrics:
         for action, count in (changes or {}).items():
             self.changes.labels(action).inc(count)
         if outcomes is not None:
-            held: dict[str, int] = dict.fromkeys(HELD_REASONS, 0)
+            held: dict[Hold, int] = dict.fromkeys(HELD_REASONS, 0)
             for outcome in outcomes:
                 if not outcome.remote_type and outcome.address.startswith("vehicle."):
                     continue  # a whole vehicle the fleet does not list: no action, and no callback's either

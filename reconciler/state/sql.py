@@ -28,6 +28,7 @@ from ..core.model import (
     Rollout,
     VehicleConfig,
 )
+from ..core.vocabulary import RolloutState
 from ..core.wakeups import WakeupUse, month_of
 from ..errors import StateError
 from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, fresh_recorded
@@ -234,7 +235,8 @@ class SQLStore:
                 "SELECT vin FROM rollout_vehicles WHERE rollout_id = ? ORDER BY position", (rollout_id,)
             )
         )
-        return Rollout(rollout_id, config_hash, vins, tuple(json.loads(ends)), wave, state, started, done, halt)
+        ends_at = tuple(json.loads(ends))
+        return Rollout(rollout_id, config_hash, vins, ends_at, wave, RolloutState(state), started, done, halt)
 
     def save_rollout(self, rollout: Rollout) -> None:
         """Record a rollout: a new one with its vehicles, or where one under way now stands."""
