@@ -9,13 +9,12 @@ usual 2 would read as "changes present" to a pipeline using
 from __future__ import annotations
 
 import math
-import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from .commands.shell import Shell
 from .errors import ReconcilerError
 from .render import PLAN_FORMATS
 
@@ -82,7 +81,8 @@ def cli() -> None:
 
 @cli.command()
 @_FILE
-def validate(fleet_file: str) -> int:
+@click.pass_obj
+def validate(shell: Shell, fleet_file: str) -> int:
     """Check fleet.yaml (syntax, schema, semantics) without touching the network.
 
     Every problem is reported with FILE:LINE:COL and what to write instead.
@@ -90,7 +90,7 @@ def validate(fleet_file: str) -> int:
     """
     from .commands import validate as validate_command
 
-    return validate_command.run(fleet_file, env=os.environ, out=sys.stdout, err=sys.stderr)
+    return validate_command.run(shell, fleet_file)
 
 
 @cli.command()
@@ -122,7 +122,9 @@ def validate(fleet_file: str) -> int:
 )
 @_REFRESH_CAPABILITIES
 @_IGNORE_WINDOWS
+@click.pass_obj
 def plan(
+    shell: Shell,
     fleet_file: str,
     out_file: str | None,
     fmt: str,
@@ -141,6 +143,7 @@ def plan(
     from .commands import plan as plan_command
 
     return plan_command.run(
+        shell,
         fleet_file,
         fmt=fmt,
         out_file=out_file,
@@ -149,9 +152,6 @@ def plan(
         detailed_exitcode=detailed_exitcode,
         refresh_capabilities=refresh_capabilities,
         ignore_windows=ignore_windows,
-        env=os.environ,
-        stdout=sys.stdout,
-        stderr=sys.stderr,
     )
 
 
@@ -213,7 +213,9 @@ def plan(
     show_default=True,
     help="Post the run's events to the fleet file's notify: targets.",
 )
+@click.pass_obj
 def apply(
+    shell: Shell,
     plan_file: str | None,
     fleet_file: str | None,
     auto_approve: bool,
@@ -258,14 +260,10 @@ def apply(
         notify=notify,
     )
     return apply_command.run(
+        shell,
         fleet_file,
         plan_file,
         options,
-        env=os.environ,
-        interactive=sys.stdin.isatty(),
-        stdin=sys.stdin,
-        stdout=sys.stdout,
-        stderr=sys.stderr,
     )
 
 
@@ -279,7 +277,8 @@ def apply(
     help="Read what the vehicle reports now (a few requests for this one vehicle).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def explain(vin: str, fleet_file: str, refresh: bool, fmt: str) -> int:
+@click.pass_obj
+def explain(shell: Shell, vin: str, fleet_file: str, refresh: bool, fmt: str) -> int:
     """Why a vehicle is, or is not, what the fleet file says.
 
     For each section (preconditioning, charging schedule and preferences,
@@ -297,9 +296,7 @@ def explain(vin: str, fleet_file: str, refresh: bool, fmt: str) -> int:
     """
     from .commands import explain as explain_command
 
-    return explain_command.run(
-        vin, fleet_file, refresh=refresh, fmt=fmt, env=os.environ, stdout=sys.stdout, stderr=sys.stderr
-    )
+    return explain_command.run(shell, vin, fleet_file, refresh=refresh, fmt=fmt)
 
 
 @cli.command("import")
@@ -323,7 +320,10 @@ def explain(vin: str, fleet_file: str, refresh: bool, fmt: str) -> int:
     help="Import only the vehicles whose VIN starts with P; repeatable.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing file, and what the state already records.")
-def import_(output: str, from_file: str | None, fleet: str | None, prefixes: tuple[str, ...], force: bool) -> int:
+@click.pass_obj
+def import_(
+    shell: Shell, output: str, from_file: str | None, fleet: str | None, prefixes: tuple[str, ...], force: bool
+) -> int:
     """Write the fleet file of a fleet already configured, and record it as applied.
 
     Reads the callbacks, the vehicle list and the vehicles' status documents
@@ -339,14 +339,12 @@ def import_(output: str, from_file: str | None, fleet: str | None, prefixes: tup
     from .commands import importing
 
     return importing.run(
+        shell,
         output=output,
         fleet=fleet,
         from_file=from_file,
         prefixes=prefixes,
         force=force,
-        env=os.environ,
-        stdout=sys.stdout,
-        stderr=sys.stderr,
     )
 
 
@@ -357,31 +355,34 @@ def state() -> None:
 
 @state.command("list")
 @_FILE
-def state_list(fleet_file: str) -> int:
+@click.pass_obj
+def state_list(shell: Shell, fleet_file: str) -> int:
     """Every recorded address (callbacks with their ids, vehicle parts)."""
     from .commands import state as state_command
 
-    return state_command.list_addresses(fleet_file, env=os.environ, out=sys.stdout)
+    return state_command.list_addresses(shell, fleet_file)
 
 
 @state.command("show")
 @click.argument("address")
 @_FILE
-def state_show(address: str, fleet_file: str) -> int:
+@click.pass_obj
+def state_show(shell: Shell, address: str, fleet_file: str) -> int:
     """What is recorded for ADDRESS, and every action sent for it with each status seen (JSON)."""
     from .commands import state as state_command
 
-    return state_command.show(fleet_file, address, env=os.environ, out=sys.stdout)
+    return state_command.show(shell, fleet_file, address)
 
 
 @state.command("history")
 @click.argument("address", required=False)
 @_FILE
-def state_history(address: str | None, fleet_file: str) -> int:
+@click.pass_obj
+def state_history(shell: Shell, address: str | None, fleet_file: str) -> int:
     """The audit history, of everything or of ADDRESS (and what lies under it)."""
     from .commands import state as state_command
 
-    return state_command.history(fleet_file, address, env=os.environ, out=sys.stdout)
+    return state_command.history(shell, fleet_file, address)
 
 
 @state.command("unlock")
@@ -392,7 +393,8 @@ def state_history(address: str | None, fleet_file: str) -> int:
     is_flag=True,
     help="Release it even though its holder may still run (on this host: a live pid; PostgreSQL: an open session).",
 )
-def state_unlock(lock_id: str, fleet_file: str, force: bool) -> int:
+@click.pass_obj
+def state_unlock(shell: Shell, lock_id: str, fleet_file: str, force: bool) -> int:
     """Release the state lock LOCK_ID left by a process that is gone.
 
     Refused while the holder still runs (same host and a live pid, or an open
@@ -400,18 +402,19 @@ def state_unlock(lock_id: str, fleet_file: str, force: bool) -> int:
     """
     from .commands import state as state_command
 
-    return state_command.unlock(fleet_file, lock_id, force=force, env=os.environ, out=sys.stdout)
+    return state_command.unlock(shell, fleet_file, lock_id, force=force)
 
 
 @state.command("migrate")
 @click.option("--to", "target", required=True, metavar="URL", help="sqlite:///PATH or postgresql://…")
 @click.option("--force", is_flag=True, help="Overwrite a target that already holds a state.")
 @_FILE
-def state_migrate(target: str, force: bool, fleet_file: str) -> int:
+@click.pass_obj
+def state_migrate(shell: Shell, target: str, force: bool, fleet_file: str) -> int:
     """Copy the state (RECONCILER_STATE, or the default beside the fleet file) to another store."""
     from .commands import state as state_command
 
-    return state_command.migrate(fleet_file, target, force=force, env=os.environ, out=sys.stdout)
+    return state_command.migrate(shell, fleet_file, target, force=force)
 
 
 @cli.command()
@@ -482,7 +485,9 @@ def state_migrate(target: str, force: bool, fleet_file: str) -> int:
     show_default=True,
     help="Seconds by which status documents lag behind the vehicles (a car that reports late).",
 )
+@click.pass_obj
 def simulator(
+    shell: Shell,
     port: int,
     directory: str,
     fleet: str,
@@ -511,6 +516,7 @@ def simulator(
     from .commands import simulator as simulator_command
 
     return simulator_command.run(
+        shell,
         port=port,
         directory=directory,
         fleet=fleet,
@@ -524,7 +530,6 @@ def simulator(
         awake_for=awake_for,
         wakeup_budget=wakeups_per_month,
         report_lag=report_lag,
-        out=sys.stdout,
     )
 
 
@@ -547,7 +552,10 @@ def simulator(
 )
 @_METRICS_PORT
 @_METRICS_HOST
-def webhook(fleet_file: str, host: str, port: int, max_body: int, metrics_port: int | None, metrics_host: str) -> int:
+@click.pass_obj
+def webhook(
+    shell: Shell, fleet_file: str, host: str, port: int, max_body: int, metrics_port: int | None, metrics_host: str
+) -> int:
     """Receive the API's remote events and record them in the state store.
 
     Point a callback at it and give the callback a secret header, which every
@@ -567,12 +575,11 @@ def webhook(fleet_file: str, host: str, port: int, max_body: int, metrics_port: 
     from .commands import webhook as webhook_command
 
     return webhook_command.run(
+        shell,
         fleet_file,
         host=host,
         port=port,
         max_body=max_body,
-        env=os.environ,
-        out=sys.stdout,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
     )
@@ -595,7 +602,9 @@ def webhook(fleet_file: str, host: str, port: int, max_body: int, metrics_port: 
 @click.option("--parallelism", type=click.IntRange(1, 64), default=32, show_default=True)
 @_METRICS_PORT
 @_METRICS_HOST
+@click.pass_obj
 def watch(
+    shell: Shell,
     fleet_file: str,
     interval: str,
     jitter: float,
@@ -619,14 +628,12 @@ def watch(
     seconds = watch_command.parse_interval(interval)
     options = Options(auto_approve=True, timeout=timeout, parallelism=parallelism)
     return watch_command.run(
+        shell,
         fleet_file,
         interval=seconds,
         jitter=jitter,
         once=once,
         options=options,
-        env=os.environ,
-        out=sys.stdout,
-        stderr=sys.stderr,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
     )
@@ -652,7 +659,9 @@ def watch(
     help="Send immobilize/stolen against what the fleet file declares, or a one-off that needs a reserved wake-up.",
 )
 @click.option("--driver-approval", is_flag=True, help="navigate: ask the driver to accept the route.")
+@click.pass_obj
 def send(
+    shell: Shell,
     vin: str,
     action: str,
     args: tuple[str, ...],
@@ -686,26 +695,32 @@ def send(
     from .commands import send as send_command
 
     return send_command.run(
+        shell,
         vin,
         action,
         args,
-        fleet_path=fleet_file,
+        fleet_file=fleet_file,
         callback=callback_label,
         wait=wait,
         timeout=timeout,
         fmt=fmt,
         force=force,
         driver_approval=driver_approval,
-        env=os.environ,
-        stdout=sys.stdout,
-        stderr=sys.stderr,
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code instead of raising."""
+def main(argv: Sequence[str] | None = None, *, shell: Shell | None = None) -> int:
+    """Run the command line; return the exit code instead of raising.
+
+    ``shell``: the environment and streams the command gets (default: this process's).
+    """
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler", standalone_mode=False)
+        result = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="reconciler",
+            standalone_mode=False,
+            obj=shell or Shell.of_process(),
+        )
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:

@@ -168,7 +168,7 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("value", "coloured"), [(None, True), ("", True), ("1", False)])
 def test_no_color_set_to_something_turns_colour_off_and_empty_does_not(value: str | None, coloured: bool) -> None:
-    from reconciler.commands.plan import _color
+    from reconciler.commands.shell import _wants_color as _color
 
     leader, follower = os.openpty()
     try:

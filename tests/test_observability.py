@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.cli import main
 from reconciler.commands import watch
+from reconciler.commands.shell import Shell
 from reconciler.core.changes import Drift
 from reconciler.core.outcomes import Outcome
 from reconciler.core.vocabulary import Result
@@ -70,14 +71,12 @@ def test_watch_serves_the_metrics_after_a_run_with_a_failed_action(
     options = Options(timeout=30)
     thread = threading.Thread(
         target=lambda: watch.run(
+            Shell(os.environ, io.StringIO(), out, io.StringIO()),
             str(fleet),
             interval=3600,
             jitter=0,
             once=False,
             options=options,
-            env=os.environ,
-            out=out,
-            stderr=io.StringIO(),
             stop=stop,
             metrics_port=0,
         )

@@ -26,25 +26,24 @@ from ..fleetfile import loader
 from ..run import rollouts
 from ..state.backends import open_store, state_url
 from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
+from .shell import Shell
 
 _RECORDING_EVENTS = ("Success", "AlreadyDone", "adopted")  # history events that mean "recorded as in place"
 MAX_EVENTS = 10  # statuses shown per section (the last ones)
 
 
 def run(
+    shell: Shell,
     vin: str,
-    path: str,
+    fleet_file: str,
     *,
     refresh: bool,
     fmt: str,
-    env: Mapping[str, str],
-    stdout: TextIO,
-    stderr: TextIO,
 ) -> int:
     if len(vin) != spec.VIN_LENGTH or not set(vin) <= spec.VIN_ALPHABET:
         raise ReconcilerError(f"{vin!r} is not a VIN: 17 capital letters and digits, never I, O or Q")
-    desired = loader.read(path, env)
-    store = open_store(state_url(path, env), readonly=True, fleet=desired.fleet)
+    desired = loader.read(fleet_file, shell.env)
+    store = open_store(state_url(fleet_file, shell.env), readonly=True, fleet=desired.fleet)
     try:
         recorded = store.read()
         group = groups.first_taker(desired.groups, vin)
@@ -54,7 +53,7 @@ def run(
                 + (" (groups take the vehicles the fleet lists)" if desired.groups else "")
             )
         now = datetime.now(UTC)
-        observed, refresh_error = _refresh(desired, recorded, vin, path, env) if refresh else (None, "")
+        observed, refresh_error = _refresh(desired, recorded, vin, fleet_file, shell.env) if refresh else (None, "")
         listing = observed.listing if observed is not None and observed.listing is not None else recorded.listing
         if vin not in desired.vehicles and vin not in recorded.vehicles and listing is not None and vin not in listing:
             # A group would take it, but the fleet does not hold it: there is nothing to explain.
@@ -72,22 +71,22 @@ def run(
         store.close()
     document["refresh"] = {"requested": refresh, "ok": refresh and not refresh_error, "error": refresh_error or None}
     if refresh_error:
-        stderr.write(f"warning: refresh failed ({refresh_error}); explained from the recorded state only\n")
+        shell.stderr.write(f"warning: refresh failed ({refresh_error}); explained from the recorded state only\n")
     if fmt == "json":
-        stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        shell.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
-        write_text(document, stdout)
+        write_text(document, shell.stdout)
     return 0
 
 
 def _refresh(
-    desired: Desired, recorded: Recorded, vin: str, path: str, env: Mapping[str, str]
+    desired: Desired, recorded: Recorded, vin: str, fleet_file: str, env: Mapping[str, str]
 ) -> tuple[Observed | None, str]:
     from ..api import observe
     from ..run import connection
 
     try:
-        with connection.connect(desired, state_url(path, env), path, env) as api:
+        with connection.connect(desired, state_url(fleet_file, env), fleet_file, env) as api:
             return observe.refresh_vehicle(api, desired, recorded, vin), ""
     except AuthError:
         raise

@@ -18,33 +18,32 @@ from ..fleetfile.yaml_source import load
 from ..run import connection, importer, saved_plan
 from ..state.backends import open_store, state_url
 from ..state.base import StateStore
+from .shell import Shell
 
 
 def run(
+    shell: Shell,
     *,
     output: str,
     fleet: str | None,
     from_file: str | None,
     prefixes: Sequence[str],
     force: bool,
-    env: Mapping[str, str],
-    stdout: TextIO,
-    stderr: TextIO,
 ) -> int:
     target = Path(output)
     _check_output(target, force)
-    fleet_id, api_url = _identity(fleet, from_file, env)
-    url = state_url(target, env)
+    fleet_id, api_url = _identity(fleet, from_file, shell.env)
+    url = state_url(target, shell.env)
     # Read first, from the API and (read-only) the state: a failure leaves no file and no state behind.
     readonly = open_store(url, readonly=True, fleet=fleet_id)
     try:
         _check_state(readonly.read(), readonly, force)
     finally:
         readonly.close()
-    with connection.connect(_reader(fleet_id, api_url), url, str(target), env) as api:
+    with connection.connect(_reader(fleet_id, api_url), url, str(target), shell.env) as api:
         imported = importer.read(api, fleet_id, api_url, prefixes)
     text, factoring = importer.fleet_text(imported, datetime.now(UTC))
-    desired = importer.read_back(text, str(target), imported, env)
+    desired = importer.read_back(text, str(target), imported, shell.env)
     store = open_store(url, fleet=fleet_id)
     try:
         lock_id = store.acquire_lock(f"reconciler import ({_user()})")
@@ -57,7 +56,7 @@ def run(
             store.release_lock(lock_id)
     finally:
         store.close()
-    _summary(imported, factoring, target, text, store.where, stdout)
+    _summary(imported, factoring, target, text, store.where, shell.stdout)
     return 0
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
@@ -17,10 +16,12 @@ from ..render import json_plan, markdown, text
 from ..run import gcpause, saved_plan
 from ..run.session import read_recorded
 from ..state.backends import state_url
+from .shell import Shell
 
 
 def run(
-    path: str,
+    shell: Shell,
+    fleet_file: str,
     *,
     fmt: str,
     out_file: str | None,
@@ -29,17 +30,14 @@ def run(
     refresh_capabilities: bool = False,
     ignore_windows: bool = False,
     detailed_exitcode: bool,
-    env: Mapping[str, str],
-    stdout: TextIO,
-    stderr: TextIO,
 ) -> int:
     check_form(targets)
-    http_timeout(env)  # a malformed setting is an error now, whether or not the plan refreshes
+    http_timeout(shell.env)  # a malformed setting is an error now, whether or not the plan refreshes
     moment = datetime.now(UTC)
     now = moment.isoformat(timespec="seconds")
     with gcpause.paused():
-        desired = loader.read(path, env)
-        recorded, judgement = read_recorded(path, env, desired.fleet)
+        desired = loader.read(fleet_file, shell.env)
+        recorded, judgement = read_recorded(fleet_file, shell.env, desired.fleet)
     check_known(targets, desired, recorded)
     observed, refresh_error = None, ""
     if refresh:
@@ -47,7 +45,7 @@ def run(
 
         looking = connection.Looking(tuple(targets), now, refresh_capabilities, pending=True)
         observed, refresh_error = connection.observe_for_plan(
-            desired, recorded, state_url(path, env), path, env, looking
+            desired, recorded, state_url(fleet_file, shell.env), fleet_file, shell.env, looking
         )
     with gcpause.paused():
         result = planner.plan(desired, recorded, observed, targets=targets, now=now)
@@ -55,11 +53,11 @@ def run(
         result = rollout.stage(result, desired, recorded.rollout, judgement, moment, ignore_windows=ignore_windows).plan
     result = replace(result, refresh_error=refresh_error)
     if refresh_error:
-        stderr.write(f"warning: refresh failed ({refresh_error}); planned against the recorded state only\n")
+        shell.stderr.write(f"warning: refresh failed ({refresh_error}); planned against the recorded state only\n")
     if out_file:
-        saved_plan.write(out_file, result, path)
-        stderr.write(f"Saved the plan to {out_file}; apply exactly this plan with: reconciler apply {out_file}\n")
-    write(result, fmt, stdout, color=_color(stdout, env))
+        saved_plan.write(out_file, result, fleet_file)
+        shell.stderr.write(f"Saved the plan to {out_file}; apply exactly this plan with: reconciler apply {out_file}\n")
+    write(result, fmt, shell.stdout, color=shell.color)
     if detailed_exitcode and refresh_error:
         return 1  # a plan that could not see the fleet cannot say "no changes"
     return 2 if detailed_exitcode and result.has_changes else 0
@@ -72,13 +70,3 @@ def write(result: Plan, fmt: str, out: TextIO, *, color: bool = False) -> None:
         out.write(markdown.render(result))
     else:
         text.write(result, out, color=color)
-
-
-def _color(stream: TextIO, env: Mapping[str, str]) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set to something (no-color.org)."""
-    if env.get("NO_COLOR") or env.get("TERM") == "dumb":  # set and not empty, as no-color.org says
-        return False
-    try:
-        return stream.isatty() and os.isatty(stream.fileno())
-    except (AttributeError, OSError, ValueError):
-        return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -21,37 +21,36 @@ from ..run.executor import Executor
 from ..run.wakeups import WakeupLedger, reserve_warning
 from ..state.backends import open_store, state_url
 from ..state.base import StateStore
+from .shell import Shell
 
 
 def run(
+    shell: Shell,
     vin: str,
     action: str,
     args: Sequence[str],
     *,
-    fleet_path: str,
+    fleet_file: str,
     callback: str | None,
     wait: bool,
     timeout: float,
     fmt: str,
     force: bool,
     driver_approval: bool,
-    env: Mapping[str, str],
-    stdout: TextIO,
-    stderr: TextIO,
 ) -> int:
     one = oneoff.parse(action, list(args), driver_approval=driver_approval)
     if len(vin) != spec.VIN_LENGTH or not set(vin) <= spec.VIN_ALPHABET:
         raise ReconcilerError(f"{vin!r} is not a VIN: 17 capital letters and digits, never I, O or Q")
-    desired = loader.read(fleet_path, env)
+    desired = loader.read(fleet_file, shell.env)
     label = _callback_for(desired, vin, one.remote_type, callback)
-    _check_declared_flag(desired, vin, one, force, stderr)
-    url = state_url(fleet_path, env)
+    _check_declared_flag(desired, vin, one, force, shell.stderr)
+    url = state_url(fleet_file, shell.env)
     store = open_store(url, fleet=desired.fleet)
     try:
         recorded = store.read()
         store.initialize(recorded)
-        _check_wakeups(store, desired, vin, one, force, stderr)
-        with connection.connect(desired, url, fleet_path, env) as api:
+        _check_wakeups(store, desired, vin, one, force, shell.stderr)
+        with connection.connect(desired, url, fleet_file, shell.env) as api:
             cb_id = _callback_id(api, recorded, desired, label)
             vid = _vid(api, store, recorded, desired, vin)
             key = f"reconciler:{uuid.uuid4().hex[:24]}"
@@ -80,7 +79,7 @@ def run(
             outcome = executor.send_one(change, vid=vid)
     finally:
         store.close()
-    _print(outcome, one, vin, label, change, fmt, stdout)
+    _print(outcome, one, vin, label, change, fmt, shell.stdout)
     if outcome.result in (Result.CONFIRMED, Result.ACCEPTED):
         return 0
     return 1 if outcome.result == Result.FAILED else 4

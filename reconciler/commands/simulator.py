@@ -5,13 +5,14 @@ from __future__ import annotations
 import shlex
 import signal
 from pathlib import Path
-from typing import TextIO
 
 from ..errors import ReconcilerError
 from ..simulator.server import Connection, Settings, Simulator
+from .shell import Shell
 
 
 def run(
+    shell: Shell,
     *,
     port: int,
     directory: str,
@@ -26,7 +27,6 @@ def run(
     awake_for: float = 180.0,
     wakeup_budget: int = 20,
     report_lag: float = 0.0,
-    out: TextIO,
 ) -> int:
     vins = _read_vins(vins_file) if vins_file else []
     if not 0 <= fail_rate <= 1:
@@ -53,8 +53,8 @@ def run(
 
     def ready(connection: Connection) -> None:
         for name, value in connection.environment().items():
-            out.write(f"export {name}={shlex.quote(value)}\n")
-        out.flush()
+            shell.stdout.write(f"export {name}={shlex.quote(value)}\n")
+        shell.stdout.flush()
 
     # uvicorn stops on SIGINT and SIGTERM, then raises the signal again under the
     # handler that was there before: make SIGTERM's a KeyboardInterrupt, so a

@@ -6,7 +6,6 @@ import json
 import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TextIO
 
 from ..core import addresses, codec
 from ..core.model import RecordedVehicle
@@ -15,26 +14,27 @@ from ..errors import ReconcilerError, StateError
 from ..state.backends import open_store, state_url
 from ..state.base import StateStore
 from ..state.urls import redact
+from .shell import Shell
 
 
-def _open(fleet_path: str, env: Mapping[str, str], *, readonly: bool = True) -> StateStore:
-    return open_store(state_url(fleet_path, env), readonly=readonly)
+def _open(fleet_file: str, env: Mapping[str, str], *, readonly: bool = True) -> StateStore:
+    return open_store(state_url(fleet_file, env), readonly=readonly)
 
 
-def list_addresses(fleet_path: str, *, env: Mapping[str, str], out: TextIO) -> int:
-    store = _open(fleet_path, env)
+def list_addresses(shell: Shell, fleet_file: str) -> int:
+    store = _open(fleet_file, shell.env)
     try:
         recorded = store.read()
         pending = {e.address for e in store.journal(pending_only=True)}
     finally:
         store.close()
-    out.write(f"# state lineage {recorded.lineage}, serial {recorded.serial}\n")
+    shell.stdout.write(f"# state lineage {recorded.lineage}, serial {recorded.serial}\n")
     for label, callback in sorted(recorded.callbacks.items()):
-        out.write(f"{addresses.callback(label)}  id={callback.id} status={callback.config.status}\n")
+        shell.stdout.write(f"{addresses.callback(label)}  id={callback.id} status={callback.config.status}\n")
     for vin, vehicle in sorted(recorded.vehicles.items()):
         for address in _vehicle_addresses(vin, vehicle):
             flag = "  (action pending)" if address in pending else ""
-            out.write(f"{address}{flag}\n")
+            shell.stdout.write(f"{address}{flag}\n")
     return 0
 
 
@@ -43,10 +43,10 @@ def _vehicle_addresses(vin: str, vehicle: RecordedVehicle) -> list[str]:
     return [addresses.vehicle(vin, part) for part, key in addresses.JSON_KEYS.items() if key in parts]
 
 
-def show(fleet_path: str, address: str, *, env: Mapping[str, str], out: TextIO) -> int:
+def show(shell: Shell, fleet_file: str, address: str) -> int:
     if not addresses.is_valid_target(address):
         raise ReconcilerError(f"{address!r} is not an address; see reconciler state list")
-    store = _open(fleet_path, env)
+    store = _open(fleet_file, shell.env)
     try:
         recorded = store.read()
         journal = store.journal(address=address)
@@ -86,36 +86,36 @@ def show(fleet_path: str, address: str, *, env: Mapping[str, str], out: TextIO) 
         }
         for e in journal
     ]
-    out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    shell.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return 0
 
 
-def history(fleet_path: str, address: str | None, *, env: Mapping[str, str], out: TextIO) -> int:
-    store = _open(fleet_path, env)
+def history(shell: Shell, fleet_file: str, address: str | None) -> int:
+    store = _open(fleet_file, shell.env)
     try:
         rows = store.history(address)
     finally:
         store.close()
     for at, serial, where, event, detail in rows:
-        out.write(f"{at}  serial {serial:<4} {where or '-':<48} {event:<12} {detail}\n")
+        shell.stdout.write(f"{at}  serial {serial:<4} {where or '-':<48} {event:<12} {detail}\n")
     if not rows:
-        out.write("No history recorded" + (f" for {address}" if address else "") + ".\n")
+        shell.stdout.write("No history recorded" + (f" for {address}" if address else "") + ".\n")
     return 0
 
 
-def unlock(fleet_path: str, lock_id: str, *, force: bool, env: Mapping[str, str], out: TextIO) -> int:
-    store = _open(fleet_path, env, readonly=False)
+def unlock(shell: Shell, fleet_file: str, lock_id: str, *, force: bool) -> int:
+    store = _open(fleet_file, shell.env, readonly=False)
     try:
         holder = store.unlock(lock_id, force=force)
     finally:
         store.close()
-    out.write(f"Released lock {lock_id} held by {holder.owner} (pid {holder.pid} on {holder.host}).\n")
+    shell.stdout.write(f"Released lock {lock_id} held by {holder.owner} (pid {holder.pid} on {holder.host}).\n")
     return 0
 
 
-def migrate(fleet_path: str, target: str, *, force: bool, env: Mapping[str, str], out: TextIO) -> int:
+def migrate(shell: Shell, fleet_file: str, target: str, *, force: bool) -> int:
     """Copy the state to ``target`` (SQLite ↔ PostgreSQL), under both stores' locks."""
-    source_url = state_url(fleet_path, env)
+    source_url = state_url(fleet_file, shell.env)
     if source_url == target:
         raise ReconcilerError("--to is the state itself; name another store")
     source = open_store(source_url)
@@ -133,10 +133,10 @@ def migrate(fleet_path: str, target: str, *, force: bool, env: Mapping[str, str]
     finally:
         source.close()
     counts = ", ".join(f"{len(r)} {table}" for table, r in rows.items() if r)
-    out.write(
+    shell.stdout.write(
         f"Copied the state from {redact(source_url)} to {redact(target)}: {counts or 'nothing (it was empty)'}.\n"
     )
     shown = redact(target)
     hint = " (put the password back in place of ***)" if shown != target else ""
-    out.write(f"Use it with: export RECONCILER_STATE={shlex.quote(shown)}{hint}\n")
+    shell.stdout.write(f"Use it with: export RECONCILER_STATE={shlex.quote(shown)}{hint}\n")
     return 0

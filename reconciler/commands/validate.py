@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TextIO
-
 from ..fleetfile import loader
 from ..run import gcpause
+from .shell import Shell
 
 
-def run(path: str, *, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+def run(shell: Shell, fleet_file: str) -> int:
     with gcpause.paused():  # the same load as plan's, collector paused as plan does
-        desired = loader.read(path, env)
+        desired = loader.read(fleet_file, shell.env)
     for warning in desired.warnings:
-        err.write(f"warning: {warning}\n")
-    out.write(f"{path} is valid: {len(desired.callbacks)} callbacks, {len(desired.vehicles)} vehicles.\n")
+        shell.stderr.write(f"warning: {warning}\n")
+    shell.stdout.write(
+        f"{fleet_file} is valid: {len(desired.callbacks)} callbacks, {len(desired.vehicles)} vehicles.\n"
+    )
     return 0

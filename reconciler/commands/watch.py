@@ -31,6 +31,7 @@ from ..run.notify import Delivery
 from ..run.session import Options, RunResult, apply_fleet, notify_run
 from ..service.metrics import Metrics, serving
 from ..state.backends import open_store, state_url
+from .shell import Shell
 
 _LOGGED = (Result.CONFIRMED, Result.ACCEPTED, Result.PENDING, Result.FAILED, Result.SKIPPED, Result.HELD)
 REPEATED = 3  # failed runs in a row before a vehicle is backed off
@@ -66,22 +67,20 @@ class JsonLines(Progress):
 
 
 def run(
-    path: str,
+    shell: Shell,
+    fleet_file: str,
     *,
     interval: float,
     jitter: float,
     once: bool,
     options: Options,
-    env: Mapping[str, str],
-    out: TextIO,
-    stderr: TextIO,
     stop: threading.Event | None = None,
     metrics_host: str = "127.0.0.1",
     metrics_port: int | None = None,
 ) -> int:
     """``metrics_port``: serve Prometheus metrics there (0 picks a free port, logged) while watching."""
     stop = stop or threading.Event()
-    logger = JsonLines(out)
+    logger = JsonLines(shell.stdout)
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
@@ -91,7 +90,9 @@ def run(
     code = 0
     with serving(metrics_host, metrics_port, lambda url: logger.log(event="metrics", url=url)) as metrics:
         while True:
-            code, opens_at = _one_run(path, options, env, logger, stderr, failures, interval, stop, metrics)
+            code, opens_at = _one_run(
+                fleet_file, options, shell.env, logger, shell.stderr, failures, interval, stop, metrics
+            )
             if once or stop.is_set():
                 break
             wait = interval * (1 + random.uniform(-jitter, jitter))
@@ -106,7 +107,7 @@ def run(
 
 
 def _one_run(
-    path: str,
+    fleet_file: str,
     options: Options,
     env: Mapping[str, str],
     logger: JsonLines,
@@ -126,7 +127,7 @@ def _one_run(
 
     try:
         result = apply_fleet(
-            path,
+            fleet_file,
             None,
             options,
             env=env,
@@ -145,7 +146,7 @@ def _one_run(
         logger.log(event="run", error=str(exc), code=exc.exit_code)
         if metrics is not None:
             metrics.run_ended(code=exc.exit_code, at=time.time())
-        _told(_notify_error(path, env, exc, stop), logger, metrics)
+        _told(_notify_error(fleet_file, env, exc, stop), logger, metrics)
         return exc.exit_code, ""
     counts = Counter(o.result for o in result.outcomes)
     plan = planned[0] if planned else None
@@ -159,7 +160,7 @@ def _one_run(
         **{str(name): counts.get(name, 0) for name in _LOGGED},
         **_brakes(result),
     )
-    _back_off_repeated_failures(path, env, result.outcomes, failures, interval, logger)
+    _back_off_repeated_failures(fleet_file, env, result.outcomes, failures, interval, logger)
     if metrics is not None:
         metrics.run_ended(
             code=result.code,
@@ -175,10 +176,12 @@ def _one_run(
     return result.code, result.window_closed if result.window_closed != "later" else ""
 
 
-def _notify_error(path: str, env: Mapping[str, str], exc: ReconcilerError, stop: threading.Event) -> list[Delivery]:
+def _notify_error(
+    fleet_file: str, env: Mapping[str, str], exc: ReconcilerError, stop: threading.Event
+) -> list[Delivery]:
     """A run that ended in an error is a ``failed`` event (address ``run``), when the fleet file can say where."""
     try:
-        desired = loader.read(path, env)
+        desired = loader.read(fleet_file, env)
     except ReconcilerError:
         return []  # the file itself is what is wrong: no notify: to read
     found = [notify.Event(NotifyKind.FAILED, "run", str(exc))]
@@ -207,7 +210,7 @@ def _brakes(result: RunResult) -> dict[str, object]:
 
 
 def _back_off_repeated_failures(
-    path: str,
+    fleet_file: str,
     env: Mapping[str, str],
     outcomes: list[Outcome],
     failures: Counter[str],
@@ -226,7 +229,7 @@ def _back_off_repeated_failures(
             tired.append(vin or "")
     if not tired:
         return
-    store = open_store(state_url(path, env))
+    store = open_store(state_url(fleet_file, env))
     try:
         for vin in tired:
             wait = min(MAX_BACKOFF, timedelta(seconds=interval * 2 ** (failures[vin] - REPEATED + 1)))

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from ..core.model import Desired
@@ -18,27 +18,27 @@ from ..state.base import StateStore
 
 if TYPE_CHECKING:
     from ..service.metrics import Metrics
+from .shell import Shell
 
 
 def run(
-    path: str,
+    shell: Shell,
+    fleet_file: str,
     *,
     host: str,
     port: int,
     max_body: int,
-    env: Mapping[str, str],
-    out: TextIO,
     metrics_host: str = "127.0.0.1",
     metrics_port: int | None = None,
 ) -> int:
     from ..service.metrics import serving
 
-    desired = loader.read(path, env)
+    desired = loader.read(fleet_file, shell.env)
     sock = listen(host, port)  # before saying "listening": a port in use is an error, not a later surprise
-    store = open_store(state_url(path, env), fleet=desired.fleet)
+    store = open_store(state_url(fleet_file, shell.env), fleet=desired.fleet)
     try:
-        with serving(metrics_host, metrics_port, lambda url: out.write(f"metrics at {url}\n")) as metrics:
-            _receive(desired, store, sock, host, max_body, out, metrics)
+        with serving(metrics_host, metrics_port, lambda url: shell.stdout.write(f"metrics at {url}\n")) as metrics:
+            _receive(desired, store, sock, host, max_body, shell.stdout, metrics)
     finally:
         sock.close()
         store.close()

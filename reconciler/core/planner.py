@@ -128,7 +128,7 @@ class _Planner:
         self.held: list[Held] = []
         self.adoptions: list[Adoption] = []
         self.callback_ids: dict[str, str] = {}
-        self.fleet_path = f"/fleets/{desired.fleet}"
+        self.fleet_file = f"/fleets/{desired.fleet}"
         self._memos: dict[tuple[int, Callable[..., Any]], tuple[Any, Any]] = {}
         self._outcomes: dict[tuple[str, int, int, int], tuple[Any, Any, Any, _Outcome]] = {}
         # Nothing pending and no backoff (a first apply, most runs): nothing to wait for, nothing to look up.
@@ -159,7 +159,7 @@ class _Planner:
             self._callback(label, wanted)
         for label, rec in self.recorded.callbacks.items():
             if label not in self.desired.callbacks:
-                path = f"{self.fleet_path}/remote/callbacks/{rec.id}"
+                path = f"{self.fleet_file}/remote/callbacks/{rec.id}"
                 self.changes.append(
                     Change(
                         addresses.callback(label),
@@ -191,7 +191,7 @@ class _Planner:
                     Action.CREATE,
                     None,
                     after,
-                    Request("POST", f"{self.fleet_path}/remote/callbacks", body),
+                    Request("POST", f"{self.fleet_file}/remote/callbacks", body),
                     f"create callback {label}",
                     callback=label,
                     sensitive=sensitive,
@@ -212,7 +212,7 @@ class _Planner:
                     Action.UPDATE,
                     before,
                     after,
-                    Request("PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}", body),
+                    Request("PUT", f"{self.fleet_file}/remote/callbacks/{cb_id}", body),
                     f"update callback {label} ({cb_id})",
                     callback=label,
                     sensitive=sensitive,
@@ -230,7 +230,7 @@ class _Planner:
                 action,
                 before,
                 after,
-                Request("PUT", f"{self.fleet_path}/remote/callbacks/{cb_id}/status", bodies.callback_status(status)),
+                Request("PUT", f"{self.fleet_file}/remote/callbacks/{cb_id}/status", bodies.callback_status(status)),
                 f"{action} callback {label}",
                 callback=label,
             )
@@ -425,7 +425,7 @@ class _Planner:
         key = (vid, cb_id)
         path = self._paths.get(key)
         if path is None:
-            path = f"{self.fleet_path}/vehicles/{vid or '{vid}'}/callbacks/{cb_id}/remotes"
+            path = f"{self.fleet_file}/vehicles/{vid or '{vid}'}/callbacks/{cb_id}/remotes"
             if vid is None:
                 self._paths[key] = path
         return path

@@ -22,7 +22,7 @@ from . import sandbox
 def connect(
     desired: Desired,
     state_url: str,
-    fleet_path: str,
+    fleet_file: str,
     env: Mapping[str, str],
     *,
     cancel: threading.Event | None = None,
@@ -32,7 +32,7 @@ def connect(
     ``cancel``, once set, makes the client send nothing more (Ctrl-C during apply).
     """
     if desired.api_url == loader.SANDBOX:
-        folder = sandbox.directory(state_url, fleet_path)
+        folder = sandbox.directory(state_url, fleet_file)
         timeout = http_timeout(env)
         with (
             sandbox.running(desired, folder) as settings,
@@ -108,7 +108,7 @@ def refresh_for_apply(
 
 
 def observe_for_plan(
-    desired: Desired, recorded: Recorded, state_url: str, fleet_path: str, env: Mapping[str, str], looking: Looking
+    desired: Desired, recorded: Recorded, state_url: str, fleet_file: str, env: Mapping[str, str], looking: Looking
 ) -> tuple[Observed | None, str]:
     """Refresh for ``plan``: what the API reports, or why it could not be read.
 
@@ -116,7 +116,7 @@ def observe_for_plan(
     the plan says so where its reader looks.
     """
     try:
-        with connect(desired, state_url, fleet_path, env) as api:
+        with connect(desired, state_url, fleet_file, env) as api:
             return observe_fleet(api, desired, recorded, looking), ""
     except (AuthError, SettingsError):
         raise  # refused credentials, a malformed RECONCILER_* setting: errors, not a refresh that failed

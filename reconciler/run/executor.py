@@ -195,12 +195,12 @@ class Executor:
             return {}, set()
         found: dict[str, str] = {}
         if len(vins) > 20:
-            for vehicle in ctx.api.pages(f"{ctx.fleet_path}/vehicles", "vehicles"):
+            for vehicle in ctx.api.pages(f"{ctx.fleet_file}/vehicles", "vehicles"):
                 if vehicle.get("vin") in vins:
                     found[str(vehicle["vin"])] = str(vehicle["id"])
         else:
             for vin in sorted(vins):
-                for vehicle in ctx.api.pages(f"{ctx.fleet_path}/vehicles", "vehicles", {"vinPrefix": vin}):
+                for vehicle in ctx.api.pages(f"{ctx.fleet_file}/vehicles", "vehicles", {"vinPrefix": vin}):
                     if vehicle.get("vin") == vin:
                         found[vin] = str(vehicle["id"])
         if found:

@@ -84,7 +84,7 @@ def notify_run(outcome: RunResult, stop: threading.Event | None = None) -> list[
 
 
 def apply_fleet(
-    fleet_path: str,
+    fleet_file: str,
     saved: dict[str, Any] | None,
     options: Options,
     *,
@@ -105,13 +105,13 @@ def apply_fleet(
     interrupts = interrupts or Interrupts(stderr, quit_when_idle=False)
     targets = options.targets
     if saved is not None:
-        fleet_path = saved["source"]["file"]
+        fleet_file = saved["source"]["file"]
         targets = tuple(saved.get("targets", ()))
         # Recomputed the way it was made, to compare like with like.
         options = replace(options, refresh=bool(saved.get("refreshed")))
     with gcpause.paused():
-        desired = loader.read(fleet_path, env)
-    url = state_url(fleet_path, env)
+        desired = loader.read(fleet_file, env)
+    url = state_url(fleet_file, env)
     store = open_store(url, fleet=desired.fleet)
     passes: list[_Pass] = []
     try:
@@ -122,7 +122,7 @@ def apply_fleet(
             if saved is not None:
                 recorded = _check_fresh(saved, recorded, store)
             store.initialize(recorded)
-            with connection.connect(desired, url, fleet_path, env, cancel=interrupts.stop) as api:
+            with connection.connect(desired, url, fleet_file, env, cancel=interrupts.stop) as api:
                 executor = Executor(
                     api,
                     store,
@@ -313,12 +313,12 @@ def _exit_code(outcomes: list[Outcome], interrupts: Interrupts, *, halted: str, 
     return 3 if window_closed else 0
 
 
-def read_saved(path: str, fleet_path: str | None) -> dict[str, Any]:
+def read_saved(path: str, fleet_file: str | None) -> dict[str, Any]:
     saved = saved_plan.read(path)
     source = Path(saved["source"]["file"])
-    if fleet_path is not None and Path(fleet_path).resolve() != source:
+    if fleet_file is not None and Path(fleet_file).resolve() != source:
         raise ReconcilerError(
-            f"the plan {path} was made from {source}, not {fleet_path}: a saved plan applies to its own "
+            f"the plan {path} was made from {source}, not {fleet_file}: a saved plan applies to its own "
             "fleet file; leave out -f, or make a plan of that file"
         )
     try:

@@ -1,0 +1,53 @@
+"""What a command gets from the process that runs it: one frozen value the CLI builds, and hands on.
+
+The environment, the three streams, and what they are (a person at a
+terminal, a pipeline), decided once: a command never reaches for
+``os.environ`` or ``sys.stdout`` itself, so tests hand it any of them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+
+@dataclass(frozen=True)
+class Shell:
+    env: Mapping[str, str]
+    stdin: TextIO
+    stdout: TextIO
+    stderr: TextIO
+    interactive: bool = False  # a person can answer on stdin (apply's approval)
+    terminal: bool = False  # stderr is a terminal: a progress bar, not a line per action
+    color: bool = False  # stdout is a terminal and colour is wanted
+
+    @classmethod
+    def of_process(cls) -> Shell:
+        """The shell of this process: ``os.environ`` and the standard streams."""
+        env = os.environ
+        return cls(
+            env,
+            sys.stdin,
+            sys.stdout,
+            sys.stderr,
+            interactive=_is_terminal(sys.stdin),
+            terminal=_is_terminal(sys.stderr),
+            color=_wants_color(sys.stdout, env),
+        )
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty() and os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _wants_color(stream: TextIO, env: Mapping[str, str]) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set to something (no-color.org)."""
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":  # set and not empty, as no-color.org says
+        return False
+    return _is_terminal(stream)
