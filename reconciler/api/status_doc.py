@@ -8,9 +8,10 @@ A part the document says nothing about is ``None`` (unknown), never "empty".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ..core.addresses import CHARGING_PREFERENCES, CHARGING_SCHEDULE, PRECONDITIONING, STOLEN
+from ..core import parts
 from ..core.model import AirProgram, ChargeProgram, ChargingPreferences, VehicleConfig
 from ..core.timeofday import TimeFormatError, api_days, parse_api_time
 
@@ -18,15 +19,8 @@ UNKNOWN_DAYS: tuple[str, ...] = ()  # the document did not say which days: compa
 
 
 def vehicle_config(status: dict[str, Any]) -> VehicleConfig:
-    """The programs, preferences and stolen flag ``status`` reports."""
-    charging = _charging(status)
-    return VehicleConfig(
-        preconditioning=_air_programs(status),
-        charging_schedule=_charge_programs(charging) if charging is not None else None,
-        charging_preferences=_preferences(charging) if charging is not None else None,
-        immobilized=None,  # the status document does not report immobilization
-        stolen=_stolen(status),
-    )
+    """The programs, preferences and stolen flag ``status`` reports (immobilization it does not)."""
+    return VehicleConfig(**{parts.BY_NAME[name].field: read(status) for name, (read, _) in READ.items()})
 
 
 def reported_at(status: dict[str, Any]) -> dict[str, str]:
@@ -38,15 +32,14 @@ def reported_at(status: dict[str, Any]) -> dict[str, str]:
     """
     whole = _text(status.get("updatedAt")) or _text(status.get("createdAt"))
     found: dict[str, str] = {}
-    air = _air_section(status)
-    if air is not None:
-        found[PRECONDITIONING] = _text(air.get("createdAt")) or whole
-    energy = _electric(status)
-    if energy is not None:
-        found[CHARGING_SCHEDULE] = found[CHARGING_PREFERENCES] = _text(energy.get("createdAt")) or whole
-    stolen = status.get("stolen")
-    found[STOLEN] = (_text(stolen.get("createdAt")) if isinstance(stolen, dict) else "") or whole
-    return {part: at for part, at in found.items() if at}
+    for name, (_, section) in READ.items():
+        dated = section(status)
+        if dated is None and name not in ALWAYS_SAID:
+            continue  # the document says nothing of the part
+        at = (_text(dated.get("createdAt")) if dated is not None else "") or whole
+        if at:
+            found[name] = at
+    return found
 
 
 def _text(value: Any) -> str:
@@ -121,3 +114,27 @@ def _stolen(status: dict[str, Any]) -> bool:
     # StolenObj is only returned while the vehicle is reported stolen.
     stolen = status.get("stolen")
     return isinstance(stolen, dict) and stolen.get("state") is True
+
+
+def _stolen_section(status: dict[str, Any]) -> dict[str, Any] | None:
+    stolen = status.get("stolen")
+    return stolen if isinstance(stolen, dict) else None
+
+
+def _in_charging(read: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    def reader(status: dict[str, Any]) -> Any:
+        charging = _charging(status)
+        return read(charging) if charging is not None else None
+
+    return reader
+
+
+# Where the status document reports each part: how to read it, and the section that dates it.
+# A part not here (immobilization) is not reported: always unknown.
+READ: dict[str, tuple[Callable[[dict[str, Any]], Any], Callable[[dict[str, Any]], dict[str, Any] | None]]] = {
+    parts.PRECONDITIONING.name: (_air_programs, _air_section),
+    parts.CHARGING_SCHEDULE.name: (_in_charging(_charge_programs), _electric),
+    parts.CHARGING_PREFERENCES.name: (_in_charging(_preferences), _electric),
+    parts.STOLEN.name: (_stolen, _stolen_section),
+}
+ALWAYS_SAID = (parts.STOLEN.name,)  # a document without a stolen section says the vehicle is not stolen

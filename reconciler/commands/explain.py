@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ..core import addresses, codec, groups, planner, rollout, spec
+from ..core import addresses, groups, parts, planner, rollout, spec
 from ..core.changes import Plan
 from ..core.model import Capabilities, Desired, DesiredVehicle, Observed, Recorded, VehicleConfig
 from ..core.wakeups import asleep, month_of, this_month
@@ -112,13 +112,13 @@ def _explain(
     seen = observed.vehicles.get(vin) if observed is not None else None
     history = store.history(addresses.vehicle_prefix(vin))
     sections = []
-    for part, key in addresses.JSON_KEYS.items():
-        address = addresses.vehicle(vin, part)
+    for part in parts.PARTS:
+        address = addresses.vehicle(vin, part.name)
         journal = store.journal(address=address)
         sections.append(
             _section(
                 address,
-                key,
+                part,
                 wanted,
                 had.config if had else None,
                 seen.config if seen else None,
@@ -153,7 +153,7 @@ def _explain(
 
 def _section(
     address: str,
-    key: str,
+    part: parts.Part,
     wanted: DesiredVehicle | None,
     had: VehicleConfig | None,
     seen: VehicleConfig | None,
@@ -163,11 +163,10 @@ def _section(
     history: list[tuple[str, int, str, str, str]],
     now: datetime,
 ) -> dict[str, Any]:
-    part = address.split(".", 2)[2]
-    desired_value = codec.vehicle_config_to_json(wanted.config).get(key) if wanted else None
-    source = wanted.sources.get(part) if wanted else None
-    recorded_value = codec.vehicle_config_to_json(had).get(key) if had else None
-    observed_value = codec.vehicle_config_to_json(seen).get(key) if seen else None
+    desired_value = part.to_json(part.of(wanted.config)) if wanted else None
+    source = wanted.sources.get(part.name) if wanted else None
+    recorded_value = part.to_json(part.of(had)) if had else None
+    observed_value = part.to_json(part.of(seen)) if seen else None
     recorded_at = next((row[0] for row in reversed(history) if row[3] in _RECORDING_EVENTS), None)
     change = next((c for c in plan.changes if c.address == address), None)
     held = next((h for h in plan.held if h.address == address), None)

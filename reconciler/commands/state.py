@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from ..core import addresses, codec
+from ..core import addresses, codec, parts
 from ..core.model import RecordedVehicle
 from ..core.wakeups import month_of
 from ..errors import ReconcilerError, StateError
@@ -39,8 +39,7 @@ def list_addresses(shell: Shell, fleet_file: str) -> int:
 
 
 def _vehicle_addresses(vin: str, vehicle: RecordedVehicle) -> list[str]:
-    parts = codec.vehicle_config_to_json(vehicle.config)
-    return [addresses.vehicle(vin, part) for part, key in addresses.JSON_KEYS.items() if key in parts]
+    return [addresses.vehicle(vin, part.name) for part, _ in parts.managed(vehicle.config)]
 
 
 def show(shell: Shell, fleet_file: str, address: str) -> int:
@@ -65,10 +64,9 @@ def show(shell: Shell, fleet_file: str, address: str) -> int:
         vehicle = recorded.vehicles.get(vin)
         if vehicle is None:
             raise StateError(f"nothing is recorded for {address}")
-        config = codec.vehicle_config_to_json(vehicle.config)
-        part = address.split(".", 2)[2] if address.count(".") >= 2 else ""
-        key = addresses.JSON_KEYS.get(part, part)
-        document.update(vid=vehicle.vid, recorded=config.get(key) if key else config)
+        config = parts.config_to_json(vehicle.config)
+        part = addresses.part_of(address)
+        document.update(vid=vehicle.vid, recorded=config.get(part.field) if part else config)
         if use is not None:  # this month's wake-ups (UTC), counted from what was sent and what the API said
             document["wakeups"] = use.to_json()
     if address in recorded.backoffs:

@@ -5,35 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from . import spec
+from .parts import BY_NAME, PARTS, Part
 
-PRECONDITIONING = "preconditioning"
-CHARGING_SCHEDULE = "charging.schedule"
-CHARGING_PREFERENCES = "charging.preferences"
-IMMOBILIZATION = "immobilization"
-STOLEN = "stolen"
-VEHICLE_PARTS = (PRECONDITIONING, CHARGING_SCHEDULE, CHARGING_PREFERENCES, IMMOBILIZATION, STOLEN)
-# The remote type of each part's actions.
-REMOTE_TYPES = {
-    PRECONDITIONING: spec.THERMAL_PRECONDITIONING,
-    CHARGING_SCHEDULE: spec.CHARGING,
-    CHARGING_PREFERENCES: spec.CHARGING,
-    IMMOBILIZATION: spec.IMMOBILIZATION,
-    STOLEN: spec.STOLEN,
-}
-# The key of each part in a configuration's JSON (the state's, plan's ``before``/``after``).
-JSON_KEYS = {
-    PRECONDITIONING: "preconditioning",
-    CHARGING_SCHEDULE: "charging_schedule",
-    CHARGING_PREFERENCES: "charging_preferences",
-    IMMOBILIZATION: "immobilized",
-    STOLEN: "stolen",
-}
-
+# A vehicle's parts, and each first word of a part's name (``vehicle.VIN.charging`` is both charging parts).
+_NAMES = sorted({n for part in PARTS for n in (part.name, part.name.split(".")[0])}, key=len, reverse=True)
 _TARGET = re.compile(
     r"callback\.[A-Za-z0-9][A-Za-z0-9_.-]*\Z"
-    r"|vehicle\.[A-Z0-9]{17}(\.(preconditioning|charging|charging\.schedule"
-    r"|charging\.preferences|immobilization|stolen))?\Z"
+    r"|vehicle\.[A-Z0-9]{17}(\.(" + "|".join(re.escape(n) for n in _NAMES) + r"))?\Z"
 )
 
 
@@ -57,10 +35,23 @@ def vin_of(address: str) -> str | None:
     return None
 
 
+def part_of(address: str) -> Part | None:
+    """The part a vehicle address names (``vehicle.<VIN>.<part>``); None for any other address."""
+    if not address.startswith("vehicle.") or address.count(".") < 2:
+        return None
+    return BY_NAME.get(address.split(".", 2)[2])
+
+
 def remote_type_of(address: str) -> str:
     """The remote type a vehicle address's actions have; "" for a callback address."""
-    part = address.split(".", 2)[2] if address.startswith("vehicle.") and address.count(".") >= 2 else ""
-    return REMOTE_TYPES.get(part, "")
+    part = part_of(address)
+    return part.remote_type if part is not None else ""
+
+
+def is_urgent(address: str) -> bool:
+    """Whether the address's changes never wait (immobilization, stolen: DESIGN §9.3)."""
+    part = part_of(address)
+    return part is not None and part.urgent
 
 
 def is_valid_target(target: str) -> bool:

@@ -25,7 +25,6 @@ from .model import (
     RetryPolicy,
     Secret,
     Value,
-    VehicleConfig,
 )
 from .sensitive import SHOWN
 from .timeofday import parse_time, to_hhmm
@@ -130,35 +129,6 @@ def preferences_to_json(prefs: ChargingPreferences | None) -> dict[str, Any] | N
     if prefs is None:
         return None
     return {k: v for k, v in (("level", prefs.level), ("type", prefs.type)) if v is not None}
-
-
-def vehicle_config_to_json(config: VehicleConfig) -> dict[str, Any]:
-    """The state's form of a vehicle's recorded configuration (unmanaged parts left out)."""
-    result: dict[str, Any] = {}
-    if config.preconditioning is not None:
-        result["preconditioning"] = programs_to_json(config.preconditioning)
-    if config.charging_schedule is not None:
-        result["charging_schedule"] = programs_to_json(config.charging_schedule)
-    if config.charging_preferences is not None:
-        result["charging_preferences"] = preferences_to_json(config.charging_preferences)
-    if config.immobilized is not None:
-        result["immobilized"] = config.immobilized
-    if config.stolen is not None:
-        result["stolen"] = config.stolen
-    return result
-
-
-def vehicle_config_from_json(data: Mapping[str, Any]) -> VehicleConfig:
-    air = data.get("preconditioning")
-    schedule = data.get("charging_schedule")
-    prefs = data.get("charging_preferences")
-    return VehicleConfig(
-        preconditioning={p["slot"]: air_from_json(p) for p in air} if air is not None else None,
-        charging_schedule={p["slot"]: charge_from_json(p) for p in schedule} if schedule is not None else None,
-        charging_preferences=ChargingPreferences(prefs.get("level"), prefs.get("type")) if prefs is not None else None,
-        immobilized=data.get("immobilized"),
-        stolen=data.get("stolen"),
-    )
 
 
 def capabilities_to_json(caps: Capabilities) -> dict[str, Any]:

@@ -15,8 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from . import addresses, bodies, codec, groups, recording, spec
-from .capabilities import cannot_carry
+from . import addresses, bodies, codec, groups, parts, recording, spec
 from .changes import Adoption, CannotApply, Change, Drift, Held, Plan, Request, SensitiveField, Unobserved
 from .model import (
     AirProgram,
@@ -38,6 +37,7 @@ from .model import (
     Sources,
     VehicleConfig,
 )
+from .parts import Kind, Part
 from .sensitive import seal, seal_callback
 from .timeofday import describe_days, to_hhmm
 from .vocabulary import Action, Hold
@@ -276,17 +276,8 @@ class _Planner:
             seen = self._fresh(vin, seen, obs.reported_at, rec.confirmed_at)
         vid = (obs.vid if obs else None) or (rec.vid if rec else None) or (self.listing or {}).get(vin)
         target = _Target(vin, vid, wanted.routes, sources=wanted.sources, caps=self.capabilities.get(vin))
-        if want.preconditioning is not None:
-            self._section(target, _AIR, want.preconditioning, had.preconditioning, seen.preconditioning)
-        if want.charging_schedule is not None:
-            self._section(target, _SCHEDULE, want.charging_schedule, had.charging_schedule, seen.charging_schedule)
-        if want.charging_preferences is not None:
-            prefs = (want.charging_preferences, had.charging_preferences, seen.charging_preferences)
-            self._section(target, _PREFERENCES, *prefs)
-        if want.immobilized is not None:
-            self._section(target, _IMMOBILIZATION, want.immobilized, had.immobilized, seen.immobilized)
-        if want.stolen is not None:
-            self._section(target, _STOLEN, want.stolen, had.stolen, seen.stolen)
+        for part, value in parts.managed(want):
+            self._section(target, part, value, part.of(had), part.of(seen))
 
     def _fresh(self, vin: str, seen: VehicleConfig, reported: Mapping[str, str], confirmed: Mapping[str, str]) -> Any:
         """``seen`` without the parts the vehicle reported before reconciler's last action on them was confirmed.
@@ -296,15 +287,15 @@ class _Planner:
         reports late). Such a part is unobserved; a newer report is believed.
         """
         stale = [
-            part
-            for part, at in confirmed.items()
-            if part in reported and _before(self._instant(reported[part]), self._instant(at))
+            name
+            for name, at in confirmed.items()
+            if name in reported and _before(self._instant(reported[name]), self._instant(at))
         ]
         if not stale:
             return seen
-        for part in stale:
-            self.unobserved.append(Unobserved(addresses.vehicle(vin, part), reported[part], confirmed[part]))
-        return replace(seen, **{addresses.JSON_KEYS[part]: None for part in stale})
+        for name in stale:
+            self.unobserved.append(Unobserved(addresses.vehicle(vin, name), reported[name], confirmed[name]))
+        return replace(seen, **{parts.BY_NAME[name].field: None for name in stale if name in parts.BY_NAME})
 
     def _instant(self, text: str) -> datetime | None:
         if text not in self._instants:
@@ -321,23 +312,22 @@ class _Planner:
         """
         seen = obs.config if obs else _NO_CONFIG
         target = _Target(vin, (obs.vid if obs else None) or rec.vid, {}, pruned=True, caps=self.capabilities.get(vin))
-        if rec.config.preconditioning:
-            self._section(target, _AIR, _NO_PROGRAMS, rec.config.preconditioning, seen.preconditioning)
-        if rec.config.charging_schedule:
-            self._section(target, _SCHEDULE, _NO_PROGRAMS, rec.config.charging_schedule, seen.charging_schedule)
+        for part, value in parts.managed(rec.config):
+            if part.programs and value:
+                self._section(target, part, _NO_PROGRAMS, value, part.of(seen))
 
-    def _section(self, t: _Target, section: _Section, want: Any, had: Any, seen: Any) -> None:
+    def _section(self, t: _Target, part: Part, want: Any, had: Any, seen: Any) -> None:
         """What one section of one vehicle needs: drift to say, what to adopt, what to send.
 
         The work depends only on (want, had, seen), which vehicles alike share:
         it is done once per distinct triple, not once per vehicle.
         """
-        key = (section.part, id(want), id(had), id(seen))
+        key = (part.name, id(want), id(had), id(seen))
         hit = self._outcomes.get(key)
         if hit is None:
-            hit = self._outcomes[key] = (want, had, seen, section.decide(self, want, had, seen))
+            hit = self._outcomes[key] = (want, had, seen, _DECIDE[part.kind](self, part, want, had, seen))
         outcome = hit[3]
-        address = addresses.vehicle(t.vin, section.part)
+        address = addresses.vehicle(t.vin, part.name)
         pending = self.recorded.pending.get(address) if self._may_wait else None
         if pending is not None:
             # Our own action is under way: what the vehicle reports is its doing, not drift, and
@@ -345,23 +335,23 @@ class _Planner:
             if outcome.send is None:
                 self.held.append(Held(address, _pending_reason(pending)))
             else:
-                self._send(t, address, section, want, outcome.send)
+                self._send(t, address, part, want, outcome.send)
             return
         for name, recorded, observed in outcome.drift:
             self.drift.append(Drift(address, name, recorded, observed))
         if outcome.adopt is not _NOT_ADOPTED:
             self.adoptions.append(Adoption(address, t.vid or "", outcome.adopt))
         if outcome.send is not None:
-            self._send(t, address, section, want, outcome.send)
+            self._send(t, address, part, want, outcome.send)
 
-    def _send(self, t: _Target, address: str, section: _Section, want: Any, send: _Send) -> None:
+    def _send(self, t: _Target, address: str, part: Part, want: Any, send: _Send) -> None:
         if t.caps is not None:
-            reason = cannot_carry(t.caps, section.part, want)
+            reason = part.cannot(t.caps, want)
             if reason is not None:
                 self.cannot.append(CannotApply(address, reason))
                 return
-        remote_type = section.remote_type
-        urgent = section.part in (addresses.IMMOBILIZATION, addresses.STOLEN)
+        remote_type = part.remote_type
+        urgent = part.urgent
         if self._may_wait and self._held(t, address, remote_type, urgent):
             return
         label = t.routes.get(remote_type)
@@ -380,7 +370,7 @@ class _Planner:
                 vin=t.vin,
                 remote_type=remote_type,
                 callback=label,
-                source=t.sources.get(section.part),
+                source=t.sources.get(part.name),
             )
         )
 
@@ -432,7 +422,7 @@ class _Planner:
 
     # what each section needs, whatever the vehicle
 
-    def _air(self, want: AirPrograms, had: AirPrograms | None, seen: AirPrograms | None) -> _Outcome:
+    def _air(self, part: Part, want: AirPrograms, had: AirPrograms | None, seen: AirPrograms | None) -> _Outcome:
         seen = _days_filled(seen, had, want)
         drift = self._slot_drift(had, seen)
         current = seen if seen is not None else (had or {})
@@ -450,7 +440,9 @@ class _Planner:
         )
         return _Outcome(drift, send=send)
 
-    def _schedule(self, want: ChargePrograms, had: ChargePrograms | None, seen: ChargePrograms | None) -> _Outcome:
+    def _schedule(
+        self, part: Part, want: ChargePrograms, had: ChargePrograms | None, seen: ChargePrograms | None
+    ) -> _Outcome:
         seen = _days_filled(seen, had, want)
         drift = self._slot_drift(had, seen)
         current = seen if seen is not None else (had or {})
@@ -476,7 +468,7 @@ class _Planner:
         return _Outcome(drift, send=send)
 
     def _preferences(
-        self, want: ChargingPreferences, had: ChargingPreferences | None, seen: ChargingPreferences | None
+        self, part: Part, want: ChargingPreferences, had: ChargingPreferences | None, seen: ChargingPreferences | None
     ) -> _Outcome:
         drift: tuple[tuple[str, Any, Any], ...] = ()
         if had is not None and seen is not None and seen != had:
@@ -496,17 +488,16 @@ class _Planner:
         )
         return _Outcome(drift, send=send)
 
-    def _flag(self, name: str, want: bool, had: bool | None, seen: bool | None) -> _Outcome:
+    def _flag(self, part: Part, want: bool, had: bool | None, seen: bool | None) -> _Outcome:
+        name = part.field
         drift: tuple[tuple[str, Any, Any], ...] = ()
         if had is not None and seen is not None and seen != had:
             drift = ((name, had, seen),)
         current = seen if seen is not None else had
         if current == want:
             return _Outcome(drift, {name: want} if seen is not None and had != want else _NOT_ADOPTED)
-        if name == "immobilized":
-            content, summary = bodies.immobilization(want), "immobilize" if want else "release immobilization"
-        else:
-            content, summary = bodies.stolen(want), "declare stolen" if want else "declare not stolen"
+        assert part.body is not None, f"the flag {part.name} has no request body"
+        content, summary = part.body(want), part.words[0 if want else 1]
         before = None if current is None else {name: current}
         return _Outcome(drift, send=_Send(before, {name: want}, content, summary))
 
@@ -582,22 +573,13 @@ class _Outcome:
     send: _Send | None = None
 
 
-@dataclass(frozen=True)
-class _Section:
-    part: str
-    remote_type: str
-    decide: Callable[[_Planner, Any, Any, Any], _Outcome]
-
-
-def _of_part(part: str, decide: Callable[[_Planner, Any, Any, Any], _Outcome]) -> _Section:
-    return _Section(part, addresses.REMOTE_TYPES[part], decide)
-
-
-_AIR = _of_part(addresses.PRECONDITIONING, _Planner._air)
-_SCHEDULE = _of_part(addresses.CHARGING_SCHEDULE, _Planner._schedule)
-_PREFERENCES = _of_part(addresses.CHARGING_PREFERENCES, _Planner._preferences)
-_IMMOBILIZATION = _of_part(addresses.IMMOBILIZATION, lambda planner, *values: planner._flag("immobilized", *values))
-_STOLEN = _of_part(addresses.STOLEN, lambda planner, *values: planner._flag("stolen", *values))
+# What each kind of part needs, whatever the vehicle (``parts.Kind``).
+_DECIDE: dict[Kind, Callable[[_Planner, Part, Any, Any, Any], _Outcome]] = {
+    Kind.AIR_PROGRAMS: _Planner._air,
+    Kind.CHARGE_PROGRAMS: _Planner._schedule,
+    Kind.PREFERENCES: _Planner._preferences,
+    Kind.FLAG: _Planner._flag,
+}
 
 
 class _Target:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .model import AirProgram, ChargeProgram, ChargingPreferences, VehicleConfig
+from .parts import PARTS, Kind, managed, over
 from .timeofday import DAY_SHORTCUTS, to_hhmm
 
 MAX_NAME = 60
-_SECTIONS = ("preconditioning", "charging_schedule", "charging_preferences")
+# The parts a profile holds (flags stay on the vehicle), as VehicleConfig fields.
+_SECTIONS = tuple(part.field for part in PARTS if part.kind != Kind.FLAG)
+_PREFIXES = {Kind.AIR_PROGRAMS: "pre", Kind.CHARGE_PROGRAMS: "chg"}  # in a profile's name
 _DAY_CODES = {"weekdays": "wd", "weekend": "we", "everyday": ""}
 
 
@@ -53,32 +56,33 @@ def factor(configs: Mapping[str, VehicleConfig], *, min_share: int = 2) -> Facto
     for vin, config in configs.items():
         key, part = keys[vin], parts[keys[vin]]
         if key in name_of:
-            entries[vin] = Entry(name_of[key], VehicleConfig(immobilized=config.immobilized, stolen=config.stolen))
+            entries[vin] = Entry(name_of[key], _flags(config))
             users[name_of[key]] += 1
             continue
         base = _closest(part, [(name_of[k], parts[k]) for k in common])
         if base is None:
-            entries[vin] = Entry(None, replace(part, immobilized=config.immobilized, stolen=config.stolen))
+            entries[vin] = Entry(None, over(part, _flags(config)))
             continue
         name, profile = base
         differing = {s: getattr(part, s) for s in _SECTIONS if getattr(part, s) != getattr(profile, s)}
-        entries[vin] = Entry(name, VehicleConfig(**differing, immobilized=config.immobilized, stolen=config.stolen))
+        entries[vin] = Entry(name, over(VehicleConfig(**differing), _flags(config)))
         users[name] += 1
     return Factoring(profiles, dict(users), entries)
 
 
+def _flags(config: VehicleConfig) -> VehicleConfig:
+    """The flags of ``config`` alone: they never go into a profile."""
+    return VehicleConfig(**{part.field: value for part, value in managed(config) if part.kind == Kind.FLAG})
+
+
 def _key(config: VehicleConfig) -> tuple[object, ...]:
     """A hashable stand-in for the programs and preferences of ``config`` (its mappings are not)."""
-    air, schedule = config.preconditioning, config.charging_schedule
-    return (
-        None if air is None else tuple(sorted(air.items())),
-        None if schedule is None else tuple(sorted(schedule.items())),
-        config.charging_preferences,
-    )
+    values = [getattr(config, field) for field in _SECTIONS]
+    return tuple(tuple(sorted(v.items())) if isinstance(v, Mapping) else v for v in values)
 
 
 def _programs_only(config: VehicleConfig) -> VehicleConfig:
-    return VehicleConfig(config.preconditioning, config.charging_schedule, config.charging_preferences)
+    return VehicleConfig(**{field: getattr(config, field) for field in _SECTIONS})
 
 
 def _has_any(config: VehicleConfig) -> bool:
@@ -117,12 +121,13 @@ def _names(parts: list[VehicleConfig]) -> list[str]:
 def describe(config: VehicleConfig) -> str:
     """``pre-0730-wd_chg-2200-0600_l3-partial``: what a profile holds, in a name."""
     pieces = []
-    if config.preconditioning:
-        pieces.append("pre-" + "-".join(_air(p) for _, p in sorted(config.preconditioning.items())))
-    if config.charging_schedule:
-        pieces.append("chg-" + "-".join(_charge(p) for _, p in sorted(config.charging_schedule.items())))
-    if config.charging_preferences:
-        pieces.append(_preferences(config.charging_preferences))
+    for part, value in managed(config):
+        if part.kind == Kind.AIR_PROGRAMS and value:
+            pieces.append(f"{_PREFIXES[part.kind]}-" + "-".join(_air(p) for _, p in sorted(value.items())))
+        elif part.kind == Kind.CHARGE_PROGRAMS and value:
+            pieces.append(f"{_PREFIXES[part.kind]}-" + "-".join(_charge(p) for _, p in sorted(value.items())))
+        elif part.kind == Kind.PREFERENCES and value:
+            pieces.append(_preferences(value))
     return "_".join(pieces)
 
 

@@ -12,9 +12,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import addresses, codec, spec
+from . import addresses, spec
 from .changes import Change
-from .model import Backoff, ChargingPreferences, Desired, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
+from .model import Backoff, Desired, Recorded, RecordedCallback, RecordedVehicle, VehicleConfig
 from .sensitive import seal_callback
 from .vocabulary import Action
 
@@ -51,20 +51,10 @@ def _record_callback(recorded: Recorded, change: Change, desired: Desired, callb
 
 def apply_after(config: VehicleConfig, address: str, after: Any) -> VehicleConfig:
     """``config`` with the confirmed ``after`` of a vehicle address (a plan's, or the journal's)."""
-    part = address.split(".", 2)[2]
-    if part == addresses.PRECONDITIONING:
-        return replace(config, preconditioning={p["slot"]: codec.air_from_json(p) for p in after})
-    if part == addresses.CHARGING_SCHEDULE:
-        return replace(config, charging_schedule={p["slot"]: codec.charge_from_json(p) for p in after})
-    if part == addresses.CHARGING_PREFERENCES:
-        old = config.charging_preferences or ChargingPreferences()
-        prefs = ChargingPreferences(after.get("level", old.level), after.get("type", old.type))
-        return replace(config, charging_preferences=prefs)
-    if part == addresses.IMMOBILIZATION:
-        return replace(config, immobilized=after["immobilized"])
-    if part == addresses.STOLEN:
-        return replace(config, stolen=after["stolen"])
-    raise ValueError(f"unknown address {address}")
+    part = addresses.part_of(address)
+    if part is None:
+        raise ValueError(f"unknown address {address}")
+    return part.confirmed(config, after)
 
 
 def confirmed(vehicle: RecordedVehicle, address: str, after: Any, at: str) -> RecordedVehicle:

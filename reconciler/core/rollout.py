@@ -26,8 +26,6 @@ from .changes import Change, Held, Plan, RolloutView, WindowView
 from .model import Desired, Rollout, RolloutPolicy
 from .vocabulary import Action, Hold, RolloutState
 
-URGENT = (addresses.IMMOBILIZATION, addresses.STOLEN)
-
 
 @dataclass(frozen=True)
 class Staged:
@@ -40,7 +38,7 @@ class Staged:
 
 
 def is_urgent(change: Change) -> bool:
-    return change.vin is not None and change.address.rsplit(".", 1)[-1] in URGENT
+    return change.vin is not None and addresses.is_urgent(change.address)
 
 
 def stage(

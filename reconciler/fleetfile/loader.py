@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..core import spec, urls
+from ..core import parts, spec, urls
 from ..core.model import (
     AirProgram,
     Attribute,
@@ -43,15 +43,6 @@ _ATTRIBUTE_SECTIONS = (
     ("query", spec.ATTRIBUTE_QUERY),
     ("body", spec.ATTRIBUTE_BODY),
 )
-
-# Which remote type each managed section needs a callback for.
-SECTION_REMOTE_TYPES = {
-    "preconditioning": spec.THERMAL_PRECONDITIONING,
-    "charging": spec.CHARGING,
-    "immobilized": spec.IMMOBILIZATION,
-    "stolen": spec.STOLEN,
-}
-
 
 MAX_FILE_BYTES = 32 * 1024 * 1024  # RECONCILER_MAX_FILE_BYTES overrides it
 
@@ -400,28 +391,30 @@ class _Builder:
         return profiles
 
     def sections(self, body: Any, path: DataPath, base: VehicleConfig) -> VehicleConfig:
-        """``base`` with the sections ``body`` gives replacing its own."""
+        """``base`` with the sections ``body`` gives replacing its own (each part where ``written`` says)."""
         if not isinstance(body, dict):
             return base
-        air = base.preconditioning
-        schedule = base.charging_schedule
-        preferences = base.charging_preferences
-        if isinstance(body.get("preconditioning"), list):
-            air = self._programs(body["preconditioning"], (*path, "preconditioning"), _air_program)
-        charging = body.get("charging")
-        if isinstance(charging, dict) and isinstance(charging.get("schedule"), list):
-            schedule = self._programs(charging["schedule"], (*path, "charging", "schedule"), _charge_program)
-        if isinstance(charging, dict) and isinstance(charging.get("preferences"), dict):
-            prefs = charging["preferences"]
-            preferences = ChargingPreferences(prefs.get("level"), prefs.get("type"))
-        immobilized, stolen = body.get("immobilized"), body.get("stolen")
-        return VehicleConfig(
-            air,
-            schedule,
-            preferences,
-            immobilized if isinstance(immobilized, bool) else None,
-            stolen if isinstance(stolen, bool) else None,
-        )
+        config = base
+        for part in parts.PARTS:
+            raw: Any = body
+            for step in part.written:
+                raw = raw.get(step) if isinstance(raw, dict) else None
+            value = self._part(part, raw, (*path, *part.written)) if raw is not None else None
+            if value is not None:
+                config = part.into(config, value)
+        return config
+
+    def _part(self, part: parts.Part, raw: Any, path: DataPath) -> Any:
+        """A part's value as the file writes it, by its kind; None when it is not of that shape."""
+        if part.kind == parts.Kind.AIR_PROGRAMS and isinstance(raw, list):
+            return self._programs(raw, path, _air_program)
+        if part.kind == parts.Kind.CHARGE_PROGRAMS and isinstance(raw, list):
+            return self._programs(raw, path, _charge_program)
+        if part.kind == parts.Kind.PREFERENCES and isinstance(raw, dict):
+            return ChargingPreferences(raw.get("level"), raw.get("type"))
+        if part.kind == parts.Kind.FLAG and isinstance(raw, bool):
+            return raw
+        return None
 
     def _programs(self, raw: list[Any], path: DataPath, make: Any) -> Any:
         key = repr(raw)

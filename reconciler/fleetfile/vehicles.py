@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..core import spec
-from ..core.addresses import CHARGING_PREFERENCES, CHARGING_SCHEDULE, IMMOBILIZATION, PRECONDITIONING, STOLEN
+from ..core import parts, spec
 from ..core.model import Callback, DesiredVehicle, Group, Selector, Source, Sources, VehicleConfig
 from . import schema
 from .reading import Reading
@@ -28,18 +27,7 @@ _NO_SOURCES: Sources = {}
 
 def provided(config: VehicleConfig) -> tuple[str, ...]:
     """The address parts ``config`` manages."""
-    parts = []
-    if config.preconditioning is not None:
-        parts.append(PRECONDITIONING)
-    if config.charging_schedule is not None:
-        parts.append(CHARGING_SCHEDULE)
-    if config.charging_preferences is not None:
-        parts.append(CHARGING_PREFERENCES)
-    if config.immobilized is not None:
-        parts.append(IMMOBILIZATION)
-    if config.stolen is not None:
-        parts.append(STOLEN)
-    return tuple(parts)
+    return tuple(part.name for part, _ in parts.managed(config))
 
 
 class Resolver:
@@ -175,10 +163,10 @@ class Resolver:
                 self.unknown_reference(path, "profile", profile, list(self.profiles))
             chosen = self.profiles.get(profile)
             if chosen is not None:
-                config = _over(config, chosen)
+                config = parts.over(config, chosen)
                 sources = self._sources(sources, provided(chosen), Source(group, profile, group is None))
         own = self.b.sections(body, path, _NOTHING)
-        config = _over(config, own)
+        config = parts.over(config, own)
         sources = self._sources(sources, provided(own), Source(group, None, group is None))
         if not self.b.report.is_bad(*path):
             self._layer_cache[key] = (config, sources)
@@ -196,15 +184,7 @@ class Resolver:
     # routes
 
     def _routes(self, chosen: Any, config: VehicleConfig, path: DataPath) -> Mapping[str, str]:
-        needed = []
-        if config.preconditioning is not None:
-            needed.append(spec.THERMAL_PRECONDITIONING)
-        if config.charging_schedule is not None or config.charging_preferences is not None:
-            needed.append(spec.CHARGING)
-        if config.immobilized is not None:
-            needed.append(spec.IMMOBILIZATION)
-        if config.stolen is not None:
-            needed.append(spec.STOLEN)
+        needed = list(dict.fromkeys(part.remote_type for part, _ in parts.managed(config)))
         if chosen is not None and chosen not in self.callbacks:
             if self.routable:
                 self.unknown_reference(path, "callback", chosen, list(self.callbacks))
@@ -225,19 +205,6 @@ class Resolver:
             f"declared {kind}s: {', '.join(known)}" if known else f"declare it under {kind}s:"
         )
         self.b.problem((*path, kind), f"{kind} {name!r} is not declared", hint)
-
-
-def _over(below: VehicleConfig, above: VehicleConfig) -> VehicleConfig:
-    """``below`` with every section ``above`` manages replaced by ``above``'s."""
-    if above == _NOTHING:
-        return below
-    return VehicleConfig(
-        above.preconditioning if above.preconditioning is not None else below.preconditioning,
-        above.charging_schedule if above.charging_schedule is not None else below.charging_schedule,
-        above.charging_preferences if above.charging_preferences is not None else below.charging_preferences,
-        above.immobilized if above.immobilized is not None else below.immobilized,
-        above.stolen if above.stolen is not None else below.stolen,
-    )
 
 
 def resolve_routes(chosen: str | None, needed: list[str], callbacks: Mapping[str, Callback]) -> Any:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..core import bodies, spec
+from ..core import bodies, parts, spec
 from ..core.model import AirProgram, Callback, ChargeProgram, ChargingPreferences, Secret, Value, VehicleConfig
 from ..core.profiles import Factoring
 from ..core.timeofday import DAY_SHORTCUTS, to_hhmm
@@ -80,10 +80,9 @@ def _vehicle(vin: str, profile: str | None, own: VehicleConfig, route: str | Non
         short["profile"] = _Plain(_key(profile))
     if route:
         short["callback"] = _Plain(_key(route))
-    if own.stolen is not None:
-        short["stolen"] = own.stolen
-    if own.immobilized is not None:
-        short["immobilized"] = own.immobilized
+    for part, value in parts.managed(own):
+        if part.kind == parts.Kind.FLAG:
+            short[part.written[-1]] = value
     if not sections:
         yield f"  {vin}: {_flow(short)}"
         return
@@ -93,17 +92,28 @@ def _vehicle(vin: str, profile: str | None, own: VehicleConfig, route: str | Non
 
 
 def _sections(config: VehicleConfig) -> Iterator[str]:
-    if config.preconditioning is not None:
-        yield "preconditioning:" if config.preconditioning else "preconditioning: []"
-        yield from (f"  - {_flow(_air(p))}" for _, p in sorted(config.preconditioning.items()))
-    if config.charging_schedule is None and config.charging_preferences is None:
+    """The block sections of a body (flags go on its first line), each part where ``written`` says."""
+    opened: tuple[str, ...] = ()
+    for part, value in parts.managed(config):
+        if part.kind == parts.Kind.FLAG:
+            continue
+        *parents, key = part.written
+        shared = 0
+        while shared < min(len(opened), len(parents)) and opened[shared] == parents[shared]:
+            shared += 1
+        for depth in range(shared, len(parents)):
+            yield "  " * depth + f"{parents[depth]}:"
+        opened = tuple(parents)
+        yield from _part(part, value, "  " * len(parents), key)
+
+
+def _part(part: parts.Part, value: Any, indent: str, key: str) -> Iterator[str]:
+    if part.kind == parts.Kind.PREFERENCES:
+        yield f"{indent}{key}: {_flow(_preferences(value))}"
         return
-    yield "charging:"
-    if config.charging_schedule is not None:
-        yield "  schedule:" if config.charging_schedule else "  schedule: []"
-        yield from (f"    - {_flow(_charge(p))}" for _, p in sorted(config.charging_schedule.items()))
-    if config.charging_preferences is not None:
-        yield f"  preferences: {_flow(_preferences(config.charging_preferences))}"
+    write = _air if part.kind == parts.Kind.AIR_PROGRAMS else _charge
+    yield f"{indent}{key}:" if value else f"{indent}{key}: []"
+    yield from (f"{indent}  - {_flow(write(p))}" for _, p in sorted(value.items()))
 
 
 def _air(p: AirProgram) -> dict[str, Any]:

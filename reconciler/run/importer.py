@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..api import observe, status_doc
 from ..api.client import FleetApi
-from ..core import addresses, planner, profiles, spec
+from ..core import parts, planner, profiles, spec
 from ..core.model import (
     Callback,
     ChargingPreferences,
@@ -44,11 +44,6 @@ from ..fleetfile import loader, writer
 # Keys whose values are written as ${VAR}, never in clear (any case, anywhere in the key).
 SECRET_KEY = re.compile(r"authori[sz]ation|token|secret|key|passw|signature|credential|cookie|session", re.IGNORECASE)
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
-# What a status can report, by configuration field, with the remote type that sets it
-# (immobilization is not reported).
-_SECTION_TYPES = {
-    key: addresses.REMOTE_TYPES[part] for part, key in addresses.JSON_KEYS.items() if part != addresses.IMMOBILIZATION
-}
 
 
 @dataclass(frozen=True)
@@ -206,17 +201,18 @@ def _variable(label: str, what: str, taken: set[str]) -> str:
 def _vehicle(doc: dict[str, Any]) -> VehicleConfig:
     """What the status says the vehicle holds, as the file can write it (immobilization is not reported)."""
     seen = status_doc.vehicle_config(doc)
-    prefs = seen.charging_preferences
-    if prefs is not None:
-        level = prefs.level if prefs.level in spec.CHARGING_LEVELS else None
-        kind = prefs.type if prefs.type in spec.CHARGING_TYPES else None
-        prefs = ChargingPreferences(level, kind) if level or kind else None
-    return VehicleConfig(
-        preconditioning=_programs(seen.preconditioning),
-        charging_schedule=_programs(seen.charging_schedule, charging=True),
-        charging_preferences=prefs,
-        stolen=True if seen.stolen else None,  # only a stolen vehicle is worth saying so
-    )
+    return VehicleConfig(**{part.field: _writable(part, value) for part, value in parts.managed(seen)})
+
+
+def _writable(part: parts.Part, value: Any) -> Any:
+    """What of a part's reported value the file can hold and plan nothing for."""
+    if part.programs:
+        return _programs(value, charging=part.kind == parts.Kind.CHARGE_PROGRAMS)
+    if part.kind == parts.Kind.PREFERENCES:
+        level = value.level if value.level in spec.CHARGING_LEVELS else None
+        kind = value.type if value.type in spec.CHARGING_TYPES else None
+        return ChargingPreferences(level, kind) if level or kind else None
+    return True if value else None  # a flag set is worth saying (a stolen vehicle); one clear is not
 
 
 def _programs(programs: Mapping[int, Any] | None, *, charging: bool = False) -> Any:
@@ -239,14 +235,12 @@ def _route(imported: Imported) -> None:
             carriers.setdefault(remote_type, []).append(callback.label)
     dropped: dict[str, int] = {}
     for vin, config in list(imported.vehicles.items()):
-        changes: dict[str, Any] = {}
-        for section, remote_type in _SECTION_TYPES.items():
-            if getattr(config, section) is not None and remote_type not in carriers:
-                changes[section] = None
-                dropped[remote_type] = dropped.get(remote_type, 0) + 1
-        config = replace(config, **changes) if changes else config
+        for part, _ in list(parts.managed(config)):
+            if part.remote_type not in carriers:
+                config = part.into(config, None)
+                dropped[part.remote_type] = dropped.get(part.remote_type, 0) + 1
         imported.vehicles[vin] = config
-        needed = {t for s, t in _SECTION_TYPES.items() if getattr(config, s) is not None}
+        needed = {part.remote_type for part, _ in parts.managed(config)}
         if any(len(carriers[t]) > 1 for t in needed):
             # The vehicle's callback must carry each type it needs that several could.
             choices = [c.label for c in imported.callbacks if needed <= set(c.config.remote_types)]

@@ -47,7 +47,7 @@ class WakeupLedger:
         now = self._clock()
         use = self.store.wakeup_use(change.vin, month_of(now))
         wakes = asleep(use, now, self.awake_for)
-        urgent = change.address.rsplit(".", 1)[-1] in (addresses.IMMOBILIZATION, addresses.STOLEN)
+        urgent = addresses.is_urgent(change.address)
         if wakes and self.hold and not urgent:  # urgent changes use the reserve
             reason = spent_reason(self.policy, use, now)
             if reason:

@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import start_http_server
 
-from ..core import spec
+from ..core import parts
 from ..core.outcomes import Outcome
 from ..core.vocabulary import Action, Hold, Result
 from ..errors import ReconcilerError
@@ -35,7 +35,7 @@ _RESULT = {
 }
 HELD_REASONS = tuple(Hold)
 CHANGE_ACTIONS = tuple(Action)
-REMOTE_TYPES = (spec.THERMAL_PRECONDITIONING, spec.CHARGING, spec.IMMOBILIZATION, spec.STOLEN, "callback")
+REMOTE_TYPES = (*parts.REMOTE_TYPES, "callback")  # the label values of reconciler_actions_total
 WEBHOOK_RESULTS = ("recorded", "duplicate", "refused", "error")
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..core import codec
+from ..core import codec, parts
 from ..core.model import (
     Backoff,
     Callback,
@@ -167,7 +167,7 @@ class SQLStore:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if "lineage" not in meta:
             return fresh_recorded()
-        decode = _Interning(codec.vehicle_config_from_json)
+        decode = _Interning(parts.config_from_json)
         capabilities_of = _Interning(codec.capabilities_from_json)
         vehicles = {}
         listing: dict[str, str] | None = {} if "listed_at" in meta else None
@@ -386,7 +386,7 @@ class SQLStore:
                 "INSERT INTO vehicles (vin, vid, config, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (vin) DO UPDATE SET vid = excluded.vid, config = excluded.config, "
                 "updated_at = excluded.updated_at",
-                [(vin, vid, json.dumps(codec.vehicle_config_to_json(c)), at) for vin, vid, c in rows],
+                [(vin, vid, json.dumps(parts.config_to_json(c)), at) for vin, vid, c in rows],
             )
 
     def record_vids(self, vids: dict[str, str]) -> None:
@@ -498,8 +498,8 @@ class SQLStore:
             row = db.execute(
                 "SELECT config, confirmed_at FROM vehicles WHERE vin = ?" + self.dialect.for_update, (vin,)
             ).fetchone()
-            config = codec.vehicle_config_from_json(json.loads(row[0])) if row else VehicleConfig()
-            text = json.dumps(codec.vehicle_config_to_json(change(config)))
+            config = parts.config_from_json(json.loads(row[0])) if row else VehicleConfig()
+            text = json.dumps(parts.config_to_json(change(config)))
             times = json.loads(row[1]) if row and row[1] else {}
             if confirmed is not None:
                 times[confirmed[0]] = confirmed[1]
