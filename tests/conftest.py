@@ -5,15 +5,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e import FLEET, SECRET, VINS
+from support.runs import FLEET, SECRET, VINS
 
 from reconciler.simulator.server import Settings, Simulator
 
 # Read before any test runs: the autouse fixture below clears RECONCILER_* from the environment.
 POSTGRES = os.environ.get("RECONCILER_TEST_POSTGRES", "")
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "fleet.yaml.example"
-REFERENCE = ROOT.parent / "shared" / "reference"
 
 
 @pytest.fixture(autouse=True)
@@ -27,21 +24,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path / "no-home-here"))
     monkeypatch.chdir(tmp_path)
-
-
-MINIMAL = """\
-apiVersion: reconciler/v1
-fleet: 0a123bc5d1e873066454b4d9
-api: {url: sandbox}
-callbacks:
-  ops:
-    webhook: {target: "https://hooks.example.com/x"}
-    remoteTypes: [ThermalPreconditioning, ElectricBatteryChargingRequest, Immobilization, Stolen]
-vehicles:
-  VF3ABCDE0FG123456:
-    preconditioning:
-      - {slot: 1, start: "07:30", days: weekdays}
-"""
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from e2e import VINS, apply, mutations, remote_posts
+from support.runs import VINS, apply, mutations, remote_posts
 
 from reconciler.cli import main
 from reconciler.simulator.server import Settings, Simulator

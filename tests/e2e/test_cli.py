@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, MINIMAL
+from support.paths import EXAMPLE, MINIMAL
 
 from reconciler.cli import main
 from reconciler.core.sensitive import seal_callback
@@ -24,25 +24,6 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def files_under(path: Path) -> set[Path]:
     return {p for p in path.rglob("*") if p.is_file()}
-
-
-def test_validate_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", "-f", str(EXAMPLE)]) == 0
-    assert "is valid: 3 callbacks, 6 vehicles" in capsys.readouterr().out
-
-
-def test_bad_file_exits_1_with_located_errors_and_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    fleet = write(tmp_path, MINIMAL + "    immobilized: yes\n  VF3ABCDE0FG123456: {}\n")
-    before = files_under(tmp_path)
-    for argv in (["validate"], ["plan", "--out", "p.json"], ["plan", "--format", "json"]):
-        assert main([*argv, "-f", str(fleet)]) == 1
-        err = capsys.readouterr().err
-        assert "fleet.yaml:12:18: vehicles.VF3ABCDE0FG123456.immobilized" in err
-        assert "fleet.yaml:13:3: duplicate key" in err
-        assert "Traceback" not in err
-    assert files_under(tmp_path) == before
 
 
 def test_usage_errors_exit_1_not_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -166,19 +147,6 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize(("value", "coloured"), [(None, True), ("", True), ("1", False)])
-def test_no_color_set_to_something_turns_colour_off_and_empty_does_not(value: str | None, coloured: bool) -> None:
-    from reconciler.commands.shell import _wants_color as _color
-
-    leader, follower = os.openpty()
-    try:
-        with os.fdopen(follower, "w") as terminal:
-            env = {} if value is None else {"NO_COLOR": value}
-            assert _color(terminal, env) is coloured
-    finally:
-        os.close(leader)
-
-
 def test_plan_out_replaces_only_an_earlier_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = write(tmp_path, MINIMAL)
     notes = tmp_path / "notes.txt"
@@ -234,26 +202,6 @@ def test_a_state_of_another_fleet_is_refused(tmp_path: Path, capsys: pytest.Capt
         assert "was recorded for fleet 0a123bc5d1e873066454b4d9" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "arguments",
-    [
-        ["watch", "--jitter", "nan"],
-        ["watch", "--timeout", "inf"],
-        ["apply", "--timeout", "nan"],
-        ["apply", "--lock-timeout", "inf"],
-        ["send", "VF3ABCDE0FG123456", "horn", "--timeout", "nan"],
-        ["simulator", "--latency", "nan"],
-        ["simulator", "--fail-rate", "nan"],
-        ["simulator", "--rate-per-second", "inf"],
-        ["simulator", "--awake-for", "nan"],
-        ["simulator", "--report-lag", "inf"],
-    ],
-)
-def test_a_number_that_is_not_finite_is_a_usage_error(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(arguments) == 1
-    assert "is not a finite number" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("refresh", ["--refresh", "--no-refresh"])
 @pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf"])
 def test_a_malformed_http_timeout_is_an_error_naming_it_not_a_failed_refresh(
@@ -265,22 +213,3 @@ def test_a_malformed_http_timeout_is_an_error_naming_it_not_a_failed_refresh(
     captured = capsys.readouterr()
     assert f"RECONCILER_HTTP_TIMEOUT={value!r}" in captured.err
     assert "planned against the recorded state" not in captured.err + captured.out
-
-
-def test_a_vehicle_the_fleet_does_not_list_is_not_counted_as_a_callback_action() -> None:
-    from reconciler.core.outcomes import Outcome
-    from reconciler.core.vocabulary import Result
-    from reconciler.service.metrics import Metrics
-
-    metrics = Metrics()
-    outcome = Outcome("vehicle.VF3ABCDE0FG123456", Result.CANNOT, "not in fleet F: the API does not list it")
-    metrics.run_ended(code=0, at=0.0, outcomes=[outcome])
-    counted = {
-        (s.labels["remote_type"], s.labels["result"]): s.value
-        for family in metrics.registry.collect()
-        if family.name == "reconciler_actions"
-        for s in family.samples
-        if s.name.endswith("_total")
-    }
-    assert counted[("callback", "skipped")] == 0
-    assert sum(counted.values()) == 0

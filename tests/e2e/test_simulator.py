@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REFERENCE
-from loopback import Receiver
-from simclient import air_set, callback_body, client
-from spec_check import SpecChecker
+from support.loopback import Receiver
+from support.paths import REFERENCE
+from support.simclient import air_set, callback_body, client
+from support.spec_check import SpecChecker
 
 from reconciler.simulator import tls
 from reconciler.simulator.clock import FakeClock
@@ -69,9 +69,6 @@ def step(sim: Simulator, seconds: float = 1.0) -> None:
     sim.engine.tick()
 
 
-# vehicles and paging
-
-
 def test_vehicles_are_paged_through_next_links(api: httpx.Client) -> None:
     seen, url, pages = [], "/vehicles?pageSize=2", 0
     while url:
@@ -97,9 +94,6 @@ def test_bad_paging_is_a_400_with_the_error_body(api: httpx.Client, query: str) 
 
 def test_index_range_limits_the_collection(api: httpx.Client) -> None:
     assert api.get("/vehicles?indexRange=1-2").json()["total"] == 2
-
-
-# auth
 
 
 def test_wrong_password_client_id_or_fleet_are_refused(sim: Simulator) -> None:
@@ -134,9 +128,6 @@ def test_certificate_from_another_ca_is_refused(sim: Simulator, tmp_path: Path) 
     context.load_cert_chain(str(stranger.client_cert), str(stranger.client_key))
     with httpx.Client(verify=context) as http, pytest.raises(httpx.TransportError):
         http.get(f"{connection.url}/fleets/{connection.fleet}/vehicles")
-
-
-# callbacks
 
 
 def test_callback_lifecycle(api: httpx.Client) -> None:
@@ -179,9 +170,6 @@ def test_callback_with_pending_actions_cannot_be_deleted(sim: Simulator, api: ht
     assert refused.status_code == 400 and "pending" in refused.json()["message"]
     step(sim, 5)
     assert api.delete(f"/remote/callbacks/{cbid}").status_code == 204
-
-
-# remote actions
 
 
 @pytest.mark.parametrize(
@@ -330,9 +318,6 @@ def test_drift_changes_a_program_behind_the_api(sim: Simulator, api: httpx.Clien
     ]
 
 
-# faults and limits
-
-
 def test_rate_limit_storm_answers_429_with_retry_after(sim: Simulator, api: httpx.Client) -> None:
     sim.faults.rate_limit_storm = 2
     answers = [api.get("/vehicles") for _ in range(3)]
@@ -390,9 +375,6 @@ def test_slow_responses(sim: Simulator, api: httpx.Client) -> None:
     assert time.monotonic() - started >= 0.3
 
 
-# persistence
-
-
 def test_state_ca_and_credentials_survive_a_restart(tmp_path: Path) -> None:
     settings = Settings(tmp_path / "s", vins=VINS)
     with Simulator(settings) as sim, client(sim.connection) as api:
@@ -402,9 +384,6 @@ def test_state_ca_and_credentials_survive_a_restart(tmp_path: Path) -> None:
         assert api.get(f"/remote/callbacks/{cbid}").status_code == 200
         assert sim.connection.credentials == first.credentials and sim.connection.fleet == first.fleet
         assert api.get("/vehicles").json()["total"] == len(VINS)
-
-
-# webhooks
 
 
 @pytest.fixture
@@ -546,9 +525,6 @@ def test_simulator_command_prints_exports_and_stops_cleanly(tmp_path: Path) -> N
 def test_vehicle_by_id(sim: Simulator, api: httpx.Client) -> None:
     vehicle = api.get(f"/vehicles/{vid(sim)}").json()
     assert (vehicle["id"], vehicle["vin"]) == (vid(sim), VINS[0])
-
-
-# capabilities: a mixed fleet
 
 
 def test_capabilities_say_what_each_kind_of_vehicle_takes(sim: Simulator, api: httpx.Client) -> None:

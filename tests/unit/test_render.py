@@ -6,7 +6,7 @@ import io
 import json
 from dataclasses import replace
 
-from planning import OPS, VIN, VIN2, air, desired, recorded
+from support.planning import OPS, VIN, VIN2, air, desired, recorded
 
 from reconciler.core.changes import Plan
 from reconciler.core.model import Attribute, Callback, ChargingPreferences, Secret, VehicleConfig

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, MINIMAL
+from support.paths import MINIMAL
 
 from reconciler.core.model import AirProgram, ChargeProgram, ChargingPreferences, Secret
 from reconciler.errors import ConfigError
@@ -19,20 +19,6 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         loader.parse(textwrap.dedent(text), "fleet.yaml", env or {})
     return [str(p) for p in caught.value.problems]
-
-
-def test_example_is_valid_and_fully_resolved() -> None:
-    desired = loader.read(EXAMPLE, {})
-    assert desired.fleet == "0a123bc5d1e873066454b4d9"
-    assert desired.api_url == "sandbox"
-    assert set(desired.callbacks) == {"ops", "security", "driver-desk"}
-    assert len(desired.vehicles) == 6
-    override = desired.vehicles["VF7XYZAB1CD234567"].config
-    assert set(override.preconditioning or {}) == {1, 3}
-    assert override.charging_schedule == desired.vehicles["VF3ABCDE0FG123456"].config.charging_schedule
-    immobilized = desired.vehicles["VR3KLMNP2RS345679"]
-    assert immobilized.config.immobilized is True
-    assert immobilized.routes["Immobilization"] == "security"
 
 
 def test_times_days_and_defaults_are_normalised() -> None:
@@ -110,8 +96,6 @@ vehicles:""",
         "Immobilization": "ops",
     }
 
-
-# Every class of bad input: located, explained, and all reported at once.
 
 BAD_CASES = [
     (

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from e2e import FLEET, SECRET, VINS, apply, mutations, remote_posts
+from support.runs import FLEET, SECRET, VINS, apply, mutations, remote_posts
 
 from reconciler.cli import main
 from reconciler.simulator.server import Settings, Simulator
@@ -267,15 +267,3 @@ def test_secrets_appear_in_no_output_and_no_file(
     # what the API received does carry the secret: it is the webhook's own header
     created = next(s for s in sim.served if s.path.endswith("/remote/callbacks") and s.method == "POST")
     assert created.body["callback"]["webhook"]["attributes"][0]["value"] == SECRET
-
-
-def test_an_action_a_killed_run_left_pending_is_reported_once() -> None:
-    from reconciler.core.outcomes import Outcome
-    from reconciler.core.vocabulary import Result
-    from reconciler.run.session import _one_per_address
-
-    address = f"vehicle.{VINS[0]}.preconditioning"
-    settled = [Outcome(address, Result.PENDING, "r1 still Accepted")]
-    held = [Outcome(address, Result.PENDING, "action r1 is still Accepted; planned again once it ends")]
-    sent = [Outcome(f"vehicle.{VINS[1]}.preconditioning", Result.CONFIRMED, "Success")]
-    assert _one_per_address(settled, sent, held) == settled + sent

@@ -11,11 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e import VINS
+from support.runs import VINS
 
 from reconciler.cli import main
-from reconciler.commands.watch import parse_interval
-from reconciler.errors import ReconcilerError
 from reconciler.simulator.server import Simulator
 
 
@@ -58,19 +56,6 @@ def test_drift_is_corrected_within_an_interval_and_sigterm_stops_cleanly(sim: Si
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-
-
-def test_intervals() -> None:
-    assert (parse_interval("90"), parse_interval("30s"), parse_interval("15m"), parse_interval("1h")) == (
-        90,
-        30,
-        900,
-        3600,
-    )
-    with pytest.raises(ReconcilerError):
-        parse_interval("soon")
-    with pytest.raises(ReconcilerError, match="longer than a year"):
-        parse_interval("9" * 30)
 
 
 def test_a_failed_refresh_in_watch_says_what_watch_does_not_a_flag_it_lacks(

@@ -16,23 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e import FLEET, SECRET, VINS, apply
-from loopback import Dripper, Receiver
 from prometheus_client.parser import text_string_to_metric_families
+from support.loopback import Dripper, Receiver
+from support.runs import FLEET, VINS, apply
 
 from reconciler.cli import main
 from reconciler.commands import watch
 from reconciler.commands.shell import Shell
-from reconciler.core.changes import Drift
-from reconciler.core.outcomes import Outcome
-from reconciler.core.vocabulary import Result
-from reconciler.errors import ConfigError
-from reconciler.fleetfile import loader
-from reconciler.run import notify
 from reconciler.run.session import Options
 from reconciler.simulator.server import Simulator
 
 NOTIFY_TOKEN = "notify-secret-41c9"
+
+
 FAILING = VINS[2]
 
 
@@ -47,9 +43,6 @@ def with_notify(fleet: Path, url: str, on: str = "[failed, halted, drift, budget
     fleet.write_text(
         FLEET + f'notify:\n  - url: "{url}"\n    on: {on}\n    headers: {{Authorization: "Bearer ${{NOTIFY_TOKEN}}"}}\n'
     )
-
-
-# metrics
 
 
 def families(url: str) -> dict[str, Any]:
@@ -211,9 +204,6 @@ def test_webhook_counts_events_by_result(sim: Simulator, fleet: Path, monkeypatc
         process.wait()
 
 
-# notifications
-
-
 def test_apply_notifies_with_the_secret_header_and_never_prints_it(
     sim: Simulator, fleet: Path, hook: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -257,53 +247,6 @@ def test_a_notification_that_cannot_be_delivered_is_said_and_does_not_change_the
     assert f"Notification to {closed.url} failed: ConnectError" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    ("entry", "message"),
-    [
-        ('{url: "http://hooks.example.com/x", on: [failed]}', "plain http://"),
-        ('{url: "https://hooks.example.com/x", on: [fail]}', "did you mean"),
-        ('{url: "https://hooks.example.com/x", on: []}', "too small"),
-        ('{url: "https://hooks.example.com/x"}', "missing required key 'on'"),
-        ('{url: "https://hooks.example.com/x", on: [failed], headers: {X-Token: "${EMPTY}"}}', "EMPTY is empty"),
-        ('{url: "${NOTIFY_URL}", on: [failed]}', "NOTIFY_URL is not set"),
-        ('{url: "not a url", on: [failed]}', "expected form"),
-        ("{url: 5, on: [failed]}", "expected a string"),
-        ('{url: "https://hooks.example.com/' + "a" * 3000 + '", on: [failed]}', "too large"),
-        ('{url: "https://hooks.example.com/x", on: [failed, failed]}', "listed twice"),
-        ('{url: "https://hooks.example.com/x", on: [failed], headers: {"X Token": "t"}}', "header name"),
-        ('{url: "https://hooks.example.com/x", on: [failed], headers: {X-Token: "a\\r\\nX-Evil: 1"}}', "one line"),
-        ('{url: "https://hooks.example.com/x", on: [failed], headers: {X-Token: "${TWO_LINES}"}}', "line break"),
-        ('{url: "https://hooks.example.com/x", on: [failed], headers: {X-Token: 7}}', "expected a string"),
-    ],
-)
-def test_a_bad_notify_entry_is_refused_with_its_place(tmp_path: Path, entry: str, message: str) -> None:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(FLEET + f"notify:\n  - {entry}\n")
-    with pytest.raises(ConfigError) as caught:
-        loader.read(path, {"HOOK_TOKEN": SECRET, "EMPTY": "", "TWO_LINES": "t\nX-Evil: 1"})
-    assert f"{path}:{FLEET.count(chr(10)) + 2}:" in str(caught.value) and message in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("notify", "message", "line"),
-    [
-        ("notify: {url: x}\n", "expected a list", 1),
-        ("notify: null\n", "expected a list", 1),
-        (
-            "notify:\n" + "".join(f'  - {{url: "https://h.example.com/{n}", on: [failed]}}\n' for n in range(21)),
-            "at most 20",
-            2,  # where the list starts
-        ),
-    ],
-)
-def test_a_notify_that_is_not_a_short_list_is_refused(tmp_path: Path, notify: str, message: str, line: int) -> None:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(FLEET + notify)
-    with pytest.raises(ConfigError) as caught:
-        loader.read(path, {"HOOK_TOKEN": SECRET})
-    assert f"{path}:{FLEET.count(chr(10)) + line}:" in str(caught.value) and message in str(caught.value)
-
-
 @pytest.mark.parametrize("command", ["watch", "webhook"])
 @pytest.mark.parametrize("port", ["-1", "65536", "abc", "1.5"])
 def test_a_bad_metrics_port_is_a_usage_error(
@@ -320,35 +263,6 @@ def test_a_metrics_host_that_does_not_resolve_is_an_error_before_anything_runs(
     assert main(["watch", "-f", str(fleet), "--once", "--metrics-port", "0", "--metrics-host", "no such host"]) == 1
     assert "cannot serve metrics on no such host:0" in capsys.readouterr().err
     assert len(sim.served) == mark
-
-
-def test_a_secret_notify_url_is_shown_by_its_variable_and_changes_no_rollout(tmp_path: Path) -> None:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(FLEET)
-    before = loader.read(path, {"HOOK_TOKEN": SECRET})
-    path.write_text(FLEET + 'notify: [{url: "${SLACK_URL}", on: [failed, halted]}]\n')
-    after = loader.read(path, {"HOOK_TOKEN": SECRET, "SLACK_URL": "https://hooks.slack.test/T0/B0/abcdef"})
-    assert after.notify[0].shown == "${SLACK_URL}" and after.notify[0].on == ("failed", "halted")
-    assert before.config_hash == after.config_hash
-    assert "abcdef" not in repr(after.notify)
-
-
-def test_events_name_each_kind_and_a_long_list_is_counted() -> None:
-    outcomes = [
-        Outcome(f"vehicle.{VINS[0]}.preconditioning", Result.FAILED, "VehicleConnectionTimeout (r1)"),
-        Outcome(f"vehicle.{VINS[1]}.preconditioning", Result.HELD, "wake-up budget spent (15/15 …)", kind="wakeups"),
-        *(Outcome(f"vehicle.V{n:016d}.preconditioning", Result.WAITS, "wave 2", kind="wave") for n in range(150)),
-    ]
-    drift = [Drift(f"vehicle.{VINS[2]}.preconditioning", "slot 1.start", "07:30", "09:00")]
-    found = notify.events(outcomes, drift, "wave 1 of 3: 2 of 5 vehicles failed")
-    assert [e.kind for e in found[:4]] == ["halted", "drift", "failed", "budget"]
-    body = notify.document("F", "r", 5, found)
-    assert sum(1 for e in body["events"] if e["kind"] == "held") == notify.MAX_EVENTS
-    assert body["omitted"] == {"held": 50}
-    assert body["events"][1]["detail"] == "slot 1.start: recorded 07:30, now 09:00"
-
-
-# explain
 
 
 def explain(fleet: Path, capsys: pytest.CaptureFixture[str], vin: str, *extra: str) -> dict[str, Any]:
@@ -469,24 +383,6 @@ def test_a_notify_endpoint_that_drips_its_answer_holds_apply_no_longer_than_its_
     finally:
         dripping.close()
         hook.close()
-
-
-def test_the_default_notification_deadline_is_ten_seconds(tmp_path: Path) -> None:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(FLEET + 'notify: [{url: "https://hooks.example.com/n", on: [failed]}]\n')
-    assert loader.read(path, {"HOOK_TOKEN": SECRET}).notify[0].timeout == 10.0
-
-
-@pytest.mark.parametrize(
-    ("timeout", "message"),
-    [("0s", "not from 1s to 5m"), ("1h", "not from 1s to 5m"), ("soon", "expected form"), ("-5", "expected form")],
-)
-def test_a_bad_notification_deadline_is_refused_with_its_place(tmp_path: Path, timeout: str, message: str) -> None:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(FLEET + f'notify: [{{url: "https://hooks.example.com/n", on: [failed], timeout: "{timeout}"}}]\n')
-    with pytest.raises(ConfigError) as caught:
-        loader.read(path, {"HOOK_TOKEN": SECRET})
-    assert f"{path}:{FLEET.count(chr(10)) + 1}:" in str(caught.value) and message in str(caught.value)
 
 
 def test_sigterm_during_a_dripping_notification_ends_watch_at_once(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e import VINS, apply, remote_posts
+from support.runs import VINS, apply, remote_posts
 
 from reconciler.core import planner
 from reconciler.fleetfile import loader

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from itertools import chain
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from planning import VIN, VIN2, air, desired, recorded
+from support.planning import VIN, VIN2, air, desired, recorded
 
-from reconciler.cli import main
 from reconciler.core import rollout, waves, windows
 from reconciler.core.durations import FormatError, Share, seconds
 from reconciler.core.model import Rollout, RolloutPolicy, Window, Windows
@@ -25,9 +17,6 @@ from reconciler.core.planner import plan
 from reconciler.errors import ConfigError
 from reconciler.fleetfile import loader
 from reconciler.run.sendrate import SendRate
-from reconciler.simulator.server import Settings, Simulator
-
-# wave arithmetic
 
 
 @pytest.mark.parametrize(
@@ -82,9 +71,6 @@ def test_durations_and_shares_are_read_or_refused() -> None:
         Share.parse("120%")
 
 
-# change windows
-
-
 PARIS = "Europe/Paris"
 
 
@@ -131,10 +117,9 @@ def test_windows_keep_wall_clock_times_across_dst_changes() -> None:
     assert windows.state(gap, at("2026-03-29T01:00:00+01:00")).opens_at == at("2026-03-29T03:30:00+02:00")
 
 
-# staging, pure
-
-
 POLICY = RolloutPolicy((Share.parse("50%"), Share.parse("100%")), bake=0, max_failures=Share.parse(0))
+
+
 VINS4 = ["VF3ABCDE0FG100001", "VF3ABCDE0FG100002", "VF3ABCDE0FG100003", "VF3ABCDE0FG100004"]
 
 
@@ -234,9 +219,6 @@ def test_send_rate_spaces_the_actions() -> None:
     assert clock[0] == pytest.approx(2.0)  # a second's worth at once, then one every half second
 
 
-# validation
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -266,7 +248,7 @@ def test_send_rate_spaces_the_actions() -> None:
     ],
 )
 def test_brake_mistakes_are_located(text: str, expected: str) -> None:
-    from conftest import MINIMAL
+    from support.paths import MINIMAL
 
     with pytest.raises(ConfigError) as caught:
         loader.parse(MINIMAL + text, "fleet.yaml", {})
@@ -275,160 +257,9 @@ def test_brake_mistakes_are_located(text: str, expected: str) -> None:
 
 
 def test_brakes_do_not_change_the_configuration_hash() -> None:
-    from conftest import MINIMAL
+    from support.paths import MINIMAL
 
     plain = loader.parse(MINIMAL, "f", {})
     braked = loader.parse(MINIMAL + "rollout: {waves: [5%, 100%]}\n", "f", {})
     edited = loader.parse(MINIMAL.replace('"07:30"', '"08:00"'), "f", {})
     assert plain.config_hash == braked.config_hash != edited.config_hash
-
-
-# end to end: 40 vehicles, canaries that fail
-
-
-ROLLOUT_VINS = [f"VF3WAVEST{n:08d}" for n in range(40)]
-ROLLOUT_FLEET = """\
-apiVersion: reconciler/v1
-fleet: 0a123bc5d1e873066454b4d9
-callbacks:
-  ops:
-    webhook: {target: "https://hooks.example.com/x"}
-    remoteTypes: [ThermalPreconditioning, Immobilization]
-profiles:
-  p: {preconditioning: [{slot: 1, start: "07:30", days: weekdays}]}
-groups:
-  - {name: all, match: {all: true}, profile: p}
-rollout: {waves: [5%, 25%, 100%], bake: BAKE, maxFailures: 10%}
-"""
-
-
-@pytest.fixture
-def forty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Simulator:
-    settings = Settings(
-        tmp_path / "sim40", fleet_id="0a123bc5d1e873066454b4d9", vins=ROLLOUT_VINS, latency=0.05, per_second=5000
-    )
-    simulator = Simulator(settings)
-    simulator.start()
-    for name, value in simulator.connection.environment().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("RECONCILER_STATE", f"sqlite:///{tmp_path / 'state' / 'state.db'}")
-    yield simulator  # type: ignore[misc]
-    simulator.stop()
-
-
-def sent_to(sim: Simulator, since: int = 0) -> list[str]:
-    vins = {v.vid: v.vin for v in sim.engine.vehicles.values()}
-    return [
-        vins[s.path.split("/vehicles/")[1].split("/")[0]]
-        for s in sim.served[since:]
-        if s.method == "POST" and s.path.endswith("/remotes") and s.status == 202
-    ]
-
-
-def test_failing_canaries_halt_the_rollout_until_it_is_continued(
-    forty: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "1s"))
-    canaries = waves.order(ROLLOUT_VINS)[:2]
-    for vin in canaries:
-        forty.engine.configure_vehicle(vin, fail_cause="VehicleError")
-    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 5
-    out = capsys.readouterr().out
-    assert sorted(sent_to(forty)) == sorted(canaries)  # nobody else
-    assert "Rollout halted at wave 1 of 3: 2 of 2 vehicles failed" in out and canaries[0] in out
-    mark = len(forty.served)
-    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 5  # the same file: nothing sent
-    assert sent_to(forty, mark) == []
-    capsys.readouterr()
-    assert main(["plan", "-f", str(fleet), "--format", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["rollout"]["state"] == "halted" and doc["changes"] == []
-    for vin in canaries:
-        forty.engine.configure_vehicle(vin, fail_cause="")
-    mark = len(forty.served)
-    assert main(["apply", "-f", str(fleet), "--auto-approve", "--continue-rollout"]) == 0
-    sent = sent_to(forty, mark)
-    assert sent[:2] == canaries or sorted(sent[:2]) == sorted(canaries)  # the failed ones first
-    assert sorted(sent) == sorted(ROLLOUT_VINS)  # then every other vehicle, once
-    assert main(["plan", "-f", str(fleet), "--detailed-exitcode"]) == 0
-
-
-def test_a_changed_file_starts_a_new_rollout(forty: Simulator, tmp_path: Path) -> None:
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "0s"))
-    for vin in waves.order(ROLLOUT_VINS)[:2]:
-        forty.engine.configure_vehicle(vin, fail_cause="VehicleError")
-    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 5
-    for vin in waves.order(ROLLOUT_VINS)[:2]:
-        forty.engine.configure_vehicle(vin, fail_cause="")
-    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "0s").replace('"07:30"', '"08:00"'))
-    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 0
-    assert main(["state", "history"]) == 0
-
-
-def test_no_wait_and_watch_advance_one_wave_a_run(forty: Simulator, tmp_path: Path) -> None:
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "0s"))
-    order = waves.order(ROLLOUT_VINS)
-    assert main(["apply", "-f", str(fleet), "--auto-approve", "--no-wait"]) == 0
-    assert sorted(sent_to(forty)) == sorted(order[:2])
-    time.sleep(0.5)  # the canaries' actions end
-    mark = len(forty.served)
-    assert main(["apply", "-f", str(fleet), "--auto-approve", "--no-wait"]) == 0
-    assert sorted(sent_to(forty, mark)) == sorted(order[2:10])
-
-
-def test_a_halt_survives_the_process_being_killed(forty: Simulator, tmp_path: Path) -> None:
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "30s"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "apply", "-f", str(fleet), "--auto-approve"],
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while len(sent_to(forty)) < 2:  # wave 1 sent; then it bakes for 30 s
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(1)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    mark = len(forty.served)
-    assert main(["apply", "-f", str(fleet), "--auto-approve", "--no-wait"]) == 0  # still baking: nothing new
-    assert sent_to(forty, mark) == []
-    assert main(["plan", "-f", str(fleet), "--format", "json"]) == 0
-
-
-def test_a_closed_window_sends_only_the_immobilization_and_exits_3(
-    forty: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    start = (datetime.now(UTC) + timedelta(hours=3)).strftime("%H:%M")
-    end = (datetime.now(UTC) + timedelta(hours=4)).strftime("%H:%M")
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(
-        ROLLOUT_FLEET.split("rollout:")[0]
-        + f"windows: {{timezone: UTC, allow: [{{days: everyday, start: '{start}', end: '{end}'}}]}}\n"
-        + f"vehicles:\n  {ROLLOUT_VINS[0]}: {{immobilized: true}}\n"
-    )
-    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 3
-    out = capsys.readouterr().out
-    posted = [s for s in forty.served if s.method == "POST" and s.path.endswith("/remotes")]
-    assert [list(s.body)[1] for s in posted] == ["immobilization"]
-    assert f"Change window closed until {datetime.now(UTC).strftime('%Y-%m-%d')}" in out or "closed until" in out
-    assert main(["apply", "-f", str(fleet), "--auto-approve", "--ignore-windows"]) == 0
-
-
-def test_watch_advances_one_wave_a_run(forty: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(ROLLOUT_FLEET.replace("BAKE", "0s"))
-    order = waves.order(ROLLOUT_VINS)
-    assert main(["watch", "-f", str(fleet), "--once"]) == 0
-    assert sorted(sent_to(forty)) == sorted(order[:2])  # waits for outcomes, yet stops after the wave
-    run = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if '"event": "run"' in line)
-    assert run["rollout"] == {"state": "running", "wave": 1, "waves": 3, "held": 38}
-    mark = len(forty.served)
-    assert main(["watch", "-f", str(fleet), "--once"]) == 0
-    assert sorted(sent_to(forty, mark)) == sorted(order[2:10])

@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planning import (
+from support.planning import (
     KEY,
     OPS,
     VIN,
@@ -47,9 +47,6 @@ def only(changes: tuple[Change, ...]) -> Change:
 
 def programs_of(change: Change) -> list[dict[str, Any]]:
     return change.request.body["preconditioning"]["airConditioning"]["programs"]  # type: ignore[no-any-return]
-
-
-# preconditioning
 
 
 def test_first_plan_sets_every_declared_slot() -> None:
@@ -129,9 +126,6 @@ def test_section_left_out_is_not_managed() -> None:
     assert plan(d, r).changes == ()
 
 
-# charging
-
-
 def test_charging_schedule_removed_slot_is_disabled() -> None:
     d = desired({VIN: VehicleConfig(charging_schedule={1: charge(1)})})
     r = recorded({VIN: VehicleConfig(charging_schedule={1: charge(1), 2: charge(2, 60, 120)})})
@@ -168,9 +162,6 @@ def test_preferences_compare_only_what_is_declared() -> None:
     assert plan(d, r).changes == ()
 
 
-# flags
-
-
 def test_immobilization_and_stolen_are_sent_when_they_differ() -> None:
     d = desired({VIN: VehicleConfig(immobilized=True, stolen=False)})
     r = recorded({VIN: VehicleConfig(immobilized=False, stolen=False)})
@@ -184,9 +175,6 @@ def test_stolen_flag_body() -> None:
     change = only(plan(desired({VIN: VehicleConfig(stolen=True)}), recorded()).changes)
     assert change.request.body["stolen"] == {"stolen": True}
     assert set(change.request.body) == {"label", "stolen"}
-
-
-# callbacks
 
 
 def test_new_callback_is_created_with_its_complete_body() -> None:
@@ -245,9 +233,6 @@ def test_secret_change_is_detected_by_fingerprint_and_never_shown() -> None:
     assert "one" not in repr(change.before) and "two" not in repr(change.after)
 
 
-# pending, backoff, targets, prune
-
-
 def test_pending_action_is_shown_not_planned_again() -> None:
     address = f"vehicle.{VIN}.preconditioning"
     d = desired({VIN: VehicleConfig(preconditioning={1: air(1)})})
@@ -283,9 +268,6 @@ def test_prune_deletes_programs_of_removed_vehicles_only() -> None:
     assert [c.summary for c in changes] == ["Delete slot 1", "Disable slot 2"]
 
 
-# drift
-
-
 def test_drift_is_reported_separately_and_corrected() -> None:
     d = desired({VIN: VehicleConfig(preconditioning={1: air(1)})})
     r = recorded({VIN: VehicleConfig(preconditioning={1: air(1)})})
@@ -302,19 +284,27 @@ def test_observed_callback_is_adopted_not_duplicated() -> None:
     assert plan(desired({}), recorded(callbacks=()), o).changes == ()
 
 
-# properties
-
 times = st.integers(0, 24 * 60 - 1)
+
+
 day_sets = st.lists(st.sampled_from(spec.DAYS), min_size=1, unique=True).map(
     lambda days: tuple(sorted(days, key=spec.DAYS.index))
 )
+
+
 airs = st.dictionaries(st.sampled_from((1, 2, 3, 4)), st.tuples(times, day_sets, st.booleans())).map(
     lambda d: {s: air(s, t, days, enabled) for s, (t, days, enabled) in d.items()}
 )
+
+
 charges = st.dictionaries(st.sampled_from((1, 2, 3, 4)), st.tuples(times, times, day_sets)).map(
     lambda d: {s: charge(s, a, b if b != a else (a + 1) % 1440, days) for s, (a, b, days) in d.items()}
 )
+
+
 prefs = st.builds(ChargingPreferences, st.sampled_from(spec.CHARGING_LEVELS), st.sampled_from(spec.CHARGING_TYPES))
+
+
 configs = st.builds(
     VehicleConfig,
     preconditioning=st.none() | airs,
@@ -323,6 +313,8 @@ configs = st.builds(
     immobilized=st.none() | st.booleans(),
     stolen=st.none() | st.booleans(),
 )
+
+
 fleets = st.dictionaries(st.sampled_from((VIN, VIN2)), configs, min_size=1)
 
 

@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from simclient import client
+from support.simclient import client
 
 from reconciler.simulator.server import Connection, read_exports
 from reconciler.state.backends import open_store
 
 VINS = [f"VF3ABCDE0FG1234{n:02d}" for n in range(8)]
+
+
 FLEET = """\
 apiVersion: reconciler/v1
 fleet: 0a123bc5d1e873066454b4d9

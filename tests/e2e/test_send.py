@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e import FLEET, VINS, apply, remote_posts
+from support.runs import FLEET, VINS, apply, remote_posts
 
 from reconciler.cli import main
 from reconciler.simulator.server import Simulator
@@ -26,7 +26,6 @@ def ready(sim: Simulator, fleet: Path) -> Path:
     return fleet
 
 
-WHEN = "2099-12-01T22:00:00+01:00"
 CASES: list[tuple[list[str], dict[str, Any]]] = [
     (["horn"], {"horn": {"state": "Activated"}}),
     (["lights"], {"lights": {"on": True}}),

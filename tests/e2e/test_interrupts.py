@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from e2e import FLEET, SECRET, VINS, apply, remote_posts
+from support.runs import FLEET, SECRET, VINS, apply, remote_posts
 
 from reconciler.simulator.server import Settings, Simulator
 

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from e2e import VINS, apply, mutations, remote_posts
+from support.runs import VINS, apply, mutations, remote_posts
 
 from reconciler.cli import main
 from reconciler.service.webhook_receiver import record_event

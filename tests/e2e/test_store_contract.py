@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from planning import OPS, VIN, air, charge
+from support.planning import OPS, VIN, air, charge
 
 from reconciler.core.model import Attribute, ChargingPreferences, Fingerprint, Secret, VehicleConfig
 from reconciler.core.recording import apply_after

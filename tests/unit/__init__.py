@@ -1,0 +1,1 @@
+"""Fast tests of values and files: no simulator, no network, no PostgreSQL (seconds)."""

@@ -1,0 +1,92 @@
+"""The command line, end to end in a temp dir: exit codes, formats, files written or not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from support.paths import EXAMPLE, MINIMAL
+
+from reconciler.cli import main
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text)
+    return path
+
+
+def files_under(path: Path) -> set[Path]:
+    return {p for p in path.rglob("*") if p.is_file()}
+
+
+def test_validate_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "-f", str(EXAMPLE)]) == 0
+    assert "is valid: 3 callbacks, 6 vehicles" in capsys.readouterr().out
+
+
+def test_bad_file_exits_1_with_located_errors_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = write(tmp_path, MINIMAL + "    immobilized: yes\n  VF3ABCDE0FG123456: {}\n")
+    before = files_under(tmp_path)
+    for argv in (["validate"], ["plan", "--out", "p.json"], ["plan", "--format", "json"]):
+        assert main([*argv, "-f", str(fleet)]) == 1
+        err = capsys.readouterr().err
+        assert "fleet.yaml:12:18: vehicles.VF3ABCDE0FG123456.immobilized" in err
+        assert "fleet.yaml:13:3: duplicate key" in err
+        assert "Traceback" not in err
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize(("value", "coloured"), [(None, True), ("", True), ("1", False)])
+def test_no_color_set_to_something_turns_colour_off_and_empty_does_not(value: str | None, coloured: bool) -> None:
+    from reconciler.commands.shell import _wants_color as _color
+
+    leader, follower = os.openpty()
+    try:
+        with os.fdopen(follower, "w") as terminal:
+            env = {} if value is None else {"NO_COLOR": value}
+            assert _color(terminal, env) is coloured
+    finally:
+        os.close(leader)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["watch", "--jitter", "nan"],
+        ["watch", "--timeout", "inf"],
+        ["apply", "--timeout", "nan"],
+        ["apply", "--lock-timeout", "inf"],
+        ["send", "VF3ABCDE0FG123456", "horn", "--timeout", "nan"],
+        ["simulator", "--latency", "nan"],
+        ["simulator", "--fail-rate", "nan"],
+        ["simulator", "--rate-per-second", "inf"],
+        ["simulator", "--awake-for", "nan"],
+        ["simulator", "--report-lag", "inf"],
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_usage_error(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(arguments) == 1
+    assert "is not a finite number" in capsys.readouterr().err
+
+
+def test_a_vehicle_the_fleet_does_not_list_is_not_counted_as_a_callback_action() -> None:
+    from reconciler.core.outcomes import Outcome
+    from reconciler.core.vocabulary import Result
+    from reconciler.service.metrics import Metrics
+
+    metrics = Metrics()
+    outcome = Outcome("vehicle.VF3ABCDE0FG123456", Result.CANNOT, "not in fleet F: the API does not list it")
+    metrics.run_ended(code=0, at=0.0, outcomes=[outcome])
+    counted = {
+        (s.labels["remote_type"], s.labels["result"]): s.value
+        for family in metrics.registry.collect()
+        if family.name == "reconciler_actions"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert counted[("callback", "skipped")] == 0
+    assert sum(counted.values()) == 0
