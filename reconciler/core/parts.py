@@ -152,6 +152,11 @@ def managed(config: VehicleConfig) -> Iterator[tuple[Part, Any]]:
             yield part, value
 
 
+def remote_types(config: VehicleConfig) -> tuple[str, ...]:
+    """The remote types of the actions that set what ``config`` manages, in the table's order."""
+    return tuple(dict.fromkeys(part.remote_type for part, _ in managed(config)))
+
+
 def over(below: VehicleConfig, above: VehicleConfig) -> VehicleConfig:
     """``below`` with every part ``above`` manages replaced by ``above``'s (a layer of the fleet file)."""
     for part, value in managed(above):

@@ -276,7 +276,7 @@ class _Planner:
             seen = self._fresh(vin, seen, obs.reported_at, rec.confirmed_at)
         vid = (obs.vid if obs else None) or (rec.vid if rec else None) or (self.listing or {}).get(vin)
         target = _Target(vin, vid, wanted.routes, sources=wanted.sources, caps=self.capabilities.get(vin))
-        for part, value in parts.managed(want):
+        for part, value in self.memo(_managed, want):
             self._section(target, part, value, part.of(had), part.of(seen))
 
     def _fresh(self, vin: str, seen: VehicleConfig, reported: Mapping[str, str], confirmed: Mapping[str, str]) -> Any:
@@ -571,6 +571,10 @@ class _Outcome:
     drift: tuple[tuple[str, Any, Any], ...] = ()
     adopt: Any = _NOT_ADOPTED
     send: _Send | None = None
+
+
+def _managed(config: VehicleConfig) -> tuple[tuple[Part, Any], ...]:
+    return tuple(parts.managed(config))
 
 
 # What each kind of part needs, whatever the vehicle (``parts.Kind``).

@@ -44,6 +44,7 @@ class Resolver:
         self._route_cache: dict[tuple[str | None, tuple[str, ...]], Any] = {}
         self._layer_cache: dict[tuple[Any, ...], tuple[VehicleConfig, Sources]] = {}
         self._sources_cache: dict[tuple[tuple[str, Source], ...], Sources] = {}
+        self._needed: dict[int, tuple[VehicleConfig, tuple[str, ...]]] = {}
 
     # groups
 
@@ -184,7 +185,11 @@ class Resolver:
     # routes
 
     def _routes(self, chosen: Any, config: VehicleConfig, path: DataPath) -> Mapping[str, str]:
-        needed = list(dict.fromkeys(part.remote_type for part, _ in parts.managed(config)))
+        # Vehicles alike share their configuration: its remote types are found once.
+        known = self._needed.get(id(config))
+        if known is None or known[0] is not config:
+            known = self._needed[id(config)] = (config, parts.remote_types(config))
+        needed = list(known[1])
         if chosen is not None and chosen not in self.callbacks:
             if self.routable:
                 self.unknown_reference(path, "callback", chosen, list(self.callbacks))
