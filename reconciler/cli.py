@@ -712,35 +712,37 @@ def send(
 def main(argv: Sequence[str] | None = None, *, shell: Shell | None = None) -> int:
     """Run the command line; return the exit code instead of raising.
 
-    ``shell``: the environment and streams the command gets (default: this process's).
+    ``shell``: the environment and streams the command gets (default: this
+    process's); its ``stderr`` gets the errors too.
     """
+    shell = shell or Shell.of_process()
     try:
         result = cli.main(
             args=list(argv) if argv is not None else None,
             prog_name="reconciler",
             standalone_mode=False,
-            obj=shell or Shell.of_process(),
+            obj=shell,
         )
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:
-        exc.show()
+        exc.show(file=shell.stderr)
         return 1
     except click.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-            return _interrupted(exc.__context__)
-        click.echo("Aborted.", err=True)
+            return _interrupted(exc.__context__, shell)
+        click.echo("Aborted.", file=shell.stderr)
         return 1
     except ReconcilerError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {exc}", file=shell.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        return _interrupted(exc)
+        return _interrupted(exc, shell)
     return result if isinstance(result, int) else 0
 
 
-def _interrupted(exc: KeyboardInterrupt) -> int:
+def _interrupted(exc: KeyboardInterrupt, shell: Shell) -> int:
     """Ctrl-C (or SIGTERM during apply) ended the command: 128 + the signal, as a shell reports it."""
     signum = getattr(exc, "signum", None)
-    click.echo("Interrupted before anything was sent." if signum else "Interrupted.", err=True)
+    click.echo("Interrupted before anything was sent." if signum else "Interrupted.", file=shell.stderr)
     return 128 + (signum or 2)

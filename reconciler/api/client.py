@@ -37,7 +37,7 @@ from .settings import ApiSettings
 
 RETRIES = 5
 MAX_WAITS = 30  # 429s in a row for one call before giving up
-MAX_RETRY_AFTER = 120.0
+MAX_RETRY_AFTER = 120.0  # the longest 429 wait, unless the caller sets its own (apply: its --timeout)
 USER_AGENT = "reconciler/0.1"
 
 
@@ -69,9 +69,15 @@ class FleetApi:
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         cancel: threading.Event | None = None,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
-        """``cancel``, once set, ends every wait and refuses to send anything more (``Cancelled``)."""
+        """``cancel``, once set, ends every wait and refuses to send anything more (``Cancelled``).
+
+        A 429 whose ``Retry-After`` is longer than ``max_retry_after`` is not
+        waited out: it raises ``RateLimitedError`` (a spent quota).
+        """
         self.settings = settings
+        self.max_retry_after = max_retry_after
         self.cancel = cancel or threading.Event()
         self._sleep = sleep or self._wait
         self.pacer = Pacer(clock=clock, sleep=self._sleep, cancelled=self.cancel.is_set)
@@ -184,7 +190,7 @@ class FleetApi:
                 self.throttled.append(self._clock() - self.started)
                 wait = _retry_after(response)
                 waits += 1
-                if wait > MAX_RETRY_AFTER or waits > MAX_WAITS:
+                if wait > self.max_retry_after or waits > MAX_WAITS:
                     raise _api_error(response, call, RateLimitedError)
                 self.pacer.block(wait)
                 continue

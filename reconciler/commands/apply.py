@@ -49,10 +49,11 @@ def run(
             progress=progress,
             stderr=shell.stderr,
             interrupts=interrupts,
+            clock=shell.clock,
         )
         if outcome.outcomes:
             report.report(outcome.outcomes, shell.stdout)
-        report.brakes_said(outcome.plan, outcome.halted, outcome.window_closed, shell.stdout)
+        report.brakes_said(outcome.plan, outcome.halted, outcome.window_closed, shell.stdout, outcome.stale)
     if options.notify and outcome.notify:
         # A signal now ends the notifications at once; the run's result stands.
         quiet = Interrupts(shell.stderr, quit_when_idle=False, announce="stopping the notifications")

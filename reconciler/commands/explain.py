@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TextIO
 
-from ..core import addresses, groups, parts, planner, rollout, spec
+from ..core import addresses, groups, parts, rollout, spec
 from ..core.changes import Plan
 from ..core.model import Capabilities, Desired, DesiredVehicle, Observed, Recorded, VehicleConfig
 from ..core.wakeups import asleep, month_of, this_month
@@ -52,7 +52,7 @@ def run(
                 f"{vin} is not in {desired.source}: no vehicles: entry names it and no group takes it"
                 + (" (groups take the vehicles the fleet lists)" if desired.groups else "")
             )
-        now = datetime.now(UTC)
+        now = shell.clock()
         observed, refresh_error = _refresh(desired, recorded, vin, fleet_file, shell.env) if refresh else (None, "")
         listing = observed.listing if observed is not None and observed.listing is not None else recorded.listing
         if vin not in desired.vehicles and vin not in recorded.vehicles and listing is not None and vin not in listing:
@@ -63,9 +63,8 @@ def run(
                 + f", no vehicles: entry in {desired.source} names it and the state records nothing of it"
             )
         target = addresses.vehicle_prefix(vin)
-        result = planner.plan(desired, recorded, observed, targets=[target], now=now.isoformat(timespec="seconds"))
-        judgement = rollouts.judge_wave(store, recorded.rollout)
-        result = rollout.stage(result, desired, recorded.rollout, judgement, now).plan
+        entries = rollouts.wave_entries(store, recorded.rollout)
+        result = rollout.schedule(desired, recorded, observed, entries, now, targets=[target]).plan
         document = _explain(vin, desired, recorded, observed, result, store, now)
     finally:
         store.close()

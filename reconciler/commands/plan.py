@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import TextIO
 
 from ..api.settings import http_timeout
-from ..core import planner, rollout
+from ..core import rollout
 from ..core.changes import Plan
 from ..core.targets import check_form, check_known
 from ..fleetfile import loader
@@ -33,11 +32,11 @@ def run(
 ) -> int:
     check_form(targets)
     http_timeout(shell.env)  # a malformed setting is an error now, whether or not the plan refreshes
-    moment = datetime.now(UTC)
+    moment = shell.clock()
     now = moment.isoformat(timespec="seconds")
     with gcpause.paused():
         desired = loader.read(fleet_file, shell.env)
-        recorded, judgement = read_recorded(fleet_file, shell.env, desired.fleet)
+        recorded, entries = read_recorded(fleet_file, shell.env, desired.fleet)
     check_known(targets, desired, recorded)
     observed, refresh_error = None, ""
     if refresh:
@@ -47,10 +46,14 @@ def run(
         observed, refresh_error = connection.observe_for_plan(
             desired, recorded, state_url(fleet_file, shell.env), fleet_file, shell.env, looking
         )
+        if observed is not None:
+            check_known(targets, desired, recorded, observed.listing)
     with gcpause.paused():
-        result = planner.plan(desired, recorded, observed, targets=targets, now=now)
-        # What apply would send now: the rollout's wave, the change window.
-        result = rollout.stage(result, desired, recorded.rollout, judgement, moment, ignore_windows=ignore_windows).plan
+        # Every change with its schedule: what apply sends now, and when the rest goes.
+        staged = rollout.schedule(
+            desired, recorded, observed, entries, moment, targets=targets, ignore_windows=ignore_windows
+        )
+        result = staged.plan
     result = replace(result, refresh_error=refresh_error)
     if refresh_error:
         shell.stderr.write(f"warning: refresh failed ({refresh_error}); planned against the recorded state only\n")

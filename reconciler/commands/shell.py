@@ -1,17 +1,23 @@
 """What a command gets from the process that runs it: one frozen value the CLI builds, and hands on.
 
-The environment, the three streams, and what they are (a person at a
-terminal, a pipeline), decided once: a command never reaches for
-``os.environ`` or ``sys.stdout`` itself, so tests hand it any of them.
+The environment, the three streams, what they are (a person at a terminal,
+a pipeline), and the clock, decided once: a command never reaches for
+``os.environ``, ``sys.stdout`` or ``datetime.now`` itself, so tests hand it
+any of them.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TextIO
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class Shell:
     interactive: bool = False  # a person can answer on stdin (apply's approval)
     terminal: bool = False  # stderr is a terminal: a progress bar, not a line per action
     color: bool = False  # stdout is a terminal and colour is wanted
+    clock: Callable[[], datetime] = _now  # what time it is (tests hand in another: windows, bakes, months)
 
     @classmethod
     def of_process(cls) -> Shell:

@@ -206,6 +206,8 @@ def _brakes(result: RunResult) -> dict[str, object]:
         fields["halted"] = result.halted
     if result.window_closed:
         fields["window_opens_at"] = result.window_closed
+    if result.stale:
+        fields["stale"] = result.stale
     return fields
 
 

@@ -7,10 +7,32 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .model import Source
-from .vocabulary import Action, Hold, RolloutState
+from .vocabulary import Action, RolloutState, When
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every change carries its schedule; held changes are changes too (DESIGN §10.1)
 ACTIONS = tuple(Action)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a change goes, and why not now: a brake's answer (``core.brakes``).
+
+    ``wave`` is the rollout wave it belongs to (from 1), ``at`` when it can go
+    where that is known (ISO-8601 UTC: a window's opening, the month's end, a
+    backoff's end, a wave's bake).
+    """
+
+    kind: When
+    reason: str = ""
+    wave: int | None = None
+    at: str = ""
+
+    @property
+    def now(self) -> bool:
+        return self.kind == When.NOW
+
+
+NOW = Schedule(When.NOW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +85,8 @@ class Change(NamedTuple):
     callback: str | None = None
     sensitive: tuple[SensitiveField, ...] = ()
     source: Source | None = None  # where the desired value comes from (group, profile, vehicle entry)
+    schedule: Schedule = NOW  # when it goes (the brakes' verdict); NOW unless one holds it
+    removed: int = 0  # program slots it deletes (or, for charging, sends disabled): a reviewer must see them
 
 
 @dataclass(frozen=True)
@@ -104,16 +128,15 @@ class Unobserved:
 
 @dataclass(frozen=True)
 class Held:
-    """An address left alone this time, and why (``kind``).
+    """An address left alone this time, and why (``kind``, a ``When`` but NOW): the plan's summary list.
 
-    pending: an action of it is under way; backoff: a failure that retrying
-    cannot fix soon; wave: a later rollout wave; halted: the rollout halted;
-    window: the change window is closed; wakeups: the vehicle's wake-up budget is spent.
+    Every change a brake holds is one (its diff is in ``changes``, with its
+    schedule); so is an address whose own action is still under way.
     """
 
     address: str
     reason: str
-    kind: Hold = Hold.PENDING
+    kind: When = When.PENDING
 
 
 @dataclass(frozen=True)
@@ -140,6 +163,7 @@ class RolloutView:
     held: int  # addresses held for later waves (or by the halt)
     next_wave_at: str = ""  # ISO-8601 UTC: when the wave under way has baked
     halt: str = ""
+    bake: float = 0.0  # seconds between waves
 
 
 @dataclass(frozen=True)
@@ -176,11 +200,35 @@ class Plan:
         counts = Counter(c.action for c in self.changes)
         return {action: counts.get(action, 0) for action in ACTIONS}
 
+    def notable(self) -> dict[str, int]:
+        """What a reviewer must not miss (DESIGN §10.1), counted over every change, whatever its schedule."""
+        counts = dict.fromkeys(NOTABLE, 0)
+        for change in self.changes:
+            counts["slots_deleted"] += change.removed
+            if change.action == Action.DELETE:
+                counts["callbacks_deleted"] += 1
+            elif change.vin is not None and isinstance(change.after, dict):
+                for name, (on, off) in _FLAGS.items():
+                    if name in change.after:
+                        counts[on if change.after[name] else off] += 1
+        return counts
+
+    @property
+    def going(self) -> tuple[Change, ...]:
+        """The changes that go this run (the wave under way, when there is a rollout)."""
+        if all(c.schedule.now for c in self.changes):
+            return self.changes  # no brake held anything: the plan itself, not a copy
+        return tuple(c for c in self.changes if c.schedule.now)
+
     @property
     def api_calls(self) -> int:
-        """Calls apply makes: one per change plus VIN look-ups (status polls come on top)."""
-        return len(self.changes) + self.lookups
+        """Calls apply makes now: one per change that goes plus VIN look-ups (status polls come on top)."""
+        return len(self.going) + self.lookups
 
     @property
     def has_changes(self) -> bool:
         return bool(self.changes)
+
+
+NOTABLE = ("slots_deleted", "immobilize", "release", "stolen_set", "stolen_cleared", "callbacks_deleted")
+_FLAGS = {"immobilized": ("immobilize", "release"), "stolen": ("stolen_set", "stolen_cleared")}

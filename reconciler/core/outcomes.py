@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .vocabulary import Hold, Result
+from .vocabulary import Result, When
 
 OK_RESULTS = (Result.CONFIRMED, Result.ACCEPTED, Result.CANNOT, Result.WAITS)
 # How each kind of held address is reported (``changes.Held.kind``).
 HELD_RESULTS = {
-    Hold.PENDING: Result.PENDING,
-    Hold.BACKOFF: Result.PENDING,
-    Hold.WAVE: Result.WAITS,
-    Hold.WINDOW: Result.WAITS,
-    Hold.HALTED: Result.HELD,
-    Hold.WAKEUPS: Result.HELD,
+    When.PENDING: Result.PENDING,
+    When.BACKOFF: Result.PENDING,
+    When.WAVE: Result.WAITS,
+    When.WINDOW: Result.WAITS,
+    When.HALTED: Result.HELD,
+    When.BUDGET: Result.HELD,
 }
 
 
@@ -26,7 +26,7 @@ class Outcome:
     result: Result
     detail: str = ""
     remote_type: str = ""
-    kind: Hold | None = None  # why it was not sent, when it was held (``changes.Held.kind``)
+    kind: When | None = None  # why it was not sent, when it was held (``changes.Held.kind``)
 
 
 class Progress:

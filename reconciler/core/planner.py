@@ -39,9 +39,9 @@ from .model import (
 )
 from .parts import Kind, Part
 from .sensitive import seal, seal_callback
+from .targets import targeted
 from .timeofday import describe_days, to_hhmm
-from .vocabulary import Action, Hold
-from .wakeups import spent_reason
+from .vocabulary import Action
 
 _NO_CONFIG = VehicleConfig()
 
@@ -71,7 +71,7 @@ def plan(
     cannot, unobserved = builder.cannot, builder.unobserved
     targets = tuple(targets)
     if targets:
-        changes = _targeted(changes, targets)
+        changes = targeted(changes, targets)
         drift = [d for d in drift if addresses.matches(d.address, targets)]
         held = [h for h in held if addresses.matches(h.address, targets)]
         adoptions = [a for a in adoptions if addresses.matches(a.address, targets)]
@@ -101,13 +101,6 @@ def action_key(lineage: str, serial: int, address: str) -> str:
     return f"reconciler:{digest[:24]}"
 
 
-def _targeted(changes: list[Change], targets: tuple[str, ...]) -> list[Change]:
-    kept = [c for c in changes if addresses.matches(c.address, targets)]
-    needed = {c.callback for c in kept if c.vin and "{cbid}" in c.request.path}
-    creates = [c for c in changes if c.action == Action.CREATE and c.callback in needed and c not in kept]
-    return creates + kept
-
-
 class _Planner:
     def __init__(
         self, desired: Desired, recorded: Recorded, observed: Observed, now: str, listing: Mapping[str, str] | None
@@ -128,18 +121,10 @@ class _Planner:
         self.held: list[Held] = []
         self.adoptions: list[Adoption] = []
         self.callback_ids: dict[str, str] = {}
-        self.fleet_file = f"/fleets/{desired.fleet}"
+        self.fleet_api = f"/fleets/{desired.fleet}"
         self._memos: dict[tuple[int, Callable[..., Any]], tuple[Any, Any]] = {}
         self._outcomes: dict[tuple[str, int, int, int], tuple[Any, Any, Any, _Outcome]] = {}
-        # Nothing pending and no backoff (a first apply, most runs): nothing to wait for, nothing to look up.
-        self._may_wait = bool(recorded.pending or recorded.backoffs or recorded.wakeups)
-        self._moment = datetime.fromisoformat(now) if now else None
         self._paths: dict[tuple[str | None, str], str] = {}
-        # One action of a remote type in flight per vehicle, across runs too: a charging
-        # schedule still pending holds back the vehicle's charging preferences.
-        self._in_flight = {
-            (addresses.vin_of(p.address), p.remote_type): p for p in recorded.pending.values() if p.remote_type
-        }
 
     def memo(self, fn: Callable[[Any], Any], value: Any) -> Any:
         """``fn(value)``, computed once per object: vehicles of a profile share their programs.
@@ -159,7 +144,7 @@ class _Planner:
             self._callback(label, wanted)
         for label, rec in self.recorded.callbacks.items():
             if label not in self.desired.callbacks:
-                path = f"{self.fleet_file}/remote/callbacks/{rec.id}"
+                path = f"{self.fleet_api}/remote/callbacks/{rec.id}"
                 self.changes.append(
                     Change(
                         addresses.callback(label),
@@ -191,7 +176,7 @@ class _Planner:
                     Action.CREATE,
                     None,
                     after,
-                    Request("POST", f"{self.fleet_file}/remote/callbacks", body),
+                    Request("POST", f"{self.fleet_api}/remote/callbacks", body),
                     f"create callback {label}",
                     callback=label,
                     sensitive=sensitive,
@@ -212,7 +197,7 @@ class _Planner:
                     Action.UPDATE,
                     before,
                     after,
-                    Request("PUT", f"{self.fleet_file}/remote/callbacks/{cb_id}", body),
+                    Request("PUT", f"{self.fleet_api}/remote/callbacks/{cb_id}", body),
                     f"update callback {label} ({cb_id})",
                     callback=label,
                     sensitive=sensitive,
@@ -230,7 +215,7 @@ class _Planner:
                 action,
                 before,
                 after,
-                Request("PUT", f"{self.fleet_file}/remote/callbacks/{cb_id}/status", bodies.callback_status(status)),
+                Request("PUT", f"{self.fleet_api}/remote/callbacks/{cb_id}/status", bodies.callback_status(status)),
                 f"{action} callback {label}",
                 callback=label,
             )
@@ -328,7 +313,7 @@ class _Planner:
             hit = self._outcomes[key] = (want, had, seen, _DECIDE[part.kind](self, part, want, had, seen))
         outcome = hit[3]
         address = addresses.vehicle(t.vin, part.name)
-        pending = self.recorded.pending.get(address) if self._may_wait else None
+        pending = self.recorded.pending.get(address) if self.recorded.pending else None
         if pending is not None:
             # Our own action is under way: what the vehicle reports is its doing, not drift, and
             # nothing is adopted or sent before it ends.
@@ -351,9 +336,6 @@ class _Planner:
                 self.cannot.append(CannotApply(address, reason))
                 return
         remote_type = part.remote_type
-        urgent = part.urgent
-        if self._may_wait and self._held(t, address, remote_type, urgent):
-            return
         label = t.routes.get(remote_type)
         if label is None and t.pruned:
             label = self._any_callback(remote_type)
@@ -371,43 +353,9 @@ class _Planner:
                 remote_type=remote_type,
                 callback=label,
                 source=t.sources.get(part.name),
+                removed=send.removed,
             )
         )
-
-    def _held(self, t: _Target, address: str, remote_type: str, urgent: bool) -> bool:
-        """Whether the address waits: an action of it (or of its type on the vehicle) pending, or a backoff."""
-        pending = self.recorded.pending.get(address)
-        if pending is not None:
-            self.held.append(Held(address, _pending_reason(pending)))
-            return True
-        busy = self._in_flight.get((t.vin, remote_type))
-        if busy is not None:
-            self.held.append(
-                Held(
-                    address,
-                    f"{busy.address} is still {busy.status} and the vehicle takes one "
-                    f"{remote_type} action at a time; planned once it ends",
-                )
-            )
-            return True
-        use = self.recorded.wakeups.get(t.vin)
-        if use is not None and self._moment is not None and not urgent:  # urgent changes use the reserve
-            reason = spent_reason(self.desired.wakeups, use, self._moment)
-            if reason:
-                self.held.append(Held(address, reason, Hold.WAKEUPS))
-                return True
-        backoffs = self.recorded.backoffs
-        backoff = backoffs.get(address)
-        if backoff is None:
-            backoff = backoffs.get(addresses.vehicle_prefix(t.vin))
-            if urgent and backoff is not None and backoff.cause == "TooManyWakeUpsOverMonth":
-                backoff = None  # another section spent the month: an immobilization is tried even so
-        if backoff is not None and self.now and self.now < backoff.until:
-            self.held.append(
-                Held(address, f"failed with {backoff.cause}; not retried before {backoff.until}", Hold.BACKOFF)
-            )
-            return True
-        return False
 
     def _path(self, vid: str | None, label: str | None) -> str:
         """The remote actions path; the same string for every vehicle still to look up."""
@@ -415,7 +363,7 @@ class _Planner:
         key = (vid, cb_id)
         path = self._paths.get(key)
         if path is None:
-            path = f"{self.fleet_file}/vehicles/{vid or '{vid}'}/callbacks/{cb_id}/remotes"
+            path = f"{self.fleet_api}/vehicles/{vid or '{vid}'}/callbacks/{cb_id}/remotes"
             if vid is None:
                 self._paths[key] = path
         return path
@@ -437,6 +385,7 @@ class _Planner:
             self.memo(codec.programs_to_json, want),
             bodies.preconditioning(entries),
             ", ".join(words),
+            len(deletes),
         )
         return _Outcome(drift, send=send)
 
@@ -464,6 +413,7 @@ class _Planner:
             self.memo(codec.programs_to_json, after),
             bodies.charging_schedule(entries),
             ", ".join(words),
+            len(disables),
         )
         return _Outcome(drift, send=send)
 
@@ -562,6 +512,7 @@ class _Send:
     after: Any
     content: Any
     summary: str
+    removed: int = 0  # slots deleted (or sent disabled)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,86 +1,174 @@
-"""The brakes on a plan (DESIGN §9.3): rollout waves and change windows. Pure: a plan in, what goes now out.
+"""Staging a plan under the brakes, and a rollout's life (DESIGN §9.3, §10.1). Pure: values and ``now`` in.
 
-Without ``rollout:`` and ``windows:`` every change goes, as before. With them:
+``stage`` asks the brakes (``core.brakes``) for each change of the whole plan
+and gives every change its schedule: nothing is dropped, what waits is
+reviewed like what goes. Without a brake in force every change goes now, and
+the plan is not even copied.
 
-- urgent changes (``immobilized``, ``stolen``) always go, in no wave, whatever the
-  window or the state of a rollout;
-- outside the change window nothing else goes;
-- callback changes go before any wave; while a rollout is halted nothing goes;
-- a vehicle's change goes when its wave has come. A rollout begins when a
-  fleet file (its ``config_hash``) has vehicle changes: their vehicles, ordered
-  by the SHA-256 of the VIN, are cut into the waves. A wave is judged once
-  every outcome of it is known: more failures than the budget halts the
-  rollout; else, once it has baked, the next wave comes (at most one per
-  call of ``stage``). The same file again after a halt sends nothing until
-  ``--continue-rollout``; another file begins another rollout.
+Urgent changes (``immobilized``, ``stolen``) go whatever the window, the
+budget or the rollout. A rollout begins when a fleet file (its
+``config_hash``) has vehicle changes that no action in flight, backoff or
+spent budget holds: their vehicles, ordered by the SHA-256 of the VIN, are cut
+into the waves — from the whole fleet's changes, never a ``--target``
+subset. A wave is judged on outcomes only: a vehicle of it whose change was
+not sent, or has no outcome yet, keeps it open. Once every outcome is known,
+more failures than the budget halts the rollout; else, once it has baked,
+the next wave comes (at most one per call of ``stage``). The same file
+again after a halt sends nothing until ``--continue-rollout``; another file
+begins another rollout.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from . import addresses, waves, windows
-from .changes import Change, Held, Plan, RolloutView, WindowView
-from .model import Desired, Rollout, RolloutPolicy
-from .vocabulary import Action, Hold, RolloutState
+from . import addresses, brakes, planner, waves, windows
+from .changes import NOW, Change, Held, Plan, RolloutView, Schedule, WindowView
+from .model import Desired, Observed, Recorded, Rollout, RolloutPolicy
+from .targets import targeted
+from .vocabulary import RolloutState, When
+
+Entry = tuple[str, str, str, str]  # (vin, address, status, failure cause) of a remote action, from the journal
 
 
 @dataclass(frozen=True)
 class Staged:
-    """What goes now (``plan``), what the state records of the rollout, and why the rest waits."""
+    """The plan with every change's schedule, what the state records of the rollout, and the brakes' state."""
 
     plan: Plan
     rollout: Rollout | None  # to record; None: nothing to record
-    halted: bool = False  # the rollout is halted: nothing but urgent changes went
-    window_closed: bool = False  # the change window is closed: nothing but urgent changes went
+    halted: bool = False  # the rollout is halted: nothing but urgent changes go
+    window_closed: bool = False  # the change window is closed: nothing but urgent changes go
 
 
-def is_urgent(change: Change) -> bool:
-    return change.vin is not None and addresses.is_urgent(change.address)
+is_urgent = brakes.is_urgent
+
+
+def schedule(
+    desired: Desired,
+    recorded: Recorded,
+    observed: Observed | None,
+    entries: Sequence[Entry],
+    now: datetime,
+    *,
+    targets: Iterable[str] = (),
+    continue_rollout: bool = False,
+    ignore_windows: bool = False,
+) -> Staged:
+    """The plan of the fleet file at ``now``, every change with its schedule: what plan shows and apply carries out.
+
+    The whole fleet is planned and staged, so that waves are cut from all of
+    its changes; ``targets`` then keep what they name.
+    """
+    planned = planner.plan(desired, recorded, observed, now=_iso(now))
+    return stage(
+        planned,
+        desired,
+        recorded,
+        entries,
+        now,
+        targets=targets,
+        continue_rollout=continue_rollout,
+        ignore_windows=ignore_windows,
+    )
 
 
 def stage(
     plan: Plan,
     desired: Desired,
-    recorded: Rollout | None,
-    judgement: waves.Judgement | None,
+    recorded: Recorded,
+    entries: Sequence[Entry],
     now: datetime,
     *,
     continue_rollout: bool = False,
     ignore_windows: bool = False,
+    targets: Iterable[str] = (),
 ) -> Staged:
-    """``plan`` cut to what may go at ``now``; ``judgement``: what is known of the recorded rollout's wave."""
-    if desired.rollout is None and desired.windows is None:
-        return Staged(plan, None)  # no brakes: everything goes (a 100,000-vehicle plan is not copied)
-    window = windows.state(desired.windows, now)
-    closed = desired.windows is not None and not window.open and not ignore_windows
-    rollout = _rollout(plan, desired, recorded, judgement, now, continue_rollout)
+    """Every change of ``plan`` (the whole fleet's) with its schedule at ``now``, then cut to ``targets``.
+
+    ``entries`` are the journal's remote actions since the recorded rollout's
+    wave began (how the wave stands). With ``targets`` the rollout is never
+    begun, advanced, completed or reset: only its open waves' targeted changes go.
+    """
+    targets = tuple(targets)
+    stamp = _iso(now)
+    # Per address first: a change they hold is in no wave (a rollout is cut from what can go).
+    per_address: list[brakes.Brake] = [
+        b
+        for b in (
+            brakes.Pending(recorded.pending),
+            brakes.Budget(desired.wakeups, recorded.wakeups, now),
+            brakes.Backoffs(recorded.backoffs, stamp),
+        )
+        if b.active
+    ]
+    first = [_asked(per_address, c) for c in plan.changes] if per_address else [NOW] * len(plan.changes)
+    free = [c for c, s in zip(plan.changes, first, strict=True) if s.now]
+    rollout = _rollout(free, desired, recorded.rollout, entries, now, continue_rollout)
     active = rollout if rollout is not None and rollout.config_hash == desired.config_hash else None
-    positions = active.positions() if active is not None and active.state == RolloutState.RUNNING else {}
-    going: list[Change] = []
-    held = list(plan.held)
-    # An urgent change whose callback is still to be made takes its creation along.
-    needed = {c.callback for c in plan.changes if is_urgent(c) and "{cbid}" in c.request.path}
-    for change in plan.changes:
-        reason, kind = _waits(change, active, positions, closed, window, desired)
-        if kind is not None and not (change.action == Action.CREATE and change.callback in needed):
-            held.append(Held(change.address, reason, kind))
-        else:
-            going.append(change)
-    starting = active is not None and active.state == RolloutState.RUNNING and not active.wave_started_at
-    if active is not None and starting and any(c.vin and not is_urgent(c) for c in going):
-        active = rollout = replace(active, wave_started_at=_iso(now))
+    window = windows.state(desired.windows, now) if desired.windows is not None else windows.WindowState(True)
+    needed = frozenset(c.callback or "" for c in plan.changes if is_urgent(c) and "{cbid}" in c.request.path)
+    later: list[brakes.Brake] = [
+        b
+        for b in (
+            brakes.Window(desired.windows, window, ignored=ignore_windows, needed=needed),
+            brakes.Waves(active, _next_wave_at(active, desired.rollout)),
+        )
+        if b.active
+    ]
+    if later:
+        first = [_asked(later, c, s) if s.now else s for c, s in zip(plan.changes, first, strict=True)]
+    if targets:
+        rollout = recorded.rollout  # a targeted run never begins, advances or resets a rollout
+    elif (
+        active is not None
+        and active.state == RolloutState.RUNNING
+        and not active.wave_started_at
+        and any(s.now and c.vin and not is_urgent(c) for c, s in zip(plan.changes, first, strict=True))
+    ):
+        active = rollout = replace(active, wave_started_at=stamp)
+    if any(not s.now or s.wave for s in first):
+        # Equal schedules are one object: 100,000 vehicles in a wave share theirs (and the JSON of it).
+        pool: dict[Schedule, Schedule] = {}
+        changes = tuple(c._replace(schedule=pool.setdefault(s, s)) for c, s in zip(plan.changes, first, strict=True))
+    else:
+        changes = plan.changes
+    if targets:
+        changes = tuple(targeted(changes, targets))
+    held = [h for h in plan.held if not targets or addresses.matches(h.address, targets)]
+    held += [Held(c.address, c.schedule.reason, c.schedule.kind) for c in changes if not c.schedule.now]
+    going = [c for c in changes if c.schedule.now]
     staged = replace(
         plan,
-        changes=tuple(going),
+        changes=changes,
         held=tuple(held),
+        drift=tuple(d for d in plan.drift if not targets or addresses.matches(d.address, targets)),
+        adoptions=tuple(a for a in plan.adoptions if not targets or addresses.matches(a.address, targets)),
+        cannot_apply=tuple(c for c in plan.cannot_apply if not targets or addresses.matches(c.address, targets)),
+        unobserved=tuple(u for u in plan.unobserved if not targets or addresses.matches(u.address, targets)),
+        targets=targets,
         lookups=len({c.vin for c in going if c.vin and "{vid}" in c.request.path}),
-        rollout=_view(active, desired.rollout, len(held) - len(plan.held)),
+        rollout=_view(active, desired.rollout, held=sum(1 for c in changes if c.schedule.kind == When.WAVE)),
         window=_window_view(desired, window) if desired.windows is not None else None,
     )
+    closed = any(isinstance(b, brakes.Window) for b in later)
     return Staged(staged, rollout, active is not None and active.state == RolloutState.HALTED, closed)
+
+
+def _asked(asked: Sequence[brakes.Brake], change: Change, known: Schedule = NOW) -> Schedule:
+    """The first hold of ``asked`` on ``change``; else NOW, with the wave a brake placed it in."""
+    going = known
+    for brake in asked:
+        answer = brake.schedule(change)
+        if answer is None:
+            continue
+        if not answer.now:
+            return answer
+        going = answer
+    return going
 
 
 def progress(
@@ -111,11 +199,19 @@ def progress(
     return replace(rollout, wave=rollout.wave + 1, wave_started_at="", wave_done_at="")
 
 
+def judgement_of(rollout: Rollout, entries: Sequence[Entry], changes: Iterable[Change]) -> waves.Judgement:
+    """How the wave under way stands: its outcomes, and what of it is still to be sent (``changes``)."""
+    members = waves.members(rollout.vins, rollout.ends, rollout.wave)
+    wanted = set(members)
+    to_send = {(c.vin or "", c.address) for c in changes if c.vin in wanted and not is_urgent(c)}
+    return waves.judge(members, entries, to_send)
+
+
 def _rollout(
-    plan: Plan,
+    changes: Sequence[Change],
     desired: Desired,
     recorded: Rollout | None,
-    judgement: waves.Judgement | None,
+    entries: Sequence[Entry],
     now: datetime,
     continue_rollout: bool,
 ) -> Rollout | None:
@@ -126,8 +222,9 @@ def _rollout(
         if recorded.state == RolloutState.HALTED and continue_rollout:
             # The failed vehicles still have their changes: they are in this wave or before, so they go again.
             return replace(recorded, state=RolloutState.RUNNING, halt="", wave_done_at="", wave_started_at=_iso(now))
+        judgement = judgement_of(recorded, entries, changes) if recorded.wave_started_at else None
         return progress(recorded, judgement, policy, now, advance=True)
-    vins = {c.vin for c in plan.changes if c.vin and not is_urgent(c)}
+    vins = {c.vin for c in changes if c.vin and not is_urgent(c)}
     if not vins:
         return recorded  # nothing to roll out: the recorded rollout, if any, is another file's
     ordered = tuple(waves.order(vins))
@@ -135,45 +232,19 @@ def _rollout(
     return Rollout(identity, desired.config_hash, ordered, waves.ends(policy.waves, len(ordered)))
 
 
-def _waits(
-    change: Change,
-    active: Rollout | None,
-    positions: dict[str, int],
-    closed: bool,
-    window: windows.WindowState,
-    desired: Desired,
-) -> tuple[str, Hold | None]:
-    """Why ``change`` waits (and which kind of wait it is), or ("", None) when it goes now."""
-    if is_urgent(change):
-        return "", None  # an immobilization never waits for a wave, a window or a budget
-    if closed:
-        opens = (
-            f"opens {windows.describe(desired.windows, window.opens_at)}"  # type: ignore[arg-type]
-            if window.opens_at
-            else "does not open within a week"
-        )
-        return f"change window closed: {opens}; only urgent changes go (--ignore-windows to send now)", Hold.WINDOW
-    if active is None or active.state == RolloutState.DONE:
-        return "", None
-    if active.state == RolloutState.HALTED:
-        halted = f"rollout halted at wave {active.wave + 1} of {active.waves}"
-        return f"{halted}; reconciler apply --continue-rollout retries and goes on", Hold.HALTED
-    if change.vin is None:
-        return "", None  # callbacks go before any wave
-    wave = active.wave_of(change.vin, positions)
-    if wave <= active.wave:
-        return "", None
-    return f"rollout: in wave {wave + 1} of {active.waves}; wave {active.wave + 1} goes first", Hold.WAVE
-
-
 def _view(active: Rollout | None, policy: RolloutPolicy | None, held: int) -> RolloutView | None:
     if active is None or policy is None:
         return None
     size = len(waves.members(active.vins, active.ends, active.wave)) if active.ends else 0
-    next_at = ""
-    if active.wave_done_at and active.state == RolloutState.RUNNING:
-        next_at = _iso(datetime.fromisoformat(active.wave_done_at) + timedelta(seconds=policy.bake))
-    return RolloutView(active.state, active.wave + 1, active.waves, size, held, next_at, active.halt)
+    next_at = _next_wave_at(active, policy)
+    return RolloutView(active.state, active.wave + 1, active.waves, size, held, next_at, active.halt, policy.bake)
+
+
+def _next_wave_at(active: Rollout | None, policy: RolloutPolicy | None) -> str:
+    """When the next wave may start: the wave under way done and baked (known once its outcomes are)."""
+    if active is None or policy is None or active.state != RolloutState.RUNNING or not active.wave_done_at:
+        return ""
+    return _iso(datetime.fromisoformat(active.wave_done_at) + timedelta(seconds=policy.bake))
 
 
 def _window_view(desired: Desired, state: windows.WindowState) -> WindowView:

@@ -20,15 +20,16 @@ class Action(StrEnum):
     SEND = "send"
 
 
-class Hold(StrEnum):
-    """Why a change is left for later (a plan's ``held[].kind``)."""
+class When(StrEnum):
+    """When a change goes: a plan's ``changes[].schedule.kind`` (DESIGN §10.1); every kind but NOW holds it."""
 
-    PENDING = "pending"  # an action of the address (or of its type on the vehicle) is under way
-    BACKOFF = "backoff"  # it failed in a way that retrying cannot fix soon
+    NOW = "now"  # this run (the rollout's wave under way, when there is one)
     WAVE = "wave"  # a later rollout wave
-    WINDOW = "window"  # the change window is closed
-    HALTED = "halted"  # the rollout halted on its failure budget
-    WAKEUPS = "wakeups"  # the vehicle's wake-up budget is spent
+    WINDOW = "window"  # when the change window opens
+    BUDGET = "budget"  # when the vehicle's wake-up budget comes back (next month)
+    HALTED = "halted"  # the rollout halted on its failure budget: after --continue-rollout
+    BACKOFF = "backoff"  # it failed in a way that retrying cannot fix soon: after the backoff
+    PENDING = "pending"  # an action of the address (or of its type on the vehicle) is under way
 
 
 class RolloutState(StrEnum):

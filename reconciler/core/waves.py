@@ -8,7 +8,7 @@ ceil(share * N) of them (at least one, never fewer than the wave before).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .durations import Share
@@ -72,11 +72,17 @@ class Judgement:
         return not self.unknown
 
 
-def judge(wave: Iterable[str], entries: Iterable[tuple[str, str, str, str]]) -> Judgement:
-    """A wave's outcome from its vehicles' actions since it began: (vin, address, status, cause), oldest first.
+def judge(
+    wave: Iterable[str], entries: Iterable[tuple[str, str, str, str]], to_send: Collection[tuple[str, str]] = ()
+) -> Judgement:
+    """A wave's outcome, from outcomes only.
 
-    The latest action of each address counts: a vehicle fails when one of its
-    addresses ended failed, and is unknown while one is still under way.
+    ``entries`` are its vehicles' actions since it began, (vin, address,
+    status, cause), oldest first: the latest of each address counts. A vehicle
+    fails when one of its addresses ended failed; its outcome is not known
+    while one is under way, was not sent (``NotSent``: a spent quota, an
+    interrupt), or is among ``to_send`` — (vin, address) it still has to send —
+    with nothing journaled since the wave began.
     """
     members = set(wave)
     latest: dict[tuple[str, str], tuple[str, str]] = {}
@@ -86,12 +92,14 @@ def judge(wave: Iterable[str], entries: Iterable[tuple[str, str, str, str]]) -> 
     failed: dict[str, str] = {}
     unknown: set[str] = set()
     for (vin, _), (status, cause) in latest.items():
-        if status in UNDER_WAY:
+        if status in UNDER_WAY or status == NOT_SENT:
             unknown.add(vin)
-        elif status not in ENDED_WELL and status != "NotSent":
+        elif status not in ENDED_WELL:
             failed.setdefault(vin, cause or status)
-    return Judgement(failed, frozenset(unknown))
+    unknown |= {vin for vin, address in to_send if vin in members and (vin, address) not in latest}
+    return Judgement(failed, frozenset(unknown - set(failed)))
 
 
 UNDER_WAY = ("Sending", "Accepted", "WakingUpVehicle", "CheckingVehicle", "SentToVehicle")
 ENDED_WELL = ("Success", "AlreadyDone")
+NOT_SENT = "NotSent"  # journaled, then not sent: a spent quota, an interrupt

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from ..core.changes import FORMAT_VERSION, Change, Plan
+from ..core.changes import FORMAT_VERSION, Change, Plan, Schedule
 from ..core.sensitive import json_default
 
 _STREAMED = object()  # where the changes go, written one by one
@@ -49,13 +49,16 @@ def _document(plan: Plan) -> dict[str, Any]:
         "adoptions": [{"address": a.address, "id": a.identity, "after": a.after} for a in plan.adoptions],
         "summary": {
             **summary,
+            **plan.notable(),
+            "now": len(plan.going),
+            "later": len(plan.changes) - len(plan.going),
             "adopt": len(plan.adoptions),
             "drift": len(plan.drift),
             "held": len(plan.held),
             "cannot_apply": len(plan.cannot_apply),
             "unobserved": len(plan.unobserved),
         },
-        "api_calls": {"total": plan.api_calls, "changes": len(plan.changes), "lookups": plan.lookups},
+        "api_calls": {"total": plan.api_calls, "changes": len(plan.going), "lookups": plan.lookups},
         "rollout": _rollout(plan),
         "window": _window(plan),
     }
@@ -153,7 +156,18 @@ def change_document(change: Change) -> dict[str, Any]:
         result["sensitive"] = [{"path": s.path, "changed": s.changed} for s in change.sensitive]
     if change.source is not None:
         result["source"] = change.source.to_json()
+    result["schedule"] = schedule_document(change.schedule)
     return result
+
+
+def schedule_document(schedule: Schedule) -> dict[str, Any]:
+    """``{kind, reason, wave?, at?}``: when a change goes (DESIGN §10.1)."""
+    document: dict[str, Any] = {"kind": str(schedule.kind), "reason": schedule.reason}
+    if schedule.wave is not None:
+        document["wave"] = schedule.wave
+    if schedule.at:
+        document["at"] = schedule.at
+    return document
 
 
 class _Fragments:
@@ -172,7 +186,7 @@ class _Fragments:
         request = change.request
         if change.sensitive or not request.label or not change.key or not change.vin:
             return dumps(change_document(change))  # callbacks: few, and they carry secrets
-        shared = (change.summary, change.before, change.after, request.content, change.source)
+        shared = (change.summary, change.before, change.after, request.content, change.source, change.schedule)
         key = (*map(id, shared), hash(change.action), hash(change.remote_type), hash(change.callback))
         hit = self._templates.get(key)
         if hit is None:

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from ..core.changes import Plan
 from ..core.outcomes import Outcome, Progress
-from ..core.vocabulary import Hold, Result
+from ..core.vocabulary import Result, When
 
 _MARKS = {
     Result.CONFIRMED: "✓",
@@ -43,15 +43,17 @@ def report(outcomes: Sequence[Outcome], out: TextIO) -> None:
     out.write(f"Apply finished: {summary}.\n")
 
 
-def brakes_said(plan: Plan | None, halted: str, window_closed: str, out: TextIO) -> None:
-    """What the brakes held back, under the report: a halted rollout, a closed window."""
+def brakes_said(plan: Plan | None, halted: str, window_closed: str, out: TextIO, stale: str = "") -> None:
+    """What the brakes held back, under the report: a halted rollout, a closed window, a changed wave."""
+    if stale:
+        out.write(f"Stopped before the next wave: {stale}.\n")
     if halted:
         out.write(
             f"Rollout halted at {halted}.\nNothing more is sent for this fleet file: fix the cause, then "
             "reconciler apply --continue-rollout (it retries the failed vehicles first), or change the file.\n"
         )
     if window_closed and plan is not None and plan.window is not None:
-        waiting = sum(1 for h in plan.held if h.kind == Hold.WINDOW)
+        waiting = sum(1 for h in plan.held if h.kind == When.WINDOW)
         out.write(
             f"Change window {plan.window.described}: {waiting} change(s) wait for it; only urgent changes "
             "were sent (--ignore-windows sends them now).\n"
@@ -82,8 +84,11 @@ class BarProgress(Progress):
         self.lock = threading.Lock()
 
     def start(self, total: int) -> None:
-        self.total = total
-        self._draw()
+        """A new bar for each wave's sends."""
+        with self.lock:
+            self.total = total
+            self.counts.clear()
+            self._draw()
 
     def done(self, outcome: Outcome) -> None:
         with self.lock:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
-from ..core.changes import Plan
-from ..core.vocabulary import Action, Hold, RolloutState
+from ..core.changes import Held, Plan
+from ..core.vocabulary import Action, RolloutState, When
+from . import schedules
 from .details import change_lines
 
 _SIGNS = {
@@ -53,13 +53,17 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         out.append("")
     if plan.changes:
         out.append(f"reconciler will make these changes to fleet {plan.fleet}:\n")
-        for change in plan.changes:
-            sign = _SIGNS[change.action]
-            origin = f"  [{change.source}]" if change.source is not None and str(change.source) else ""
-            out.append(paint(sign, f"  {sign} {change.address}") + f"  ({change.summary}){origin}")
-            for line_sign, text in change_lines(change):
-                out.append(paint(line_sign, f"      {line_sign} {text}"))
-        out.append("")
+        for group in schedules.groups(plan):
+            out.append(paint("!" if group.kind != When.NOW else "", f"{group.headline}:"))
+            for change in group.changes:
+                sign = _SIGNS[change.action]
+                origin = f"  [{change.source}]" if change.source is not None and str(change.source) else ""
+                out.append(paint(sign, f"  {sign} {change.address}") + f"  ({change.summary}){origin}")
+                for line_sign, text in change_lines(change):
+                    out.append(paint(line_sign, f"      {line_sign} {text}"))
+                if group.kind in schedules.VARYING:
+                    out.append(f"      . {change.schedule.reason}")
+            out.append("")
     if plan.drift:
         out.append("Changed outside reconciler (drift):")
         for d in plan.drift:
@@ -69,14 +73,13 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         out.append("Already in place, to be recorded without sending anything:")
         out.extend(f"  = {a.address}" for a in plan.adoptions)
         out.append("")
-    if plan.held:
-        out.append("Left alone this time:")
-        shown = plan.held if len(plan.held) <= MAX_HELD else plan.held[:MAX_HELD]
-        out.extend(f"  . {h.address}: held: {h.reason}" for h in shown)
-        if len(plan.held) > MAX_HELD:
-            kinds = Counter(h.kind for h in plan.held[MAX_HELD:])
-            more = ", ".join(f"{n:,} {HELD_KINDS.get(kind, kind)}" for kind, n in kinds.most_common())
-            out.append(f"  … and {len(plan.held) - MAX_HELD:,} more: {more} (--format json lists them all)")
+    waiting = idle(plan)
+    if waiting:
+        out.append("Waiting for actions under way (nothing to send for them):")
+        shown = waiting if len(waiting) <= MAX_HELD else waiting[:MAX_HELD]
+        out.extend(f"  . {h.address}: {h.reason}" for h in shown)
+        if len(waiting) > MAX_HELD:
+            out.append(f"  … and {len(waiting) - MAX_HELD:,} more (--format json lists them all)")
         out.append("")
     if plan.unobserved:
         out.append("Not reported since reconciler's last change (planned against the recorded state, not drift):")
@@ -92,23 +95,26 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         out.append(f"No changes. Fleet {plan.fleet} matches the configuration.")
         return
     counts = plan.summary()
-    out.append("Plan: " + ", ".join(f"{n} to {action}" for action, n in counts.items() if n) + ".")
+    going, later = len(plan.going), schedules.later(plan)
+    when = f" — {going:,} now, {later}" if later else ""
+    out.append("Plan: " + ", ".join(f"{n:,} to {action}" for action, n in counts.items() if n) + when + ".")
+    notable = schedules.notable(plan)
+    if notable:
+        out.append(paint("-", f"Of note: it {notable}."))
     out.append(
-        f"Apply will make {plan.api_calls} API calls ({len(plan.changes)} changes"
-        + (f", {plan.lookups} VIN look-ups" if plan.lookups else "")
+        f"Apply will make {plan.api_calls:,} API calls now ({going:,} changes"
+        + (f", {plan.lookups:,} VIN look-ups" if plan.lookups else "")
         + "), plus status polls while it waits for the vehicles."
     )
 
 
+def idle(plan: Plan) -> list[Held]:
+    """Held addresses with no change of their own: their action is under way, and nothing else is to send."""
+    changing = {c.address for c in plan.changes}
+    return [h for h in plan.held if h.address not in changing]
+
+
 MAX_HELD = 50
-HELD_KINDS = {
-    Hold.PENDING: "with an action pending",
-    Hold.BACKOFF: "backed off",
-    Hold.WAVE: "waiting for later waves",
-    Hold.WINDOW: "waiting for the change window",
-    Hold.HALTED: "held by the halted rollout",
-    Hold.WAKEUPS: "held by the wake-up budget",
-}
 
 
 def brakes(plan: Plan) -> list[str]:

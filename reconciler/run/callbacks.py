@@ -55,7 +55,7 @@ class CallbackSteps:
                     created.append(str(answer["callbackId"]))
                     ctx.store.record_callback(label, created[0], replace(seal_callback(wanted, key), status="Running"))
 
-                self._journaled(change, "POST", f"{ctx.fleet_file}/remote/callbacks", body, record_created)
+                self._journaled(change, "POST", f"{ctx.fleet_api}/remote/callbacks", body, record_created)
                 self.ids[label] = created[0]
                 return Outcome(change.address, Result.CONFIRMED, f"created {created[0]}")
             adopting = label not in self.ids and label not in ctx.store.callbacks()
@@ -69,7 +69,7 @@ class CallbackSteps:
                     if adopting:
                         ctx.store.add_history(change.address, "adopted", f"{cb_id}, updated to the fleet file")
 
-                self._journaled(change, "PUT", f"{ctx.fleet_file}/remote/callbacks/{cb_id}", body, record_update)
+                self._journaled(change, "PUT", f"{ctx.fleet_api}/remote/callbacks/{cb_id}", body, record_update)
                 if adopting:
                     return Outcome(change.address, Result.CONFIRMED, f"adopted {cb_id} and updated it")
                 return Outcome(change.address, Result.CONFIRMED, f"updated {cb_id}")
@@ -79,7 +79,7 @@ class CallbackSteps:
                 config = recorded.config if recorded else seal_callback(wanted, key)
                 ctx.store.record_callback(label, cb_id, replace(config, status=body["status"]))
 
-            self._journaled(change, "PUT", f"{ctx.fleet_file}/remote/callbacks/{cb_id}/status", body, record_status)
+            self._journaled(change, "PUT", f"{ctx.fleet_api}/remote/callbacks/{cb_id}/status", body, record_status)
             return Outcome(change.address, Result.CONFIRMED, f"{change.action}d {cb_id}")
         except _FATAL:
             raise
@@ -99,7 +99,7 @@ class CallbackSteps:
         if pending:
             return Outcome(change.address, Result.SKIPPED, f"{len(pending)} action(s) still pending on it")
         cb_id = self.id_of(label)
-        path = f"{ctx.fleet_file}/remote/callbacks/{cb_id}"
+        path = f"{ctx.fleet_api}/remote/callbacks/{cb_id}"
         key = f"{change.address}:DELETE:{time.time_ns()}"
         ctx.store.journal_start(JournalEntry(key, change.address, None, label, None, "DELETE", {"path": path}, None))
         try:
@@ -147,7 +147,7 @@ class CallbackSteps:
             ctx.store.add_history(change.address, "adopted", cb_id)
 
         if existing.get("subscribe") != body:
-            self._journaled(change, "PUT", f"{ctx.fleet_file}/remote/callbacks/{cb_id}", body, record)
+            self._journaled(change, "PUT", f"{ctx.fleet_api}/remote/callbacks/{cb_id}", body, record)
         else:
             with ctx.store.transaction():
                 record(None)
@@ -156,7 +156,7 @@ class CallbackSteps:
     def _existing(self) -> dict[str, dict[str, Any]]:
         """The fleet's callbacks by label; one without a label found as a declared one's (``unlabeled_match``)."""
         if self._listed is None:
-            listed = list(self.ctx.api.pages(f"{self.ctx.fleet_file}/remote/callbacks", "callbacks"))
+            listed = list(self.ctx.api.pages(f"{self.ctx.fleet_api}/remote/callbacks", "callbacks"))
             self._listed = {
                 str(cb["subscribe"]["label"]): cb for cb in listed if (cb.get("subscribe") or {}).get("label")
             }

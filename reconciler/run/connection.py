@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ..api import observe
-from ..api.client import FleetApi
+from ..api.client import MAX_RETRY_AFTER, FleetApi
 from ..api.settings import from_environment, http_timeout
 from ..core import addresses, groups, planner
 from ..core.model import Desired, Observed, Recorded
@@ -26,21 +26,23 @@ def connect(
     env: Mapping[str, str],
     *,
     cancel: threading.Event | None = None,
+    max_retry_after: float = MAX_RETRY_AFTER,
 ) -> Iterator[FleetApi]:
     """The API client: for the embedded sandbox, or for the API at ``api.url``.
 
-    ``cancel``, once set, makes the client send nothing more (Ctrl-C during apply).
+    ``cancel``, once set, makes the client send nothing more (Ctrl-C during apply);
+    a 429 asking to wait longer than ``max_retry_after`` is a spent quota.
     """
     if desired.api_url == loader.SANDBOX:
         folder = sandbox.directory(state_url, fleet_file)
         timeout = http_timeout(env)
         with (
             sandbox.running(desired, folder) as settings,
-            FleetApi(replace(settings, timeout=timeout), cancel=cancel) as api,
+            FleetApi(replace(settings, timeout=timeout), cancel=cancel, max_retry_after=max_retry_after) as api,
         ):
             yield api
         return
-    with FleetApi(from_environment(desired.api_url, env), cancel=cancel) as api:
+    with FleetApi(from_environment(desired.api_url, env), cancel=cancel, max_retry_after=max_retry_after) as api:
         yield api
 
 

@@ -30,7 +30,7 @@ class RunContext:
     sleep: Callable[[float], None] | None = None  # None: wait on ``stop``, waking up at once when it is set
 
     @property
-    def fleet_file(self) -> str:
+    def fleet_api(self) -> str:
         return f"/fleets/{self.desired.fleet}"
 
     def pause(self, seconds: float) -> bool:

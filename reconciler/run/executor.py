@@ -99,13 +99,14 @@ class Executor:
     # the run
 
     def run(self, plan: Plan) -> list[Outcome]:
-        """Carry out ``plan``; one outcome per change."""
+        """Carry out what of ``plan`` goes now (its changes no brake holds); one outcome per change."""
         ctx = self.ctx
         self._record_adoptions(plan)
-        callbacks = [c for c in plan.changes if c.vin is None and c.action != Action.DELETE]
-        vehicles = [c for c in plan.changes if c.vin is not None]
-        deletions = [c for c in plan.changes if c.action == Action.DELETE]
-        ctx.progress.start(len(plan.changes))
+        going = plan.going
+        callbacks = [c for c in going if c.vin is None and c.action != Action.DELETE]
+        vehicles = [c for c in going if c.vin is not None]
+        deletions = [c for c in going if c.action == Action.DELETE]
+        ctx.progress.start(len(going))
         outcomes: list[Outcome] = []
         failed_callbacks: set[str] = set()
         for change in callbacks:
@@ -195,12 +196,12 @@ class Executor:
             return {}, set()
         found: dict[str, str] = {}
         if len(vins) > 20:
-            for vehicle in ctx.api.pages(f"{ctx.fleet_file}/vehicles", "vehicles"):
+            for vehicle in ctx.api.pages(f"{ctx.fleet_api}/vehicles", "vehicles"):
                 if vehicle.get("vin") in vins:
                     found[str(vehicle["vin"])] = str(vehicle["id"])
         else:
             for vin in sorted(vins):
-                for vehicle in ctx.api.pages(f"{ctx.fleet_file}/vehicles", "vehicles", {"vinPrefix": vin}):
+                for vehicle in ctx.api.pages(f"{ctx.fleet_api}/vehicles", "vehicles", {"vinPrefix": vin}):
                     if vehicle.get("vin") == vin:
                         found[vin] = str(vehicle["id"])
         if found:

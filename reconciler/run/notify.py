@@ -31,7 +31,7 @@ from ..core.changes import Drift
 from ..core.model import Notify, Secret
 from ..core.outcomes import Outcome
 from ..core.sensitive import reveal
-from ..core.vocabulary import Hold, NotifyKind, Result
+from ..core.vocabulary import NotifyKind, Result, When
 
 TRIES = 2  # one retry, within the notification's deadline
 MAX_EVENTS = 100  # listed per kind and notification; the rest are counted ("omitted")
@@ -55,7 +55,7 @@ def events(outcomes: Iterable[Outcome], drift: Iterable[Drift], halted: str) -> 
     for outcome in outcomes:
         if outcome.result == Result.FAILED:
             found.append(Event(NotifyKind.FAILED, outcome.address, outcome.detail))
-        elif outcome.kind == Hold.WAKEUPS:
+        elif outcome.kind == When.BUDGET:
             found.append(Event(NotifyKind.BUDGET, outcome.address, outcome.detail))
         elif outcome.kind:
             found.append(Event(NotifyKind.HELD, outcome.address, outcome.detail))

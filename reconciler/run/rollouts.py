@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from ..core import waves
+from ..core import rollout as rollout_
 from ..core.model import Rollout
 from ..core.vocabulary import RolloutState
 from ..state.base import StateStore
 
 
-def judge_wave(store: StateStore, rollout: Rollout | None) -> waves.Judgement | None:
-    """What the journal says of the wave under way: its failures and its outcomes not known yet."""
+def wave_entries(store: StateStore, rollout: Rollout | None) -> list[rollout_.Entry]:
+    """The journal's remote actions of the vehicles of the wave under way, since it began."""
     if rollout is None or rollout.state != RolloutState.RUNNING or not rollout.wave_started_at:
-        return None
+        return []
     positions = rollout.positions()
-    entries = [
-        e for e in store.actions_since(rollout.wave_started_at) if rollout.wave_of(e[0], positions) == rollout.wave
-    ]
-    return waves.judge({e[0] for e in entries}, entries)
+    return [e for e in store.actions_since(rollout.wave_started_at) if rollout.wave_of(e[0], positions) == rollout.wave]
 
 
 def save(store: StateStore, before: Rollout | None, after: Rollout) -> None:

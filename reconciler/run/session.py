@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..api.client import FleetApi
-from ..core import addresses, durations, planner, rollout, waves
-from ..core.changes import Drift, Plan
+from ..core import addresses, durations, rollout
+from ..core.changes import FORMAT_VERSION, Drift, Plan
 from ..core.model import Desired, Notify, Recorded, Rollout
 from ..core.outcomes import HELD_RESULTS, OK_RESULTS, Outcome, Progress
 from ..core.targets import check_known
-from ..core.vocabulary import Action, Hold, Result, RolloutState
+from ..core.vocabulary import Action, Result, RolloutState, When
 from ..errors import ReconcilerError, StalePlanError
 from ..fleetfile import loader
-from ..render.json_plan import dumps, plan_document
+from ..render.json_plan import change_document, dumps, plan_document
 from ..state.backends import open_store, state_url
 from ..state.base import StateStore
 from . import connection, gcpause, notify, rollouts, saved_plan
@@ -73,6 +73,7 @@ class RunResult:
     pending_actions: int = 0  # journaled remote actions whose outcome is not known yet, after the run
     fleet: str = ""
     notify: tuple[Notify, ...] = ()  # the fleet file's notify: targets
+    stale: str = ""  # why apply stopped before a later wave (exit 3): it was not what the approved plan listed
 
 
 def notify_run(outcome: RunResult, stop: threading.Event | None = None) -> list[notify.Delivery]:
@@ -94,6 +95,7 @@ def apply_fleet(
     stderr: TextIO,
     owner: str = "reconciler apply",
     interrupts: Interrupts | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RunResult:
     """Lock, settle, refresh, plan, stage (brakes), have ``review`` approve, execute; unlock.
 
@@ -122,7 +124,11 @@ def apply_fleet(
             if saved is not None:
                 recorded = _check_fresh(saved, recorded, store)
             store.initialize(recorded)
-            with connection.connect(desired, url, fleet_file, env, cancel=interrupts.stop) as api:
+            # A 429 whose Retry-After outlasts the run's timeout is a spent quota: it stops all sending at once.
+            outlasts = max(1.0, options.timeout)
+            with connection.connect(
+                desired, url, fleet_file, env, cancel=interrupts.stop, max_retry_after=outlasts
+            ) as api:
                 executor = Executor(
                     api,
                     store,
@@ -134,15 +140,19 @@ def apply_fleet(
                     progress=progress,
                     gate=_gate(desired, interrupts),
                 )
+                run = _Run(store, api, executor, desired, options, targets, saved, review, interrupts, clock)
+                approved: _Approved | None = _Approved.of_saved(saved) if saved is not None else None
                 while True:
                     first = not passes
-                    one = _one_pass(store, api, executor, desired, options, targets, first, saved, review, interrupts)
+                    one = _one_pass(run, first, approved)
                     if one is None:
                         return RunResult(1, passes[-1].plan if passes else None, [])
+                    if approved is None:
+                        approved = _Approved.of_plan(one.plan)  # what the reviewer saw is what it may send
                     passes.append(one)
-                    if not _next_wave(one, desired, options, interrupts, stderr):
+                    if one.stale or not _next_wave(run, one, stderr):
                         break
-                if any(p.plan.changes for p in passes):
+                if any(p.plan.going for p in passes):
                     stderr.write(f"API: {api.usage()}\n")
                 requests = dict(api.answers)
             pending = store.count_pending()
@@ -153,8 +163,8 @@ def apply_fleet(
     last = passes[-1]
     earlier = [o for p in passes[:-1] for o in p.settled + p.sent]
     outcomes = earlier + _one_per_address(last.settled, last.sent, last.held_outcomes())
-    code = _exit_code(outcomes, interrupts, halted=last.halted, window_closed=last.window_closed)
-    changes = Counter(c.action for p in passes for c in p.plan.changes)
+    code = 3 if last.stale else _exit_code(outcomes, interrupts, halted=last.halted, window_closed=last.window_closed)
+    changes = Counter(c.action for p in passes for c in p.plan.going)
     drift = passes[0].plan.drift
     return RunResult(
         code,
@@ -168,6 +178,7 @@ def apply_fleet(
         pending,
         desired.fleet,
         desired.notify,
+        last.stale,
     )
 
 
@@ -181,6 +192,7 @@ class _Pass:
     halted: str = ""  # the halt, when the rollout is halted
     window_closed: str = ""  # when it opens, when the window is closed and changes wait
     rollout: Rollout | None = None
+    stale: str = ""  # why this wave was not sent: it is not what the approved plan listed
 
     def held_outcomes(self) -> list[Outcome]:
         held = [
@@ -200,81 +212,158 @@ class _Pass:
         return held + cannot
 
 
-def _one_pass(
-    store: StateStore,
-    api: FleetApi,
-    executor: Executor,
-    desired: Desired,
-    options: Options,
-    targets: tuple[str, ...],
-    first: bool,
-    saved: dict[str, Any] | None,
-    review: Callable[[Plan], bool],
-    interrupts: Interrupts,
-) -> _Pass | None:
-    """Settle, refresh, plan, stage and send what goes now; None when the reviewer says no."""
+@dataclass(frozen=True)
+class _Run:
+    """What every pass of one apply works with."""
+
+    store: StateStore
+    api: FleetApi
+    executor: Executor
+    desired: Desired
+    options: Options
+    targets: tuple[str, ...]
+    saved: dict[str, Any] | None
+    review: Callable[[Plan], bool]
+    interrupts: Interrupts
+    clock: Callable[[], datetime]
+    sent: set[str] = field(default_factory=set)  # the addresses this apply has sent to: each goes once a run
+
+
+def _one_pass(run: _Run, first: bool, approved: _Approved | None) -> _Pass | None:
+    """Settle, refresh, plan, stage and send what goes now; None when the reviewer says no.
+
+    The first pass is reviewed (or must be the saved plan); a later one —
+    the next wave — sends nothing unless what it would send is what the
+    approved plan listed for it.
+    """
+    store, executor, desired, options, targets = run.store, run.executor, run.desired, run.options, run.targets
     settled = [o for o in executor.settle() if o.result != Result.SKIPPED]
     recorded = store.read()
-    now = datetime.now(UTC)
+    now = run.clock()
     stamp = now.isoformat(timespec="seconds")
     looking = connection.Looking(targets, stamp, options.refresh_capabilities, options.parallelism)
     observed = None
     if options.refresh:
-        observed = connection.refresh_for_apply(api, desired, recorded, looking, then=options.after_failed_refresh)
-    planned = planner.plan(desired, recorded, observed, targets=targets, now=stamp)
-    staged = rollout.stage(
-        planned,
+        observed = connection.refresh_for_apply(run.api, desired, recorded, looking, then=options.after_failed_refresh)
+        if first and observed is not None:
+            check_known(targets, desired, recorded, observed.listing)
+    staged = rollout.schedule(
         desired,
-        recorded.rollout,
-        rollouts.judge_wave(store, recorded.rollout),
+        recorded,
+        observed,
+        rollouts.wave_entries(store, recorded.rollout),
         now,
+        targets=targets,
         continue_rollout=options.continue_rollout and first,
         ignore_windows=options.ignore_windows,
     )
     result = staged.plan
-    if first and saved is not None:
-        _check_same(saved, result)
-    if first and not review(result):
+    if not first and any(c.address in run.sent for c in result.going):
+        # What an earlier wave of this apply sent is not sent again, whatever its outcome: a failure
+        # waits for the next run (its outcome is reported already), as the approved plan listed it once.
+        kept = tuple(c for c in result.changes if not (c.schedule.now and c.address in run.sent))
+        result = replace(result, changes=kept)
+    if first and run.saved is not None:
+        _check_same(run.saved, result)
+    if first and not run.review(result):
         return None
+    if not first and approved is not None:
+        stale = approved.unlisted(result)
+        if stale:
+            return _Pass(result, settled, [], stale=stale)
     connection.record_observed(store, observed)
     if staged.rollout is not None and staged.rollout != recorded.rollout:
         rollouts.save(store, recorded.rollout, staged.rollout)
-    if result.changes:
+    if result.going:
         store.commit_serial()
-    interrupts.sending = True
-    sent = executor.run(result)  # with no changes: records what refresh found in place
+    run.interrupts.sending = True
+    sent = executor.run(result)  # what goes now; with nothing, records what refresh found in place
+    run.sent.update(c.address for c in result.going)
     after = staged.rollout
-    if after is not None and desired.rollout is not None and after.state == RolloutState.RUNNING:
-        judgement = rollouts.judge_wave(store, after)
-        judged = rollout.progress(after, judgement, desired.rollout, datetime.now(UTC), advance=False)
+    if not targets and after is not None and desired.rollout is not None and after.state == RolloutState.RUNNING:
+        judgement = rollout.judgement_of(after, rollouts.wave_entries(store, after), result.going)
+        judged = rollout.progress(after, judgement, desired.rollout, run.clock(), advance=False)
         if judged != after:
             rollouts.save(store, after, judged)
             after = judged
     halted = after.halt if after is not None and after.state == RolloutState.HALTED else ""
     closed = ""
-    if staged.window_closed and any(h.kind == Hold.WINDOW for h in result.held):
+    if staged.window_closed and any(h.kind == When.WINDOW for h in result.held):
         closed = (result.window.opens_at if result.window else "") or "later"
     return _Pass(result, settled, sent, halted, closed, after)
 
 
-def _next_wave(one: _Pass, desired: Desired, options: Options, interrupts: Interrupts, stderr: TextIO) -> bool:
-    """Whether apply goes on with the next wave now (waiting for outcomes, the wave done): after its bake."""
-    current, policy = one.rollout, desired.rollout
-    if current is None or policy is None or not options.wait or options.one_wave:
+@dataclass(frozen=True)
+class _Approved:
+    """The plan a reviewer approved (shown, or saved): what each later wave may send, by content.
+
+    A change is known by what it does — address, action, before and after, its
+    body but for the key in its label (which the serial, bumped by every wave,
+    changes) — not by the vehicle or callback ids its path resolves since.
+    """
+
+    changes: frozenset[str]
+    by_wave: dict[int, frozenset[str]]
+
+    @classmethod
+    def of_plan(cls, plan: Plan) -> _Approved:
+        return cls.of_documents([change_document(c) for c in plan.changes])
+
+    @classmethod
+    def of_saved(cls, saved: dict[str, Any]) -> _Approved:
+        return cls.of_documents([c for c in saved["changes"] if isinstance(c, dict)])
+
+    @classmethod
+    def of_documents(cls, documents: list[dict[str, Any]]) -> _Approved:
+        by_wave: dict[int, set[str]] = {}
+        for document in documents:
+            wave = (document.get("schedule") or {}).get("wave")
+            if isinstance(wave, int):
+                by_wave.setdefault(wave, set()).add(_content(document))
+        return cls(frozenset(_content(d) for d in documents), {w: frozenset(c) for w, c in by_wave.items()})
+
+    def unlisted(self, plan: Plan) -> str:
+        """Why the changes ``plan`` would send now are not the approved plan's, or ""."""
+        for change in plan.going:
+            if _content(change_document(change)) not in self.changes:
+                wave = f" of wave {change.schedule.wave}" if change.schedule.wave else ""
+                return (
+                    f"{change.address} ({change.action}){wave} is not what the approved plan listed: what the API "
+                    "reports or the state changed since; nothing of it was sent. Run reconciler plan again"
+                )
+        return ""
+
+
+def _content(document: dict[str, Any]) -> str:
+    request = document.get("request") or {}
+    body = request.get("body")
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "label"}
+    what = [document.get(k) for k in ("address", "action", "before", "after", "summary", "sensitive")]
+    return dumps([*what, request.get("method"), body])
+
+
+def _next_wave(run: _Run, one: _Pass, stderr: TextIO) -> bool:
+    """Whether apply goes on with the next wave now (waiting for outcomes, the wave done): after its bake.
+
+    Never for a targeted run: it sends what open waves hold of its targets, and advances nothing.
+    """
+    current, policy, options = one.rollout, run.desired.rollout, run.options
+    if current is None or policy is None or not options.wait or options.one_wave or run.targets:
         return False
-    if interrupts.stop.is_set() or one.halted or one.window_closed:
+    if run.interrupts.stop.is_set() or one.halted or one.window_closed:
         return False
     if current.state != RolloutState.RUNNING or not current.wave_done_at:
         return False  # done, or the wave's outcomes are not all known yet (pending at the timeout)
     ready = datetime.fromisoformat(current.wave_done_at) + timedelta(seconds=policy.bake)
-    wait = (ready - datetime.now(UTC)).total_seconds()
+    wait = (ready - run.clock()).total_seconds()
     if wait >= 1:
         stderr.write(
             f"Wave {current.wave + 1} of {current.waves} done; baking {durations.describe(wait)} "
             f"before wave {current.wave + 2}\n"
         )
         stderr.flush()
-        if interrupts.stop.wait(wait):
+        if run.interrupts.stop.wait(wait):
             return False
     return True
 
@@ -327,6 +416,11 @@ def read_saved(path: str, fleet_file: str | None) -> dict[str, Any]:
         raise StalePlanError(f"the plan's fleet file {source} cannot be read: {exc}") from exc
     if digest != saved["source"]["sha256"]:
         raise StalePlanError(f"{source} changed since the plan was made; run reconciler plan again")
+    if saved.get("format_version") != FORMAT_VERSION:
+        raise StalePlanError(
+            f"the plan {path} is of format {saved.get('format_version')}, this reconciler applies format "
+            f"{FORMAT_VERSION} (every change with its schedule); make it again with reconciler plan --out"
+        )
     return saved
 
 
@@ -345,6 +439,13 @@ def _check_fresh(saved: dict[str, Any], recorded: Recorded, store: StateStore) -
 
 def _check_same(saved: dict[str, Any], result: Plan) -> None:
     """The plan computed now must be the saved one, or apply refuses (exit 3) saying what differs."""
+    window = saved.get("window") or {}
+    if window.get("open") and result.window is not None and not result.window.open:
+        opens = result.window.described.removeprefix("closed until ")
+        raise StalePlanError(
+            f"the change window closed at {window.get('closes_at') or 'its end'} since the plan was made; it opens "
+            f"again {opens}: apply this plan then, or make a new one (reconciler plan)"
+        )
     now = json.loads(dumps(plan_document(result)["changes"]))
     if now != saved["changes"]:
         reason = _difference(saved["changes"], now, refreshed=bool(saved.get("refreshed")))
@@ -372,6 +473,9 @@ def _difference(saved: list[dict[str, Any]], now: list[dict[str, Any]], *, refre
             return f"a secret of {key[0]} has another value in the environment than when the plan was made"
         if then.get("before") != current.get("before"):
             return f"{source} for {key[0]} changed since the plan was made"
+        if then.get("schedule") != current.get("schedule"):
+            was, is_ = (then.get("schedule") or {}).get("kind"), (current.get("schedule") or {}).get("kind")
+            return f"{key[0]} was to go {was}, it is {is_} now (a brake changed since the plan was made)"
         return f"{key[0]} ({key[1]}) is not what the plan file says (was the plan file edited?)"
     return "the changes come in another order than the plan file's (was it edited?)"
 
@@ -383,11 +487,11 @@ def _user() -> str:
         return f"pid {os.getpid()}"
 
 
-def read_recorded(fleet_file: str, env: Mapping[str, str], fleet: str) -> tuple[Recorded, waves.Judgement | None]:
-    """The recorded state, opened read-only (planning never writes), and how its rollout's wave stands."""
+def read_recorded(fleet_file: str, env: Mapping[str, str], fleet: str) -> tuple[Recorded, list[rollout.Entry]]:
+    """The recorded state, opened read-only (planning never writes), and its rollout's wave's journal entries."""
     store = open_store(state_url(fleet_file, env), readonly=True, fleet=fleet)
     try:
         recorded = store.read()
-        return recorded, rollouts.judge_wave(store, recorded.rollout)
+        return recorded, rollouts.wave_entries(store, recorded.rollout)
     finally:
         store.close()

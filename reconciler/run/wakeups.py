@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from ..core import addresses
 from ..core.changes import Change
 from ..core.outcomes import Outcome
-from ..core.vocabulary import Hold, Result
+from ..core.vocabulary import Result, When
 from ..core.wakeups import DEFAULT_AWAKE_FOR, WakeupPolicy, asleep, month_of, spent_reason, this_month
 from ..state.base import JournalEntry, StateStore
 
@@ -51,7 +51,7 @@ class WakeupLedger:
         if wakes and self.hold and not urgent:  # urgent changes use the reserve
             reason = spent_reason(self.policy, use, now)
             if reason:
-                return Outcome(change.address, Result.HELD, reason, change.remote_type or "", Hold.WAKEUPS), False
+                return Outcome(change.address, Result.HELD, reason, change.remote_type or "", When.BUDGET), False
         return None, wakes
 
     def sent(self, change: Change, wakes: bool) -> None:

@@ -18,7 +18,7 @@ from prometheus_client.exposition import start_http_server
 
 from ..core import parts
 from ..core.outcomes import Outcome
-from ..core.vocabulary import Action, Hold, Result
+from ..core.vocabulary import Action, Result, When
 from ..errors import ReconcilerError
 
 ACTION_RESULTS = ("confirmed", "failed", "pending", "skipped", "held")
@@ -33,7 +33,7 @@ _RESULT = {
     Result.HELD: "held",
     Result.WAITS: "held",
 }
-HELD_REASONS = tuple(Hold)
+HELD_REASONS = tuple(When)
 CHANGE_ACTIONS = tuple(Action)
 REMOTE_TYPES = (*parts.REMOTE_TYPES, "callback")  # the label values of reconciler_actions_total
 WEBHOOK_RESULTS = ("recorded", "duplicate", "refused", "error")
@@ -164,7 +164,7 @@ class Metrics:
         for action, count in (changes or {}).items():
             self.changes.labels(action).inc(count)
         if outcomes is not None:
-            held: dict[Hold, int] = dict.fromkeys(HELD_REASONS, 0)
+            held: dict[When, int] = dict.fromkeys(HELD_REASONS, 0)
             for outcome in outcomes:
                 if not outcome.remote_type and outcome.address.startswith("vehicle."):
                     continue  # a whole vehicle the fleet does not list: no action, and no callback's either

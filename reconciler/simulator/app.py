@@ -27,6 +27,7 @@ from .ratelimit import RateLimiter
 from .validation import Invalid
 
 HAL = "application/hal+json"
+QUOTA_RETRY_AFTER = 6 * 3600  # seconds a spent daily quota asks to wait
 _RANGE = re.compile(r"(\d+)-(\d*)\Z")
 
 
@@ -109,6 +110,8 @@ def create_app(
         return run
 
     async def post_remote(request: Request, engine: Engine, links: documents.Links) -> Response:
+        if faults.posts_over_quota:
+            raise ApiError(429, "daily quota of remote actions exceeded", {"Retry-After": str(QUOTA_RETRY_AFTER)})
         body = await _json(request)
         p = request.path_params
         action = engine.post_remote(p["vid"], p["cbid"], body)

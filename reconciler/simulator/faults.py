@@ -20,6 +20,7 @@ class Faults:
     # {("GET", "/remote/callbacks"): 400} breaks the callback listing for good.
     refuse: dict[tuple[str, str], int] = field(default_factory=dict)
     relative_links: bool = False  # paging links as references (/connectedcar/v3/…?pageToken=…), as HAL allows
+    posts_over_quota: bool = False  # remote POSTs answer 429 with a Retry-After of hours: the day's quota is spent
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def refused(self, method: str, path: str) -> int | None:

@@ -81,7 +81,10 @@ def test_failing_canaries_halt_the_rollout_until_it_is_continued(
     capsys.readouterr()
     assert main(["plan", "-f", str(fleet), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["rollout"]["state"] == "halted" and doc["changes"] == []
+    assert doc["rollout"]["state"] == "halted"
+    # Every change the halt holds is still in the plan, with its schedule: nothing is hidden from the reviewer.
+    assert len(doc["changes"]) == 40 and {c["schedule"]["kind"] for c in doc["changes"]} == {"halted"}
+    assert main(["plan", "-f", str(fleet), "--detailed-exitcode"]) == 2
     for vin in canaries:
         forty.engine.configure_vehicle(vin, fail_cause="")
     mark = len(forty.served)

@@ -318,7 +318,7 @@ def test_explain_pending_failed_and_held(sim: Simulator, fleet: Path, capsys: py
     assert apply(fleet) == 4
     doc = explain(fleet, capsys, VINS[0], "--no-refresh")
     air = sections(doc)["preconditioning"]
-    assert air["status"] == "held" and air["held"]["kind"] == "wakeups"
+    assert air["status"] == "held" and air["held"]["kind"] == "budget"
     assert doc["wakeups"]["spent"] is True
 
 

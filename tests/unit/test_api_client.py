@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -26,10 +27,17 @@ class FakeTime:
         self.now += seconds
 
 
-def api(handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float] | None = None) -> FleetApi:
+def api(
+    handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float] | None = None, **extra: Any
+) -> FleetApi:
     fake = FakeTime(sleeps if sleeps is not None else [])
     return FleetApi(
-        SETTINGS, transport=httpx.MockTransport(handler), sleep=fake.sleep, clock=lambda: fake.now, jitter=lambda: 0.5
+        SETTINGS,
+        transport=httpx.MockTransport(handler),
+        sleep=fake.sleep,
+        clock=lambda: fake.now,
+        jitter=lambda: 0.5,
+        **extra,
     )
 
 
@@ -158,6 +166,15 @@ def test_a_retry_after_date_too_far_gives_up() -> None:
 def test_429_with_a_retry_after_too_long_gives_up() -> None:
     with pytest.raises(RateLimitedError):
         api(lambda r: error(429, 42900, headers={"Retry-After": "86400"})).get("/x")
+
+
+def test_a_retry_after_that_outlasts_the_runs_timeout_is_not_waited_out() -> None:
+    answers = iter([error(429, 42900, headers={"Retry-After": "200"}), httpx.Response(200, json={})])
+    sleeps: list[float] = []
+    assert api(lambda r: next(answers), sleeps, max_retry_after=300).get("/x") == {}  # within apply's 300 s
+    assert sum(sleeps) >= 200
+    with pytest.raises(RateLimitedError):
+        api(lambda r: error(429, 42900, headers={"Retry-After": "40"}), max_retry_after=30).get("/x")
 
 
 def test_5xx_on_get_is_retried_with_backoff() -> None:

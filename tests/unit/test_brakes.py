@@ -135,11 +135,17 @@ def fleet_with_rollout(**extra: object) -> object:
 
 def test_a_rollout_sends_its_first_wave_and_holds_the_rest() -> None:
     d = fleet_with_rollout()
-    staged = rollout.stage(plan(d, recorded(callbacks=())), d, None, None, datetime.now(UTC))  # type: ignore[arg-type]
+    state = recorded(callbacks=())
+    staged = rollout.stage(plan(d, state), d, state, [], datetime.now(UTC))  # type: ignore[arg-type]
     first = set(waves.order(VINS4)[:2])
-    assert {c.vin for c in staged.plan.changes if c.vin} == first
-    assert [c.address for c in staged.plan.changes if not c.vin] == ["callback.ops"]  # callbacks before any wave
+    assert {c.vin for c in staged.plan.going if c.vin} == first
+    assert [c.address for c in staged.plan.going if not c.vin] == ["callback.ops"]  # callbacks before any wave
     assert {h.kind for h in staged.plan.held} == {"wave"} and len(staged.plan.held) == 2
+    # Every change is in the plan, with its schedule: the second wave's too.
+    assert len(staged.plan.changes) == 5
+    later = [c for c in staged.plan.changes if not c.schedule.now]
+    assert {c.vin for c in later} == set(VINS4) - first and {c.schedule.wave for c in later} == {2}
+    assert {c.schedule.wave for c in staged.plan.going if c.vin} == {1}
     assert staged.rollout is not None and staged.rollout.wave_started_at
     assert staged.plan.rollout is not None and (staged.plan.rollout.wave, staged.plan.rollout.waves) == (1, 2)
 
@@ -166,10 +172,12 @@ def test_a_wave_over_budget_halts_and_a_halted_rollout_sends_only_urgent_changes
             ),
         },
     )
-    staged = rollout.stage(plan(with_flag, recorded()), with_flag, halted, None, now)  # type: ignore[arg-type]
-    assert staged.halted and [c.address for c in staged.plan.changes] == [f"vehicle.{VIN}.immobilization"]
-    resumed = rollout.stage(plan(d, recorded()), d, halted, None, now, continue_rollout=True)  # type: ignore[arg-type]
-    assert not resumed.halted and {c.vin for c in resumed.plan.changes} == set(started.vins[:2])
+    state = replace(recorded(), rollout=halted)
+    staged = rollout.stage(plan(with_flag, state), with_flag, state, [], now)  # type: ignore[arg-type]
+    assert staged.halted and [c.address for c in staged.plan.going] == [f"vehicle.{VIN}.immobilization"]
+    assert {c.schedule.kind for c in staged.plan.changes if not c.schedule.now} == {"halted"}
+    resumed = rollout.stage(plan(d, state), d, state, [], now, continue_rollout=True)  # type: ignore[arg-type]
+    assert not resumed.halted and {c.vin for c in resumed.plan.going} == set(started.vins[:2])
 
 
 def test_a_done_wave_waits_for_its_bake_then_the_next_goes() -> None:
@@ -196,14 +204,15 @@ def test_a_closed_window_lets_only_urgent_changes_through() -> None:
     shut = Windows("UTC", deny=(Window(tuple(windows._DAY_NAMES), 0, 23 * 60 + 59),))
     config = __import__("reconciler.core.model", fromlist=["VehicleConfig"]).VehicleConfig
     d = replace(desired({VIN: config(preconditioning={1: air(1)}), VIN2: config(immobilized=True)}), windows=shut)
-    staged = rollout.stage(plan(d, recorded()), d, None, None, datetime(2026, 11, 26, 12, tzinfo=UTC))
-    assert [c.address for c in staged.plan.changes] == [f"vehicle.{VIN2}.immobilization"]
+    state = recorded()
+    staged = rollout.stage(plan(d, state), d, state, [], datetime(2026, 11, 26, 12, tzinfo=UTC))
+    assert [c.address for c in staged.plan.going] == [f"vehicle.{VIN2}.immobilization"]
     assert staged.window_closed and staged.plan.window is not None and not staged.plan.window.open
     assert {h.kind for h in staged.plan.held} == {"window"}
-    ignored = rollout.stage(
-        plan(d, recorded()), d, None, None, datetime(2026, 11, 26, 12, tzinfo=UTC), ignore_windows=True
-    )
-    assert len(ignored.plan.changes) == 2
+    [waiting] = [c for c in staged.plan.changes if not c.schedule.now]
+    assert waiting.schedule.kind == "window" and waiting.schedule.at  # when it opens
+    ignored = rollout.stage(plan(d, state), d, state, [], datetime(2026, 11, 26, 12, tzinfo=UTC), ignore_windows=True)
+    assert len(ignored.plan.going) == 2
 
 
 def test_send_rate_spaces_the_actions() -> None:

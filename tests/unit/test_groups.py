@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core import groups, planner
+from reconciler.core import groups, planner, targets
 from reconciler.core.model import Capabilities, Observed, Recorded, Source
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.fleetfile import loader
 
 HEAD = """\
@@ -213,3 +213,16 @@ def test_what_a_vehicle_cannot_take_is_listed_apart_and_is_no_change() -> None:
     }
     result = planner.plan(desired, replace(recorded, capabilities={CAR: small}))
     assert f"vehicle.{CAR}.preconditioning" in {c.address for c in result.cannot_apply}
+
+
+def test_a_target_only_a_group_takes_is_known_once_the_listing_holds_it() -> None:
+    desired = parse("groups:\n  - {name: vans, match: {vinPrefix: VR3}, profile: commuter}\n")
+    recorded = Recorded(lineage="L")
+    targets.check_known([f"vehicle.{VAN}.preconditioning"], desired, recorded)  # before the listing: may be
+    targets.check_known([f"vehicle.{VAN}"], desired, recorded, LISTING)
+    typo = "VR3AAAAAAAA000009"
+    targets.check_known([f"vehicle.{typo}"], desired, recorded)
+    with pytest.raises(ReconcilerError, match="the fleet's listing does not hold it"):
+        targets.check_known([f"vehicle.{typo}"], desired, recorded, LISTING)
+    with pytest.raises(ReconcilerError, match="matches nothing"):
+        targets.check_known([f"vehicle.{CAR}"], desired, recorded)  # no group takes it

@@ -9,7 +9,7 @@ from support.runs import FLEET, SECRET, VINS
 
 from reconciler.core.changes import Drift
 from reconciler.core.outcomes import Outcome
-from reconciler.core.vocabulary import Result
+from reconciler.core.vocabulary import Result, When
 from reconciler.errors import ConfigError
 from reconciler.fleetfile import loader
 from reconciler.run import notify
@@ -76,8 +76,8 @@ def test_a_secret_notify_url_is_shown_by_its_variable_and_changes_no_rollout(tmp
 def test_events_name_each_kind_and_a_long_list_is_counted() -> None:
     outcomes = [
         Outcome(f"vehicle.{VINS[0]}.preconditioning", Result.FAILED, "VehicleConnectionTimeout (r1)"),
-        Outcome(f"vehicle.{VINS[1]}.preconditioning", Result.HELD, "wake-up budget spent (15/15 …)", kind="wakeups"),
-        *(Outcome(f"vehicle.V{n:016d}.preconditioning", Result.WAITS, "wave 2", kind="wave") for n in range(150)),
+        Outcome(f"vehicle.{VINS[1]}.preconditioning", Result.HELD, "wake-up budget spent (15/15 …)", kind=When.BUDGET),
+        *(Outcome(f"vehicle.V{n:016d}.preconditioning", Result.WAITS, "wave 2", kind=When.WAVE) for n in range(150)),
     ]
     drift = [Drift(f"vehicle.{VINS[2]}.preconditioning", "slot 1.start", "07:30", "09:00")]
     found = notify.events(outcomes, drift, "wave 1 of 3: 2 of 5 vehicles failed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from hypothesis import given, settings
@@ -21,17 +22,19 @@ from support.planning import (
     with_status,
 )
 
-from reconciler.core import spec
-from reconciler.core.changes import Change
+from reconciler.core import rollout, spec
+from reconciler.core.changes import Change, Plan
 from reconciler.core.model import (
     Attribute,
     Backoff,
     Callback,
     ChargingPreferences,
+    Desired,
     Observed,
     ObservedCallback,
     ObservedVehicle,
     PendingAction,
+    Recorded,
     Secret,
     VehicleConfig,
 )
@@ -233,12 +236,19 @@ def test_secret_change_is_detected_by_fingerprint_and_never_shown() -> None:
     assert "one" not in repr(change.before) and "two" not in repr(change.after)
 
 
+def scheduled(d: Desired, r: Recorded, now: str = "2026-11-25T00:00:00+00:00") -> Plan:
+    """The plan as plan and apply make it: every change, each with its schedule under the brakes."""
+    return rollout.stage(plan(d, r, now=now), d, r, [], datetime.fromisoformat(now)).plan
+
+
 def test_pending_action_is_shown_not_planned_again() -> None:
     address = f"vehicle.{VIN}.preconditioning"
     d = desired({VIN: VehicleConfig(preconditioning={1: air(1)})})
     r = recorded(pending={address: PendingAction(address, "k1", "WakingUpVehicle", "rid-1")})
-    result = plan(d, r)
-    assert result.changes == ()
+    result = scheduled(d, r)
+    assert result.going == ()  # nothing is sent again while it is under way
+    [change] = result.changes  # and the plan still says what remains to do, and why it waits
+    assert change.address == address and change.schedule.kind == "pending"
     assert [h.address for h in result.held] == [address]
     assert "rid-1" in result.held[0].reason and "WakingUpVehicle" in result.held[0].reason
 
@@ -247,8 +257,9 @@ def test_backed_off_failure_waits_until_its_time() -> None:
     address = f"vehicle.{VIN}.immobilization"
     d = desired({VIN: VehicleConfig(immobilized=True)})
     r = recorded(backoffs={address: Backoff(address, "TooManyWakeUpsOverMonth", "2026-12-01T00:00:00+00:00")})
-    assert plan(d, r, now="2026-11-25T00:00:00+00:00").changes == ()
-    assert len(plan(d, r, now="2026-12-02T00:00:00+00:00").changes) == 1
+    held = scheduled(d, r, now="2026-11-25T00:00:00+00:00")
+    assert held.going == () and [c.schedule.at for c in held.changes] == ["2026-12-01T00:00:00+00:00"]
+    assert len(scheduled(d, r, now="2026-12-02T00:00:00+00:00").going) == 1
 
 
 def test_target_limits_the_plan_and_keeps_needed_callback_creation() -> None:
@@ -372,6 +383,6 @@ def test_pending_action_of_the_same_type_holds_the_other_address_too() -> None:
         }
     )
     pending = PendingAction(schedule, "k1", "SentToVehicle", "rid-1", remote_type="ElectricBatteryChargingRequest")
-    result = plan(d, recorded(pending={schedule: pending}))
-    assert [c.address for c in result.changes] == [f"vehicle.{VIN}.immobilization"]
+    result = scheduled(d, recorded(pending={schedule: pending}))
+    assert [c.address for c in result.going] == [f"vehicle.{VIN}.immobilization"]
     assert sorted(h.address for h in result.held) == [f"vehicle.{VIN}.charging.preferences", schedule]

@@ -10,8 +10,11 @@ from support.planning import OPS, VIN, VIN2, air, desired, recorded
 
 from reconciler.core.changes import Plan
 from reconciler.core.model import Attribute, Callback, ChargingPreferences, Secret, VehicleConfig
+from reconciler.core.outcomes import Outcome
 from reconciler.core.planner import plan
+from reconciler.core.vocabulary import Result
 from reconciler.render import json_plan, markdown, text
+from reconciler.render.report import BarProgress
 
 SECRET = "tok-9f8e7d6c5b4a"
 
@@ -92,8 +95,8 @@ def test_markdown_has_summary_banner_and_collapsed_vehicles() -> None:
     d = desired({VIN: VehicleConfig(immobilized=True), VIN2: VehicleConfig(preconditioning={1: air(1)})})
     output = markdown.render(plan(d, recorded(callbacks=(OPS, old))))
     assert "> [!WARNING]" in output
-    assert "**deletes**: `callback.old`" in output
-    assert f"**immobilizes** 1 vehicle(s): `{VIN}`" in output
+    assert "This plan **immobilizes 1 vehicle, deletes 1 callback**" in output
+    assert "> Deleting: `callback.old`" in output and f"> Immobilizing: `{VIN}`" in output
     assert "| 📡 send | 2 |" in output
     assert f"<details><summary><code>{VIN}</code>" in output
 
@@ -117,7 +120,7 @@ def test_markdown_shows_field_changes_as_minus_and_plus_lines() -> None:
 def test_markdown_banner_counts_the_immobilized_vehicles_it_does_not_name() -> None:
     vins = [f"VF3ABCDE0FG{n:06d}" for n in range(25)]
     output = markdown.render(plan(desired({vin: VehicleConfig(immobilized=True) for vin in vins}), recorded()))
-    assert "**immobilizes** 25 vehicle(s)" in output and " and 5 more" in output
+    assert "**immobilizes 25 vehicles**" in output and " and 5 more" in output
 
 
 def test_a_target_that_becomes_secret_shows_once_and_never_in_clear() -> None:
@@ -144,3 +147,14 @@ def test_streamed_json_is_the_plan_document_exactly() -> None:
     assert streamed == whole
     keyed = [c for c in streamed["changes"] if c.get("key")]
     assert keyed and all(c["request"]["body"]["label"] == c["key"] for c in keyed)
+
+
+def test_the_progress_bar_starts_over_for_each_wave() -> None:
+    out = io.StringIO()
+    bar = BarProgress(out, width=10)
+    for wave in (1, 4):
+        bar.start(wave)
+        for n in range(wave):
+            bar.done(Outcome(f"vehicle.V{n}", Result.CONFIRMED, ""))
+        bar.finish()
+    assert out.getvalue().splitlines()[-1].endswith("[##########] 4/4")

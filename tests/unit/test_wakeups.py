@@ -10,8 +10,8 @@ import pytest
 from support.planning import VIN, air, desired, recorded
 from support.runs import FLEET, SECRET
 
+from reconciler.core import rollout
 from reconciler.core.model import VehicleConfig
-from reconciler.core.planner import plan
 from reconciler.core.wakeups import WakeupPolicy, WakeupUse, asleep, month_of, next_month, spent_reason
 from reconciler.errors import ConfigError
 from reconciler.fleetfile import loader
@@ -86,14 +86,17 @@ def test_a_spent_vehicle_keeps_its_non_urgent_changes_and_sends_urgent_ones() ->
     want = desired({VIN: VehicleConfig(preconditioning={1: air(1)}, immobilized=True)})
     want = replace(want, wakeups=POLICY)
     spent = recorded({VIN: VehicleConfig()}, wakeups={VIN: WakeupUse("2026-11", 15)})
-    result = plan(want, spent, now="2026-11-26T09:00:00+00:00")
-    assert [c.address for c in result.changes] == [f"vehicle.{VIN}.immobilization"]
+    now = datetime(2026, 11, 26, 9, tzinfo=UTC)
+    result = rollout.schedule(want, spent, None, [], now).plan
+    assert [c.address for c in result.going] == [f"vehicle.{VIN}.immobilization"]
     assert [(h.address, h.reason, h.kind) for h in result.held] == [
         (
             f"vehicle.{VIN}.preconditioning",
             "wake-up budget spent (15/15 in 2026-11; resumes 2026-12-01)",
-            "wakeups",
+            "budget",
         )
     ]
+    [waiting] = [c for c in result.changes if not c.schedule.now]  # still a change, with when it can go
+    assert waiting.schedule.at == "2026-12-01T00:00:00+00:00"
     fresh = recorded({VIN: VehicleConfig()}, wakeups={VIN: WakeupUse("2026-11", 14)})
-    assert len(plan(want, fresh, now="2026-11-26T09:00:00+00:00").changes) == 2
+    assert len(rollout.schedule(want, fresh, None, [], now).plan.going) == 2
