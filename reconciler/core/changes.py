@@ -174,6 +174,7 @@ class WindowView:
     opens_at: str = ""
     closes_at: str = ""
     described: str = ""
+    ignored: bool = False  # --ignore-windows: closed or not, nothing waits for it
 
 
 @dataclass(frozen=True)

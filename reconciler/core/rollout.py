@@ -114,8 +114,10 @@ def stage(
     later: list[brakes.Brake] = [
         b
         for b in (
-            brakes.Window(desired.windows, window, ignored=ignore_windows, needed=needed),
+            # The rollout first: a later wave's change waits for its wave (which waits for the window);
+            # the wave under way's waits for the window, keeping its wave.
             brakes.Waves(active, _next_wave_at(active, desired.rollout)),
+            brakes.Window(desired.windows, window, ignored=ignore_windows, needed=needed),
         )
         if b.active
     ]
@@ -152,21 +154,21 @@ def stage(
         targets=targets,
         lookups=len({c.vin for c in going if c.vin and "{vid}" in c.request.path}),
         rollout=_view(active, desired.rollout, held=sum(1 for c in changes if c.schedule.kind == When.WAVE)),
-        window=_window_view(desired, window) if desired.windows is not None else None,
+        window=_window_view(desired, window, ignore_windows) if desired.windows is not None else None,
     )
     closed = any(isinstance(b, brakes.Window) for b in later)
     return Staged(staged, rollout, active is not None and active.state == RolloutState.HALTED, closed)
 
 
 def _asked(asked: Sequence[brakes.Brake], change: Change, known: Schedule = NOW) -> Schedule:
-    """The first hold of ``asked`` on ``change``; else NOW, with the wave a brake placed it in."""
+    """The first hold of ``asked`` on ``change``; else NOW. Either keeps the wave a brake placed it in."""
     going = known
     for brake in asked:
         answer = brake.schedule(change)
         if answer is None:
             continue
         if not answer.now:
-            return answer
+            return replace(answer, wave=going.wave) if going.wave and answer.wave is None else answer
         going = answer
     return going
 
@@ -247,16 +249,16 @@ def _next_wave_at(active: Rollout | None, policy: RolloutPolicy | None) -> str:
     return _iso(datetime.fromisoformat(active.wave_done_at) + timedelta(seconds=policy.bake))
 
 
-def _window_view(desired: Desired, state: windows.WindowState) -> WindowView:
+def _window_view(desired: Desired, state: windows.WindowState, ignored: bool) -> WindowView:
     zone = desired.windows
     assert zone is not None
     if state.open:
         until = state.closes_at
         text = f"open until {windows.describe(zone, until)}" if until else "open"
-        return WindowView(True, closes_at=_iso(until) if until else "", described=text)
+        return WindowView(True, closes_at=_iso(until) if until else "", described=text, ignored=ignored)
     opens = state.opens_at
     text = f"closed until {windows.describe(zone, opens)}" if opens else "closed for the week ahead"
-    return WindowView(False, opens_at=_iso(opens) if opens else "", described=text)
+    return WindowView(False, opens_at=_iso(opens) if opens else "", described=text, ignored=ignored)
 
 
 def _iso(at: datetime) -> str:

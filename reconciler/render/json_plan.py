@@ -83,7 +83,12 @@ def _window(plan: Plan) -> dict[str, Any] | None:
     view = plan.window
     if view is None:
         return None
-    return {"open": view.open, "opens_at": view.opens_at or None, "closes_at": view.closes_at or None}
+    return {
+        "open": view.open,
+        "opens_at": view.opens_at or None,
+        "closes_at": view.closes_at or None,
+        "ignored": view.ignored,
+    }
 
 
 def write(

@@ -82,12 +82,15 @@ def _head(plan: Plan) -> str:
             if count:
                 lines.append(f"| {_ICONS[action]} {action} | {count:,} |")
         later = schedules.later(plan)
-        lines.append(
-            f"\nApply will make **{plan.api_calls:,} API calls now** "
-            f"({len(plan.going):,} changes, {plan.lookups:,} VIN look-ups), plus status polls"
-            + (f"; {later}." if later else ".")
-            + "\n"
-        )
+        if not plan.going:
+            lines.append(f"\nApply sends **nothing now**: every change waits ({later}).\n")
+        else:
+            lines.append(
+                f"\nApply will make **{plan.api_calls:,} API calls now** "
+                f"({len(plan.going):,} changes, {plan.lookups:,} VIN look-ups), plus status polls"
+                + (f"; {later}." if later else ".")
+                + "\n"
+            )
     if plan.drift:
         lines.append(f"**Drift:** {len(plan.drift)} difference(s) changed outside reconciler.\n")
     if plan.adoptions:

@@ -10,7 +10,7 @@ from ..core.changes import Change, Plan
 from ..core.vocabulary import When
 
 # The order groups are shown in; a rollout's waves in their order among the WAVE ones.
-ORDER = (When.NOW, When.WAVE, When.WINDOW, When.BUDGET, When.BACKOFF, When.PENDING, When.HALTED)
+ORDER = (When.NOW, When.WINDOW, When.WAVE, When.BUDGET, When.BACKOFF, When.PENDING, When.HALTED)
 VARYING = (When.BUDGET, When.BACKOFF, When.PENDING)  # each change of these says its own reason
 
 
@@ -44,7 +44,8 @@ def headline(plan: Plan, kind: When, wave: int | None, changes: Sequence[Change]
         return f"Wave {wave} of {waves}, {bake}if wave {(wave or 1) - 1} passes"
     if kind == When.WINDOW:
         opens = plan.window.described.removeprefix("closed until ") if plan.window is not None else ""
-        return f"When the change window opens ({opens})" if opens else "When the change window opens"
+        said = f"When the change window opens ({opens})" if opens else "When the change window opens"
+        return f"{said} — wave {wave} of {waves}" if wave and waves else said
     if kind == When.BUDGET:
         at = changes[0].schedule.at[:10] if changes and changes[0].schedule.at else ""
         return f"When the wake-up budget comes back ({at})" if at else "When the wake-up budget comes back"

@@ -101,6 +101,9 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
     notable = schedules.notable(plan)
     if notable:
         out.append(paint("-", f"Of note: it {notable}."))
+    if not going:
+        out.append("Apply sends nothing now: every change waits, as said above.")
+        return
     out.append(
         f"Apply will make {plan.api_calls:,} API calls now ({going:,} changes"
         + (f", {plan.lookups:,} VIN look-ups" if plan.lookups else "")
@@ -128,7 +131,9 @@ def brakes(plan: Plan) -> list[str]:
     elif view is not None and view.state == RolloutState.DONE:
         lines.append("Rollout: done, every wave went; changes now go without waves.")
     elif view is not None:
-        line = f"Rollout: wave {view.wave} of {view.waves} ({view.vehicles:,} vehicles)"
+        line = (
+            f"Rollout: wave {view.wave} of {view.waves} ({view.vehicles:,} vehicle{'' if view.vehicles == 1 else 's'})"
+        )
         if view.held:
             line += f"; {view.held:,} changes wait for later waves"
         if view.next_wave_at:
@@ -136,7 +141,10 @@ def brakes(plan: Plan) -> list[str]:
         lines.append(line + ".")
     if plan.window is not None:
         window = plan.window
-        suffix = "" if window.open else "; only urgent changes (immobilization, stolen) go"
+        if window.ignored:
+            suffix = "; ignored (--ignore-windows): every change goes as if it were open"
+        else:
+            suffix = "" if window.open else "; only urgent changes (immobilization, stolen) go"
         lines.append(f"Change window: {window.described}{suffix}.")
     return lines
 

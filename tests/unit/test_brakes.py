@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 
@@ -12,10 +14,11 @@ from support.planning import VIN, VIN2, air, desired, recorded
 
 from reconciler.core import rollout, waves, windows
 from reconciler.core.durations import FormatError, Share, seconds
-from reconciler.core.model import Rollout, RolloutPolicy, Window, Windows
+from reconciler.core.model import Rollout, RolloutPolicy, VehicleConfig, Window, Windows
 from reconciler.core.planner import plan
 from reconciler.errors import ConfigError
 from reconciler.fleetfile import loader
+from reconciler.render import text
 from reconciler.run.sendrate import SendRate
 
 
@@ -124,12 +127,7 @@ VINS4 = ["VF3ABCDE0FG100001", "VF3ABCDE0FG100002", "VF3ABCDE0FG100003", "VF3ABCD
 
 
 def fleet_with_rollout(**extra: object) -> object:
-    from dataclasses import replace
-
-    config = {
-        vin: __import__("reconciler.core.model", fromlist=["VehicleConfig"]).VehicleConfig(preconditioning={1: air(1)})
-        for vin in VINS4
-    }
+    config = {vin: VehicleConfig(preconditioning={1: air(1)}) for vin in VINS4}
     return replace(desired(config), rollout=POLICY, config_hash="H1", **extra)
 
 
@@ -159,8 +157,6 @@ def test_a_wave_over_budget_halts_and_a_halted_rollout_sends_only_urgent_changes
         started, waves.Judgement({canary: "VehicleError"}, frozenset()), POLICY, now, advance=True
     )
     assert halted.state == "halted" and canary in halted.halt and "1 of 2 vehicles failed" in halted.halt
-    from dataclasses import replace
-
     with_flag = replace(
         d,
         vehicles={
@@ -199,11 +195,10 @@ def test_a_done_wave_waits_for_its_bake_then_the_next_goes() -> None:
 
 
 def test_a_closed_window_lets_only_urgent_changes_through() -> None:
-    from dataclasses import replace
-
     shut = Windows("UTC", deny=(Window(tuple(windows._DAY_NAMES), 0, 23 * 60 + 59),))
-    config = __import__("reconciler.core.model", fromlist=["VehicleConfig"]).VehicleConfig
-    d = replace(desired({VIN: config(preconditioning={1: air(1)}), VIN2: config(immobilized=True)}), windows=shut)
+    d = replace(
+        desired({VIN: VehicleConfig(preconditioning={1: air(1)}), VIN2: VehicleConfig(immobilized=True)}), windows=shut
+    )
     state = recorded()
     staged = rollout.stage(plan(d, state), d, state, [], datetime(2026, 11, 26, 12, tzinfo=UTC))
     assert [c.address for c in staged.plan.going] == [f"vehicle.{VIN2}.immobilization"]
@@ -272,3 +267,19 @@ def test_brakes_do_not_change_the_configuration_hash() -> None:
     braked = loader.parse(MINIMAL + "rollout: {waves: [5%, 100%]}\n", "f", {})
     edited = loader.parse(MINIMAL.replace('"07:30"', '"08:00"'), "f", {})
     assert plain.config_hash == braked.config_hash != edited.config_hash
+
+
+def test_a_closed_window_holds_the_wave_under_way_and_later_waves_wait_for_theirs() -> None:
+    shut = Windows("UTC", deny=(Window(tuple(windows._DAY_NAMES), 0, 23 * 60 + 59),))
+    d = replace(fleet_with_rollout(), windows=shut)  # type: ignore[type-var]
+    state = recorded(callbacks=())
+    staged = rollout.stage(plan(d, state), d, state, [], datetime(2026, 11, 26, 12, tzinfo=UTC))  # type: ignore[arg-type]
+    kinds = {(c.schedule.kind, c.schedule.wave) for c in staged.plan.changes if c.vin}
+    assert kinds == {("window", 1), ("wave", 2)}  # nothing lost: the wave under way waits for the window
+    assert not staged.plan.going
+    text_out = io.StringIO()
+    text.write(staged.plan, text_out)
+    shown = text_out.getvalue()
+    assert "— wave 1 of 2:" in shown and "Wave 2 of 2" in shown
+    assert shown.index("— wave 1 of 2:") < shown.index("Wave 2 of 2")
+    assert "Apply sends nothing now" in shown and "No changes" not in shown
