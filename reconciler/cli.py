@@ -45,6 +45,23 @@ _FILE = click.option(
 )
 
 
+_DEADLINE = click.option(
+    "--deadline",
+    type=Finite(1),
+    default=None,
+    metavar="SECONDS",
+    help="Bound the whole run: nothing is sent, and nothing waited for, after it (what is in flight "
+    "stays pending for the next run).  [default: no bound]",
+)
+_POLL_AFTER = click.option(
+    "--poll-after",
+    type=Finite(1),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With a webhook receiver recording into the same state (its heartbeat is fresh), outcomes are read "
+    "from the state and an action is polled only after this long without news of it.",
+)
 _IGNORE_WINDOWS = click.option(
     "--ignore-windows", is_flag=True, help="Send non-urgent changes even outside the change windows (windows:)."
 )
@@ -177,8 +194,11 @@ def plan(
     type=Finite(0),
     default=300.0,
     show_default=True,
-    help="Seconds to wait for outcomes; what is still pending then is reported (exit 4).",
+    help="Seconds each action's outcome is waited for after it was sent; one still pending then is reported "
+    "(exit 4) and settled by the next run.",
 )
+@_DEADLINE
+@_POLL_AFTER
 @click.option(
     "--parallelism",
     type=click.IntRange(1, 64),
@@ -213,6 +233,20 @@ def plan(
     show_default=True,
     help="Post the run's events to the fleet file's notify: targets.",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="List every address in the report (and, on stderr, each action as it ends).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the whole report as one JSON document on stdout (every address; the plan goes to stderr).",
+)
 @click.pass_obj
 def apply(
     shell: Shell,
@@ -229,6 +263,10 @@ def apply(
     ignore_windows: bool,
     continue_rollout: bool,
     notify: bool,
+    deadline: float | None,
+    poll_after: float,
+    verbose: int,
+    fmt: str,
 ) -> int:
     """Send exactly the calls that close the gap, and record what the vehicles answer.
 
@@ -258,13 +296,10 @@ def apply(
         continue_rollout=continue_rollout,
         ignore_windows=ignore_windows,
         notify=notify,
+        deadline=deadline,
+        poll_after=poll_after,
     )
-    return apply_command.run(
-        shell,
-        fleet_file,
-        plan_file,
-        options,
-    )
+    return apply_command.run(shell, fleet_file, plan_file, options, verbose=verbose, fmt=fmt)
 
 
 @cli.command()
@@ -597,8 +632,14 @@ def webhook(
 )
 @click.option("--once", is_flag=True, help="One run, then exit with its code (for cron).")
 @click.option(
-    "--timeout", type=Finite(0), default=300.0, show_default=True, help="Seconds each run waits for outcomes."
+    "--timeout",
+    type=Finite(0),
+    default=300.0,
+    show_default=True,
+    help="Seconds each action's outcome is waited for after it was sent.",
 )
+@_DEADLINE
+@_POLL_AFTER
 @click.option("--parallelism", type=click.IntRange(1, 64), default=32, show_default=True)
 @_METRICS_PORT
 @_METRICS_HOST
@@ -610,6 +651,8 @@ def watch(
     jitter: float,
     once: bool,
     timeout: float,
+    deadline: float | None,
+    poll_after: float,
     parallelism: int,
     metrics_port: int | None,
     metrics_host: str,
@@ -626,7 +669,9 @@ def watch(
     from .run.session import Options
 
     seconds = watch_command.parse_interval(interval)
-    options = Options(auto_approve=True, timeout=timeout, parallelism=parallelism)
+    options = Options(
+        auto_approve=True, timeout=timeout, parallelism=parallelism, deadline=deadline, poll_after=poll_after
+    )
     return watch_command.run(
         shell,
         fleet_file,

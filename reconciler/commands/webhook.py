@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from ..core.model import Desired
 from ..errors import ReconcilerError
 from ..fleetfile import loader
-from ..service.webhook_receiver import MAX_BODY, create_app
+from ..service.webhook_receiver import MAX_BODY, beating, create_app
 from ..state.backends import open_store, state_url
 from ..state.base import StateStore
 
@@ -56,10 +58,7 @@ def _receive(
 ) -> None:
     import uvicorn
 
-    count = None
-    if metrics is not None:
-        metrics.pending.set(store.count_pending())
-        count = _counter(metrics, store)
+    count = _counter(metrics, store) if metrics is not None else None
     app = create_app(desired, store, max_body=max_body or MAX_BODY, count=count)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     bound = sock.getsockname()[1]
@@ -67,17 +66,37 @@ def _receive(
     out.flush()
     signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises it after a clean stop
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=15)
-    with contextlib.suppress(KeyboardInterrupt):
+    instance = f"{host}:{bound} pid {os.getpid()} on {socket.gethostname()}"
+    with beating(store, instance), contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
 
 
-def _counter(metrics: Metrics, store: StateStore) -> Callable[[str, int], None]:
-    """What the receiver tells, counted; the pending actions read again when something was recorded."""
+RECOUNT_EVERY = 30.0  # seconds between full counts of the pending actions (apply adds some meanwhile)
+
+
+def _counter(
+    metrics: Metrics, store: StateStore, clock: Callable[[], float] = time.monotonic
+) -> Callable[[str, int], None]:
+    """What the receiver tells, counted; the pending actions kept by what ended, counted again now and then.
+
+    Counting the journal after every event would cost a query per event: the
+    gauge goes down by the actions the events ended, and is read again from
+    the state every RECOUNT_EVERY seconds (to see what apply sent meanwhile).
+    """
+    counted_at = [clock()]
+    pending = [store.count_pending()]
+    metrics.pending.set(pending[0])
 
     def count(result: str, n: int) -> None:
+        if result == "ended":
+            if clock() - counted_at[0] >= RECOUNT_EVERY:
+                counted_at[0] = clock()
+                pending[0] = store.count_pending()
+            else:
+                pending[0] = max(0, pending[0] - n)
+            metrics.pending.set(pending[0])
+            return
         metrics.webhook_events_counted(result, n)
-        if result == "recorded" and n:
-            metrics.pending.set(store.count_pending())
 
     return count
 

@@ -34,6 +34,7 @@ from .ending import record_final
 from .wakeups import WakeupLedger
 
 POLL_DELAYS = (0.5, 1.0, 2.0, 3.0, 5.0)  # then every 5 s
+LISTEN_EVERY = 1.0  # listening: how often the state is read for what the receiver recorded
 _FATAL = (AuthError, UnreachableError)  # end the whole run (exit 1): going on would only repeat them
 # Asked before each send; an Outcome holds the change back (wake-up budget, send rate), None lets it go.
 Gate = Callable[[Change], Outcome | None]
@@ -41,10 +42,18 @@ Gate = Callable[[Change], Outcome | None]
 
 @dataclass
 class _InFlight:
-    change: Change
+    """An action sent and not ended: when it was sent, when to look at it next, when news of it last came."""
+
     entry: JournalEntry
     path: str  # of the action itself: …/remotes/{rid}
     rid: str
+    sent_at: float  # on the run's clock: its --timeout counts from here
+    next_at: float  # when to look at it again
+    heard_at: float  # when its status last changed (listening: it is polled after --poll-after without news)
+    polls: int = 0
+
+    def outcome(self, result: Result, detail: str) -> Outcome:
+        return Outcome(self.entry.address, result, detail, self.entry.remote_type or "")
 
 
 class RemoteActions:
@@ -65,8 +74,12 @@ class RemoteActions:
 
     # one vehicle
 
-    def vehicle(self, changes: list[Change], vids: dict[str, str], deadline: float) -> list[Outcome]:
-        """Carry out one vehicle's changes (in plan order within each remote type)."""
+    def vehicle(self, changes: list[Change], vids: dict[str, str]) -> list[Outcome]:
+        """Carry out one vehicle's changes (in plan order within each remote type).
+
+        Each action is waited for up to ``--timeout`` after it was sent, and
+        nothing goes or is waited for past the run's ``--deadline``.
+        """
         ctx = self.ctx
         queues: dict[str, deque[Change]] = {}
         for change in changes:
@@ -78,8 +91,18 @@ class RemoteActions:
             for rest in queues.pop(kind, ()):
                 outcomes.append(ctx.report(Outcome(rest.address, result, why, rest.remote_type or "")))
 
-        polls = 0
+        def stop_all(why: str, not_sent: str) -> None:
+            for flight in flying.values():
+                outcomes.append(
+                    ctx.report(flight.outcome(Result.PENDING, f"{flight.rid} still {flight.entry.status} {why}"))
+                )
+            for kind in list(queues):
+                drop(kind, not_sent)
+
         while queues or flying:
+            if ctx.past_deadline():
+                stop_all("when the run's --deadline passed", "not sent: the run's --deadline passed")
+                break
             for kind in [k for k in queues if k not in flying]:
                 change = queues[kind].popleft()
                 if not queues[kind]:
@@ -96,29 +119,38 @@ class RemoteActions:
                     outcomes.append(ctx.report(_outcome(change, Result.ACCEPTED, f"accepted as {started.rid}")))
                     continue
                 flying[kind] = started
-                polls = 0
             for kind, flight in list(flying.items()):
-                ended = self._poll(flight)
+                ended = self._due(flight)
                 if ended is None:
                     continue
                 del flying[kind]
                 outcomes.append(ctx.report(ended))
                 if ended.result != Result.CONFIRMED:
-                    drop(kind, f"waits for {flight.change.address}")
+                    drop(kind, f"waits for {flight.entry.address}")
             if not flying:
                 continue
-            if ctx.clock() >= deadline or ctx.pause(_delay(polls, deadline - ctx.clock())):
-                why = "at the timeout" if not ctx.stop.is_set() else "when the run was interrupted"
-                for flight in flying.values():
-                    status = flight.entry.status
-                    outcomes.append(
-                        ctx.report(_outcome(flight.change, Result.PENDING, f"{flight.rid} still {status} {why}"))
-                    )
-                for kind in list(queues):
-                    drop(kind, "not sent: the run was interrupted" if ctx.stop.is_set() else "waits for the timeout")
+            wake = min(min(f.next_at, f.sent_at + ctx.timeout) for f in flying.values())
+            if ctx.pause(ctx.until(wake) - ctx.clock()):
+                stop_all("when the run was interrupted", "not sent: the run was interrupted")
                 break
-            polls += 1
         return outcomes
+
+    def _due(self, flight: _InFlight) -> Outcome | None:
+        """Look at ``flight`` if it is time: its outcome; pending once its --timeout passed; else None."""
+        ctx = self.ctx
+        now = ctx.clock()
+        timed_out = now >= flight.sent_at + ctx.timeout
+        if now < flight.next_at and not timed_out:
+            return None
+        ended = self._check(flight)
+        if ended is None and timed_out:
+            ctx.polls.add(followed=1)
+            return flight.outcome(
+                Result.PENDING, f"{flight.rid} still {flight.entry.status} after --timeout {ctx.timeout:g} s"
+            )
+        if ended is not None:
+            ctx.polls.add(followed=1)
+        return ended
 
     def _start(self, change: Change, vids: dict[str, str]) -> _InFlight | Outcome:
         """Journal and POST one action: in flight, or what stopped it."""
@@ -152,28 +184,54 @@ class RemoteActions:
         rid = str(answer["remoteActionId"])
         ctx.store.journal_update(change.key, spec.PENDING_STATUSES[0], remote_action_id=rid)
         entry = _with_status(entry, spec.PENDING_STATUSES[0], rid)
-        return _InFlight(change, entry, f"{path}/{rid}", rid)
+        sent = ctx.clock()
+        return _InFlight(entry, f"{path}/{rid}", rid, sent_at=sent, next_at=sent + POLL_DELAYS[0], heard_at=sent)
+
+    def _check(self, flight: _InFlight) -> Outcome | None:
+        """How the action goes, from the state when a receiver records outcomes, else from the API."""
+        ctx = self.ctx
+        now = ctx.clock()
+        if ctx.listening:
+            known = ctx.store.journal_status(flight.entry.key)
+            if known is not None and known[0] != flight.entry.status:
+                flight.heard_at = now
+                status, cause = known
+                if status not in PENDING_JOURNAL_STATUSES:  # the receiver recorded its end
+                    ctx.polls.add(heard=1)
+                    return self._seen(flight.entry, {"status": status, "failureCause": cause}, flight.rid)
+                flight.entry = _with_status(flight.entry, status, flight.rid)
+            if now - flight.heard_at < ctx.poll_after:
+                flight.next_at = min(now + LISTEN_EVERY, flight.heard_at + ctx.poll_after)
+                return None
+            flight.heard_at = now  # no news for --poll-after: ask the API, then wait as long again
+        ended = self._poll(flight)
+        flight.polls += 1
+        delay = LISTEN_EVERY if ctx.listening else POLL_DELAYS[min(flight.polls, len(POLL_DELAYS) - 1)]
+        flight.next_at = ctx.clock() + delay
+        return ended
 
     def _poll(self, flight: _InFlight) -> Outcome | None:
-        """Ask once how the action goes; its outcome once it ended, else None."""
+        """Ask the API once how the action goes; its outcome once it ended, else None."""
+        self.ctx.polls.add(polls=1)
         try:
             action = self.ctx.api.get(flight.path)
         except Cancelled:
-            return _outcome(
-                flight.change, Result.PENDING, f"{flight.rid} still {flight.entry.status} when the run was interrupted"
+            return flight.outcome(
+                Result.PENDING, f"{flight.rid} still {flight.entry.status} when the run was interrupted"
             )
         except RateLimitedError as exc:
             # Accepted already: the outcome is only not known yet. The next run (or the webhook) tells.
-            return _outcome(
-                flight.change, Result.PENDING, f"{flight.rid} accepted; its outcome is checked later: {exc}"
-            )
+            return flight.outcome(Result.PENDING, f"{flight.rid} accepted; its outcome is checked later: {exc}")
         except _FATAL:
             raise
         except ApiError as exc:
-            return _outcome(flight.change, Result.PENDING, f"{flight.rid} accepted; could not read its status: {exc}")
+            return flight.outcome(Result.PENDING, f"{flight.rid} accepted; could not read its status: {exc}")
         ended = self._seen(flight.entry, action, flight.rid)
         if ended is None:
-            flight.entry = _with_status(flight.entry, str(action.get("status", "")), flight.rid)
+            status = str(action.get("status", ""))
+            if status != flight.entry.status:
+                flight.heard_at = self.ctx.clock()
+            flight.entry = _with_status(flight.entry, status, flight.rid)
         return ended
 
     def _seen(self, entry: JournalEntry, action: dict[str, Any], rid: str) -> Outcome | None:
@@ -209,35 +267,35 @@ class RemoteActions:
 
     # one action, followed to its end: settling earlier runs' actions, and `reconciler send`
 
-    def follow(self, entry: JournalEntry, path: str, rid: str, deadline: float) -> Outcome:
-        """Poll the action until it ends, ``deadline`` passes or the run is interrupted."""
+    def follow(self, entry: JournalEntry, path: str, rid: str, *, sent_at: float | None = None) -> Outcome:
+        """Follow one action until it ends, its --timeout passes (from ``sent_at``, else now) or the run stops.
+
+        Without ``sent_at`` (an earlier run's action) it is looked at once at
+        once, from the API even when listening: it may have ended unheard.
+        """
         ctx = self.ctx
-        polls = 0
+        now = ctx.clock()
+        start = now if sent_at is None else sent_at
+        heard = now - ctx.poll_after if sent_at is None else start
+        flight = _InFlight(
+            entry, path, rid, sent_at=start, next_at=now if sent_at is None else start + POLL_DELAYS[0], heard_at=heard
+        )
         while True:
-            try:
-                action = ctx.api.get(path)
-            except Cancelled:
-                return Outcome(
-                    entry.address,
-                    Result.PENDING,
-                    f"{rid}: interrupted before its outcome was known",
-                    entry.remote_type or "",
+            if ctx.past_deadline():
+                return flight.outcome(
+                    Result.PENDING, f"{rid} still {flight.entry.status} when the run's --deadline passed"
                 )
-            except RateLimitedError as exc:
-                return Outcome(
-                    entry.address, Result.PENDING, f"{rid}: outcome checked later: {exc}", entry.remote_type or ""
-                )
-            ended = self._seen(entry, action, rid)
+            ended = self._due(flight)
             if ended is not None:
                 return ended
-            status = str(action.get("status", ""))
-            if ctx.clock() >= deadline or ctx.pause(_delay(polls, deadline - ctx.clock())):
-                return Outcome(entry.address, Result.PENDING, f"{rid} still {status}", entry.remote_type or "")
-            polls += 1
+            if not ctx.wait:
+                return flight.outcome(Result.PENDING, f"{rid} still {flight.entry.status}")
+            wake = min(flight.next_at, flight.sent_at + ctx.timeout)
+            if ctx.pause(ctx.until(wake) - ctx.clock()):
+                return flight.outcome(Result.PENDING, f"{rid}: interrupted before its outcome was known")
 
     def send_one(self, change: Change, *, vid: str) -> Outcome:
         """Send one action whose path is complete (``reconciler send``), following it like apply does."""
-        deadline = self.ctx.clock() + self.ctx.timeout
         try:
             started = self._start(change, {change.vin or "": vid})
         except _FATAL:
@@ -248,9 +306,9 @@ class RemoteActions:
             return started
         if not self.ctx.wait:
             return _outcome(change, Result.ACCEPTED, f"accepted as {started.rid}")
-        return self.follow(started.entry, started.path, started.rid, deadline)
+        return self.follow(started.entry, started.path, started.rid, sent_at=started.sent_at)
 
-    def settle(self, entry: JournalEntry, deadline: float) -> Outcome:
+    def settle(self, entry: JournalEntry) -> Outcome:
         """What became of an action an earlier run left pending (its answer maybe lost)."""
         store = self.ctx.store
         path = entry.request["path"]
@@ -263,7 +321,7 @@ class RemoteActions:
                 return Outcome(entry.address, Result.SKIPPED, "the earlier attempt never reached the API")
             rid = str(found["remoteActionId"])
             store.journal_update(entry.key, str(found.get("status", "Accepted")), remote_action_id=rid)
-        return self.follow(entry, f"{path}/{rid}", rid, deadline)
+        return self.follow(entry, f"{path}/{rid}", rid)
 
     # sending exactly once
 
@@ -312,10 +370,6 @@ class RemoteActions:
             if (action.get("remote") or {}).get("label") == key:
                 return action
         return None
-
-
-def _delay(polls: int, left: float) -> float:
-    return min(POLL_DELAYS[min(polls, len(POLL_DELAYS) - 1)], max(0.0, left))
 
 
 def _outcome(change: Change, result: Result, detail: str) -> Outcome:

@@ -52,9 +52,18 @@ class Executor:
         stop: threading.Event | None = None,
         gate: Gate | None = None,
         wakeups: WakeupLedger | None = None,
+        deadline: float | None = None,
+        listening: bool = False,
+        poll_after: float = 60.0,
     ) -> None:
         """``gate`` is asked before each remote action is sent (the rollout's maxPerMinute);
-        ``wakeups`` counts (and holds) wake-ups, by default under the fleet file's budget."""
+        ``wakeups`` counts (and holds) wake-ups, by default under the fleet file's budget.
+
+        ``timeout`` bounds each action's wait after it was sent, ``deadline``
+        (on ``clock``) the whole run. ``listening``: a webhook receiver records
+        outcomes into ``store``; an action is polled only after ``poll_after``
+        seconds without news of it.
+        """
         self.ctx = RunContext(
             api,
             store,
@@ -66,6 +75,9 @@ class Executor:
             stop or api.cancel,
             clock,
             sleep,
+            deadline,
+            listening,
+            poll_after,
         )
         self.parallelism = max(1, parallelism)
         self.callbacks = CallbackSteps(self.ctx)
@@ -79,8 +91,8 @@ class Executor:
         """Find out what became of every journaled action still pending (an earlier run's); record it.
 
         They are followed like this run's own: until they end or ``timeout``
-        passes (with ``wait``), in parallel across vehicles; without ``wait``,
-        each is looked at once.
+        passes (with ``wait``; counted from now), in parallel across vehicles;
+        without ``wait``, each is looked at once.
         """
         ctx = self.ctx
         inherited = []
@@ -92,9 +104,8 @@ class Executor:
             inherited.append(entry)
         if not inherited or ctx.stop.is_set():
             return []
-        deadline = ctx.clock() + (ctx.timeout if ctx.wait else 0.0)
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="settle") as pool:
-            return list(pool.map(lambda entry: self.actions.settle(entry, deadline), inherited))
+            return list(pool.map(self.actions.settle, inherited))
 
     # the run
 
@@ -182,9 +193,8 @@ class Executor:
                 outcomes.append(ctx.report(missing))
                 continue
             by_vehicle[change.vin].append(change)
-        deadline = ctx.clock() + ctx.timeout
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply") as pool:
-            futures = [pool.submit(self.actions.vehicle, group, vids, deadline) for group in by_vehicle.values()]
+            futures = [pool.submit(self.actions.vehicle, group, vids) for group in by_vehicle.values()]
             for future in futures:
                 outcomes += future.result()
         return outcomes

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,9 +32,10 @@ from ..errors import ReconcilerError, StalePlanError
 from ..fleetfile import loader
 from ..render.json_plan import change_document, dumps, plan_document
 from ..state.backends import open_store, state_url
-from ..state.base import StateStore
+from ..state.base import HEARTBEAT_FRESH, RECEIVER, StateStore
 from . import connection, gcpause, notify, rollouts, saved_plan
 from .actions import Gate
+from .context import Polls
 from .executor import Executor
 from .interrupts import Interrupts
 from .sendrate import SendRate
@@ -56,6 +58,8 @@ class Options:
     one_wave: bool = False  # watch: at most one rollout wave a run (apply --no-wait too)
     notify: bool = True  # post the run's events to the fleet file's notify: targets
     after_failed_refresh: str = connection.NO_REFRESH  # what to do when the refresh fails, in the caller's words
+    deadline: float | None = None  # seconds the whole run may take (--deadline); None: no bound
+    poll_after: float = 60.0  # with a receiver running: poll an action only after this long without news
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class RunResult:
     fleet: str = ""
     notify: tuple[Notify, ...] = ()  # the fleet file's notify: targets
     stale: str = ""  # why apply stopped before a later wave (exit 3): it was not what the approved plan listed
+    polls: Polls = field(default_factory=Polls)  # how outcomes were learnt: status polls, receiver
+    listening: str = ""  # where the webhook receiver runs, when apply took outcomes from it
 
 
 def notify_run(outcome: RunResult, stop: threading.Event | None = None) -> list[notify.Delivery]:
@@ -105,6 +111,7 @@ def apply_fleet(
     between them) while they stay within their failure budget.
     """
     interrupts = interrupts or Interrupts(stderr, quit_when_idle=False)
+    deadline = time.monotonic() + options.deadline if options.deadline is not None else None
     targets = options.targets
     if saved is not None:
         fleet_file = saved["source"]["file"]
@@ -116,6 +123,7 @@ def apply_fleet(
     url = state_url(fleet_file, env)
     store = open_store(url, fleet=desired.fleet)
     passes: list[_Pass] = []
+    listening, polls = "", Polls()
     try:
         lock_id = store.acquire_lock(f"{owner} ({_user()})", options.lock_timeout)
         try:
@@ -124,6 +132,12 @@ def apply_fleet(
             if saved is not None:
                 recorded = _check_fresh(saved, recorded, store)
             store.initialize(recorded)
+            listening = receiver_alive(store, clock())
+            if listening:
+                stderr.write(
+                    f"Outcomes come from the webhook receiver ({listening}); an action without news for "
+                    f"{durations.describe(options.poll_after)} is polled.\n"
+                )
             # A 429 whose Retry-After outlasts the run's timeout is a spent quota: it stops all sending at once.
             outlasts = max(1.0, options.timeout)
             with connection.connect(
@@ -139,7 +153,11 @@ def apply_fleet(
                     timeout=options.timeout,
                     progress=progress,
                     gate=_gate(desired, interrupts),
+                    deadline=deadline,
+                    listening=bool(listening),
+                    poll_after=options.poll_after,
                 )
+                polls = executor.ctx.polls
                 run = _Run(store, api, executor, desired, options, targets, saved, review, interrupts, clock)
                 approved: _Approved | None = _Approved.of_saved(saved) if saved is not None else None
                 while True:
@@ -179,6 +197,8 @@ def apply_fleet(
         desired.fleet,
         desired.notify,
         last.stale,
+        polls,
+        listening,
     )
 
 
@@ -351,12 +371,16 @@ def _next_wave(run: _Run, one: _Pass, stderr: TextIO) -> bool:
     current, policy, options = one.rollout, run.desired.rollout, run.options
     if current is None or policy is None or not options.wait or options.one_wave or run.targets:
         return False
-    if run.interrupts.stop.is_set() or one.halted or one.window_closed:
+    if run.interrupts.stop.is_set() or one.halted or one.window_closed or run.executor.ctx.past_deadline():
         return False
     if current.state != RolloutState.RUNNING or not current.wave_done_at:
         return False  # done, or the wave's outcomes are not all known yet (pending at the timeout)
     ready = datetime.fromisoformat(current.wave_done_at) + timedelta(seconds=policy.bake)
     wait = (ready - run.clock()).total_seconds()
+    ctx = run.executor.ctx
+    if ctx.deadline is not None and ctx.clock() + wait >= ctx.deadline:
+        stderr.write(f"Wave {current.wave + 2} waits: its bake ends after the run's --deadline\n")
+        return False
     if wait >= 1:
         stderr.write(
             f"Wave {current.wave + 1} of {current.waves} done; baking {durations.describe(wait)} "
@@ -366,6 +390,16 @@ def _next_wave(run: _Run, one: _Pass, stderr: TextIO) -> bool:
         if run.interrupts.stop.wait(wait):
             return False
     return True
+
+
+def receiver_alive(store: StateStore, now: datetime) -> str:
+    """Where the webhook receiver recording into ``store`` runs, if its heartbeat is fresh; else ""."""
+    beat = store.heartbeat(RECEIVER)
+    if beat is None:
+        return ""
+    at, where = beat
+    age = (now - at).total_seconds()
+    return f"{where or 'running'}, heartbeat {max(0, round(age))} s ago" if -5 <= age <= HEARTBEAT_FRESH else ""
 
 
 def _gate(desired: Desired, interrupts: Interrupts) -> Gate | None:

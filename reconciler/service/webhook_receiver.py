@@ -14,9 +14,12 @@ refused request is logged in one line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -31,12 +34,13 @@ from ..core.model import Desired, Secret
 from ..errors import ReconcilerError
 from ..run.ending import record_final
 from ..run.wakeups import note_status
-from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
+from ..state.base import HEARTBEAT_EVERY, PENDING_JOURNAL_STATUSES, RECEIVER, JournalEntry, StateStore
 
 MAX_BODY = 1024 * 1024
 READ_TIMEOUT = 10.0  # seconds to receive a whole body: a slow sender holds a connection, not the receiver
 log = logging.getLogger("reconciler.webhook")
-# Told how many events (requests, for "refused") had each result: "recorded", "duplicate", "refused", "error".
+# Told how many events (requests, for "refused") had each result: "recorded", "duplicate", "refused", "error";
+# and, as "ended", how many of the recorded ones ended their action.
 Counter = Callable[[str, int], None]
 
 
@@ -45,6 +49,36 @@ class _Refused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+@contextmanager
+def beating(store: StateStore, instance: str, every: float = HEARTBEAT_EVERY) -> Iterator[None]:
+    """Say in the state, every ``every`` seconds, that this receiver (``instance``: where it runs) records events.
+
+    While the beat is fresh, apply takes its actions' outcomes from the state
+    instead of polling the API for them (DESIGN §10.3). The beat is removed
+    when the receiver stops, so that apply goes back to polling at once.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                store.beat(RECEIVER, instance)
+            except ReconcilerError as exc:
+                log.warning("could not record the receiver's heartbeat: %s", exc)
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        with contextlib.suppress(ReconcilerError):
+            store.stop_beating(RECEIVER, instance)
 
 
 def secret_headers(desired: Desired) -> dict[str, dict[str, str]]:
@@ -103,13 +137,15 @@ def create_app(
             tally("refused", 1)
             return _answer(400, "the body was cut off")
         try:
-            new = await run_in_threadpool(_record_all, store, bound)
+            new, ended = await run_in_threadpool(_record_all, store, bound)
         except Exception as exc:  # any failure to store means "send them again"
             log.error("could not store %d events: %s: %s", len(events), type(exc).__name__, exc)
             tally("error", len(events))
             return _answer(500, "the events could not be stored; send them again")
         tally("recorded", new)
         tally("duplicate", len(events) - new)
+        if ended:
+            tally("ended", ended)  # actions that are pending no more
         return _answer(200, f"{new} new of {len(events)} events recorded")
 
     return Starlette(routes=[Route("/", receive, methods=["POST"]), Route("/{path:path}", receive, methods=["POST"])])
@@ -137,10 +173,20 @@ def _bind(store: StateStore, label: str, events: list[dict[str, Any]]) -> list[t
     return bound
 
 
-def _record_all(store: StateStore, bound: list[tuple[JournalEntry, dict[str, Any]]]) -> int:
-    """Record a request's events in one transaction; how many told something new."""
+def _record_all(store: StateStore, bound: list[tuple[JournalEntry, dict[str, Any]]]) -> tuple[int, int]:
+    """Record a request's events in one transaction; how many told something new, and how many ended an action."""
+    new = ended = 0
     with store.transaction():
-        return sum(record_event(store, entry, event) for entry, event in bound)
+        for entry, event in bound:
+            told = record_event(store, entry, event)
+            new += told
+            ended += told and _ends(event)
+    return new, ended
+
+
+def _ends(event: dict[str, Any]) -> bool:
+    status = event["eventStatus"]
+    return bool(status.get("type") == spec.EVENT_DONE or str(status["status"]) not in PENDING_JOURNAL_STATUSES)
 
 
 def record_event(store: StateStore, entry: JournalEntry, event: dict[str, Any]) -> bool:
@@ -152,7 +198,7 @@ def record_event(store: StateStore, entry: JournalEntry, event: dict[str, Any]) 
     status = event["eventStatus"]
     value, cause = str(status["status"]), str(status.get("failureCause") or "")
     rid = event["remoteActionId"]
-    ended = status.get("type") == spec.EVENT_DONE or value not in PENDING_JOURNAL_STATUSES
+    ended = _ends(event)
     with store.transaction():
         new = store.journal_update(
             entry.key, value, remote_action_id=rid, failure_cause=cause or None, while_pending=True

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +20,13 @@ DEFAULT_STATE = ".reconciler/state.db"
 # Journal statuses of a call whose outcome is not known yet: "Sending" is
 # written before the request goes out, the others are the API's own.
 PENDING_JOURNAL_STATUSES = ("Sending", "Accepted", "WakingUpVehicle", "CheckingVehicle", "SentToVehicle")
+
+
+# A running webhook receiver says so in the state (``beat``) this often; apply trusts it to
+# record outcomes while its last beat is at most HEARTBEAT_FRESH seconds old.
+RECEIVER = "webhook"
+HEARTBEAT_EVERY = 10.0
+HEARTBEAT_FRESH = 30.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,20 @@ class StateStore(Protocol):
     ) -> list[JournalEntry]: ...
 
     def journal_by_action(self, remote_action_id: str) -> JournalEntry | None: ...
+
+    def journal_status(self, key: str) -> tuple[str, str] | None:
+        """(status, failure cause) of the call ``key`` now."""
+        ...
+
+    def beat(self, who: str, instance: str) -> None:
+        """``instance`` of ``who`` (a running service; ``instance`` says where it runs) is alive now."""
+        ...
+
+    def stop_beating(self, who: str, instance: str) -> None: ...
+
+    def heartbeat(self, who: str) -> tuple[datetime, str] | None:
+        """When an instance of ``who`` last said it was alive, and which one."""
+        ...
 
     def events(self, key: str) -> list[tuple[str, str, str]]: ...
 

@@ -581,6 +581,44 @@ class SQLStore:
             )
             return True
 
+    def journal_status(self, key: str) -> tuple[str, str] | None:
+        """(status, failure cause) of the call ``key`` now: what apply reads while a receiver records outcomes."""
+        if self.db is None:
+            return None
+        with self.lock:
+            row = self.db.execute("SELECT status, failure_cause FROM actions WHERE key = ?", (key,)).fetchone()
+        return (str(row[0]), str(row[1] or "")) if row else None
+
+    def beat(self, who: str, instance: str) -> None:
+        """``instance`` of ``who`` (a webhook receiver, where it runs) is alive now."""
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (f"heartbeat:{who}:{instance}", at),
+            )
+
+    def stop_beating(self, who: str, instance: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (f"heartbeat:{who}:{instance}",))
+
+    def heartbeat(self, who: str) -> tuple[datetime, str] | None:
+        """The last beat of any instance of ``who``, and that instance; None if none beats."""
+        if self.db is None:
+            return None
+        prefix = f"heartbeat:{who}:"
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, prefix[:-1] + ";")
+            ).fetchall()
+        beats = []
+        for key, value in rows:
+            try:
+                beats.append((datetime.fromisoformat(value), str(key)[len(prefix) :]))
+            except ValueError:
+                continue
+        return max(beats) if beats else None
+
     def journal_by_action(self, remote_action_id: str) -> JournalEntry | None:
         """The journal entry of the API's remote action ``remote_action_id``, if it is one of ours."""
         entries = self.journal(remote_action_id=remote_action_id)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from support.simclient import client
 
+from reconciler.errors import StateError
 from reconciler.simulator.server import Connection, read_exports
 from reconciler.state.backends import open_store
 
@@ -142,7 +143,11 @@ def test_two_applies_at_once_one_exits_3(world: tuple[dict[str, str], Path, Conn
     first = start_apply(env, fleet)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # start the second once the first holds the lock
-        store = open_store(env["RECONCILER_STATE"], readonly=True)
+        try:
+            store = open_store(env["RECONCILER_STATE"], readonly=True)
+        except StateError:
+            time.sleep(0.02)
+            continue  # the first apply is creating or migrating it
         try:
             if store.lock_holder() is not None:
                 break

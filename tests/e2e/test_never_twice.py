@@ -114,7 +114,7 @@ def test_an_apply_follows_what_an_earlier_run_left_pending_and_exits_0(
         inherited = {e.address for e in store.journal(pending_only=True)}
     assert len(inherited) >= 5
     sent = len(remote_posts(sim))
-    assert apply(fleet) == 0  # --wait (the default): it waits for them as for its own
+    assert apply(fleet, "--verbose") == 0  # --wait (the default): it waits for them as for its own
     out = capsys.readouterr().out
     assert len(remote_posts(sim)) == sent
     for address in inherited:

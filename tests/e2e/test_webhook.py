@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
+from support.receiver import TOKEN, Receiver
 from support.runs import FLEET, VINS, apply
 
 from reconciler.cli import main
-from reconciler.fleetfile import loader
-from reconciler.service.webhook_receiver import create_app
 from reconciler.simulator.server import Simulator
-from reconciler.state.backends import open_store
 from reconciler.state.sql import SQLStore
 from reconciler.state.sqlite import open_sqlite
-
-TOKEN = "wh-secret-5e1f"
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
-
-    def start(self, fleet: Path) -> None:
-        self.store = open_store(os.environ["RECONCILER_STATE"])
-        app = create_app(loader.read(fleet, os.environ), self.store, max_body=4096, read_timeout=1.0)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-        self.store.close()
 
 
 @pytest.fixture

@@ -149,12 +149,50 @@ def test_streamed_json_is_the_plan_document_exactly() -> None:
     assert keyed and all(c["request"]["body"]["label"] == c["key"] for c in keyed)
 
 
-def test_the_progress_bar_starts_over_for_each_wave() -> None:
+def test_the_progress_bar_starts_over_for_each_wave_and_says_rate_and_eta() -> None:
+    clock = [0.0]
     out = io.StringIO()
-    bar = BarProgress(out, width=10)
+    bar = BarProgress(out, width=10, columns=lambda: 200, clock=lambda: clock[0])
     for wave in (1, 4):
         bar.start(wave)
         for n in range(wave):
+            clock[0] += 2.0
             bar.done(Outcome(f"vehicle.V{n}", Result.CONFIRMED, ""))
+            if wave == 4 and n == 1:
+                assert "[#####-----] 2/4 (50%), 4s, 0.5/s, ETA 4s" in out.getvalue().rsplit("\r", 1)[-1]
         bar.finish()
-    assert out.getvalue().splitlines()[-1].endswith("[##########] 4/4")
+    assert "[##########] 4/4 (100%), 8s, 0.5/s" in out.getvalue().splitlines()[-1]
+    assert "20/18" not in out.getvalue()
+
+
+def test_the_progress_bar_never_wraps() -> None:
+    out = io.StringIO()
+    bar = BarProgress(out, columns=lambda: 40)
+    bar.start(100_000)
+    bar.done(Outcome("vehicle.V1", Result.FAILED, "VehicleError"))
+    drawn = out.getvalue().split("\r")[-1].removesuffix("\033[K")
+    assert len(drawn) <= 39
+
+
+def test_the_report_lists_what_needs_a_look_and_counts_the_rest() -> None:
+    from reconciler.render.report import report
+
+    outcomes = [Outcome(f"vehicle.V{n:05d}.preconditioning", Result.CONFIRMED, "Success (r)") for n in range(200)]
+    outcomes += [
+        Outcome("vehicle.VF1.preconditioning", Result.FAILED, "VehicleError (0123456789abcdef0123456789abcdef)")
+    ]
+    outcomes += [
+        Outcome(f"vehicle.S{n}.stolen", Result.SKIPPED, "not sent: the run was interrupted") for n in range(8000)
+    ]
+    out = io.StringIO()
+    report(outcomes, out)
+    lines = out.getvalue().splitlines()
+    assert "  - 8,000 not sent: not sent: the run was interrupted" not in lines
+    assert any(line.strip() == "- 8,000 not sent: the run was interrupted" for line in lines), lines
+    assert any("✓ 200 confirmed" in line for line in lines)
+    assert sum("vehicle.VF1.preconditioning" in line for line in lines) == 2  # its line, and the recap
+    assert len(lines) < 12
+    assert lines[-1].startswith("Next: ")
+    verbose = io.StringIO()
+    report(outcomes, verbose, verbose=True)
+    assert len(verbose.getvalue().splitlines()) > 8000
