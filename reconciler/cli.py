@@ -303,6 +303,44 @@ def apply(
 
 
 @cli.command()
+@_FILE
+@click.option(
+    "--lock-timeout",
+    type=Finite(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for the state lock; by default fail at once (exit 3).",
+)
+@click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True)
+@_REFRESH_CAPABILITIES
+@click.pass_obj
+def refresh(shell: Shell, fleet_file: str, lock_timeout: float, parallelism: int, refresh_capabilities: bool) -> int:
+    """Record what the API reports now: the fleet's listing, capabilities, status. Sends nothing.
+
+    Under the state lock, reads the fleet's vehicles, the capabilities of
+    every managed vehicle not known yet (all of them with
+    --refresh-capabilities) and their status; records the listing (who
+    joined, who left), the capabilities and what is already in place, and
+    settles what earlier runs left pending (looked at once). Plans made
+    afterwards — read-only pull-request plans too — read no capabilities.
+
+    \b
+    reconciler refresh -f fleet.yaml        e.g. nightly, or before a plan on a new fleet
+
+    Exit 0; 1 error; 3 the state is locked; 4 an earlier run's action is still pending.
+    """
+    from .commands import refresh as refresh_command
+
+    return refresh_command.run(
+        shell,
+        fleet_file,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
+        refresh_capabilities=refresh_capabilities,
+    )
+
+
+@cli.command()
 @click.argument("vin")
 @_FILE
 @click.option(

@@ -7,7 +7,7 @@ within the rate limits) gives what every managed vehicle holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,16 +33,24 @@ from . import capabilities, status_doc
 from .client import FleetApi
 
 _KINDS = (spec.ATTRIBUTE_HEADER, spec.ATTRIBUTE_QUERY, spec.ATTRIBUTE_BODY)
+# Told how a refresh goes: what it reads ("listing", "status", "capabilities"), how many read, of how many (0: unknown).
+Told = Callable[[str, int, int], None]
 
 
-def refresh(api: FleetApi, desired: Desired, recorded: Recorded, *, parallelism: int = 8) -> Observed:
+def quiet(what: str, done: int, total: int) -> None:
+    pass
+
+
+def refresh(
+    api: FleetApi, desired: Desired, recorded: Recorded, *, parallelism: int = 8, told: Told = quiet
+) -> Observed:
     """What the API reports now for the callbacks and vehicles this fleet file manages."""
     fleet = f"/fleets/{desired.fleet}"
     callbacks = _callbacks(api, desired, recorded)
-    listing = list_vehicles(api, fleet)
+    listing = list_vehicles(api, fleet, told=told)
     managed = groups.members(desired, listing).vehicles
     vins = (set(managed) | (set(recorded.vehicles) if desired.prune else set())) & set(listing)
-    statuses = read_statuses(api, fleet, vins, listing, parallelism)
+    statuses = read_statuses(api, fleet, vins, listing, parallelism, told=told)
     vehicles = {vin: _observed_vehicle(vin, vid, doc) for vin, (vid, doc) in statuses.items()}
     return Observed(callbacks=callbacks, vehicles=vehicles, listing=listing)
 
@@ -156,7 +164,7 @@ def _observed_callback(label: str, item: dict[str, Any], desired: Desired, recor
     )
 
 
-def list_vehicles(api: FleetApi, fleet: str, prefixes: Iterable[str] = ()) -> dict[str, str]:
+def list_vehicles(api: FleetApi, fleet: str, prefixes: Iterable[str] = (), *, told: Told = quiet) -> dict[str, str]:
     """VIN → vid of the whole fleet, or of the VINs starting with ``prefixes`` (a page per 60 vehicles)."""
     found: dict[str, str] = {}
     queries: list[dict[str, Any] | None] = [{"vinPrefix": p} for p in sorted(set(prefixes))] or [None]
@@ -165,10 +173,14 @@ def list_vehicles(api: FleetApi, fleet: str, prefixes: Iterable[str] = ()) -> di
             vin = item.get("vin")
             if isinstance(vin, str) and item.get("id") is not None:
                 found[vin] = str(item["id"])
+                if len(found) % 60 == 0:
+                    told("listing", len(found), 0)
     return found
 
 
-def read_capabilities(api: FleetApi, vins: Iterable[str], parallelism: int = 8) -> dict[str, Capabilities]:
+def read_capabilities(
+    api: FleetApi, vins: Iterable[str], parallelism: int = 8, *, told: Told = quiet
+) -> dict[str, Capabilities]:
     """What each vehicle can take (``GET /vehicles/{vin}`` with its onboard capabilities).
 
     A vehicle the capability service does not know (404) is left out: unknown,
@@ -182,12 +194,18 @@ def read_capabilities(api: FleetApi, vins: Iterable[str], parallelism: int = 8) 
             return vin, None
         return vin, capabilities.from_api(document)
 
+    chosen = sorted(vins)
+    found: dict[str, Capabilities] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        return {vin: caps for vin, caps in pool.map(one, sorted(vins)) if caps is not None}
+        for done, (vin, caps) in enumerate(pool.map(one, chosen), 1):
+            if caps is not None:
+                found[vin] = caps
+            told("capabilities", done, len(chosen))
+    return found
 
 
 def read_statuses(
-    api: FleetApi, fleet: str, vins: set[str], vids: dict[str, str], parallelism: int = 8
+    api: FleetApi, fleet: str, vins: set[str], vids: dict[str, str], parallelism: int = 8, *, told: Told = quiet
 ) -> dict[str, tuple[str | None, dict[str, Any]]]:
     """VIN → (vid, status document) for ``vins``: from the paged fleet status, or each vehicle's.
 
@@ -203,6 +221,9 @@ def read_statuses(
             vin = doc.get("vin")
             if vin in vins:
                 found[vin] = (vids.get(vin) or _vid_from_links(doc), doc)
+                if len(found) % 60 == 0:
+                    told("status", len(found), len(vins))
+        told("status", len(found), len(vins))
         return found
     except AuthError:
         raise
@@ -216,7 +237,11 @@ def read_statuses(
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         known = sorted(vin for vin in vids if vin in vins)
         docs = pool.map(lambda vin: (vin, api.get(f"{fleet}/vehicles/{vids[vin]}/status")), known)
-        return {vin: (vids[vin], doc) for vin, doc in docs}
+        read: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        for vin, doc in docs:
+            read[vin] = (vids[vin], doc)
+            told("status", len(read), len(known))
+        return read
 
 
 def _vid_from_links(doc: dict[str, Any]) -> str | None:

@@ -12,7 +12,7 @@ from ..core.targets import check_form
 from ..core.vocabulary import Result
 from ..errors import ReconcilerError
 from ..render import report, text
-from ..render.report import BarProgress, LineProgress
+from ..render.report import BarProgress, LineProgress, RefreshLine
 from ..run.interrupts import Interrupts
 from ..run.session import DEFAULT_FLEET_FILE, Options, RunResult, apply_fleet, notify_run, read_saved
 from .shell import Shell
@@ -39,8 +39,11 @@ def run(
     if saved is None and not options.auto_approve and not shell.interactive:
         raise ReconcilerError("apply needs --auto-approve when there is no terminal to ask for approval")
     said = shell.stdout if fmt == "text" else shell.stderr  # what people read, off stdout with --format json
+    line = RefreshLine(shell.stderr) if shell.terminal else None  # how each refresh goes
 
     def review(result: Plan) -> bool:
+        if line is not None:
+            line.close()  # the refresh is over: the plan starts on a clean line
         if saved is not None:
             return True  # a saved plan was reviewed when it was made
         text.write(result, said, color=shell.color and fmt == "text")
@@ -68,7 +71,10 @@ def run(
             stderr=shell.stderr,
             interrupts=interrupts,
             clock=shell.clock,
+            told=line,
         )
+        if line is not None:
+            line.close()
         if fmt == "text":
             if outcome.outcomes:
                 polls = outcome.polls

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +14,7 @@ from ..errors import ReconcilerError
 from ..fleetfile import loader
 from ..fleetfile.yaml_source import load
 from ..run import connection, importer, saved_plan
+from ..run.session import lock_owner
 from ..state.backends import open_store, state_url
 from ..state.base import StateStore
 from .shell import Shell
@@ -46,7 +45,7 @@ def run(
     desired = importer.read_back(text, str(target), imported, shell.env)
     store = open_store(url, fleet=fleet_id)
     try:
-        lock_id = store.acquire_lock(f"reconciler import ({_user()})")
+        lock_id = store.acquire_lock(lock_owner("reconciler import"))
         try:
             recorded = store.read()
             _check_state(recorded, store, force)  # again, under the lock: nobody got there meanwhile
@@ -153,10 +152,3 @@ def _summary(
     for note in imported.notes + [f"callback {cb.label}: {n}" for cb in imported.callbacks for n in cb.notes]:
         out.write(f"Note: {note}\n")
     out.write(f"Next: reconciler plan -f {target}   (it plans no change)\n")
-
-
-def _user() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}, pid {os.getpid()}"
-    except (KeyError, OSError):
-        return f"pid {os.getpid()}"

@@ -12,6 +12,7 @@ from ..core.changes import Plan
 from ..core.targets import check_form, check_known
 from ..fleetfile import loader
 from ..render import json_plan, markdown, text
+from ..render.report import RefreshLine
 from ..run import gcpause, saved_plan
 from ..run.session import read_recorded
 from ..state.backends import state_url
@@ -42,10 +43,15 @@ def run(
     if refresh:
         from ..run import connection  # the HTTP stack loads only when it is used
 
-        looking = connection.Looking(tuple(targets), now, refresh_capabilities, pending=True)
-        observed, refresh_error = connection.observe_for_plan(
-            desired, recorded, state_url(fleet_file, shell.env), fleet_file, shell.env, looking
-        )
+        line = RefreshLine(shell.stderr) if shell.terminal else None
+        looking = connection.Looking(tuple(targets), now, refresh_capabilities, pending=True, told=line)
+        try:
+            observed, refresh_error = connection.observe_for_plan(
+                desired, recorded, state_url(fleet_file, shell.env), fleet_file, shell.env, looking
+            )
+        finally:
+            if line is not None:
+                line.close()
         if observed is not None:
             check_known(targets, desired, recorded, observed.listing)
     with gcpause.paused():

@@ -266,3 +266,36 @@ class _Rate:
             if not final and finished < total:
                 line += f", ETA {durations.describe((total - finished) / per)}"
         return line
+
+
+class RefreshLine:
+    """``refreshing: status 1,200/5,000 vehicles``, redrawn in place on a terminal while a refresh reads."""
+
+    def __init__(
+        self, out: TextIO, *, columns: Callable[[], int] | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.out = out
+        self.columns = columns or (lambda: shutil.get_terminal_size((100, 24)).columns)
+        self.clock = clock
+        self.drawn_at = 0.0
+        self.drawn = False
+        self.lock = threading.Lock()
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        with self.lock:
+            if self.clock() - self.drawn_at < 0.1 and done != total:
+                return
+            self.drawn_at = self.clock()
+            count = f"{done:,}/{total:,}" if total else f"{done:,}"
+            line = f"refreshing: {what} {count} vehicles"
+            self.out.write("\r" + line[: max(10, self.columns() - 1)] + "\033[K")
+            self.out.flush()
+            self.drawn = True
+
+    def close(self) -> None:
+        """Clear the line: what follows starts on a clean one."""
+        with self.lock:
+            if self.drawn:
+                self.out.write("\r\033[K")
+                self.out.flush()
+                self.drawn = False

@@ -55,30 +55,40 @@ class Looking:
     refresh_capabilities: bool = False
     parallelism: int = 8
     pending: bool = False  # read the pending actions' status too (a read-only plan cannot settle them)
+    told: observe.Told | None = None  # how the refresh goes: for a progress line
+    all_capabilities: bool = False  # read the capabilities of every managed vehicle not known yet (refresh)
 
 
 def observe_fleet(api: FleetApi, desired: Desired, recorded: Recorded, looking: Looking) -> Observed:
     """What the API reports now: callbacks, the fleet's listing, the managed vehicles' status and,
     for the vehicles with something to send whose capabilities are not known yet, their capabilities.
     """
-    observed = observe.refresh(api, desired, recorded, parallelism=looking.parallelism)
+    told = looking.told or observe.quiet
+    observed = observe.refresh(api, desired, recorded, parallelism=looking.parallelism, told=told)
     if looking.pending and recorded.pending:
         observed = replace(observed, actions=observe.read_actions(api, recorded.pending.values(), looking.parallelism))
-    draft = planner.plan(desired, recorded, observed, targets=looking.targets, now=looking.now)
-    vins = {c.vin for c in draft.changes if c.vin}
-    if looking.refresh_capabilities:
-        vins |= set(groups.members(desired, observed.listing).vehicles) & set(observed.listing or {})
+    managed = set(groups.members(desired, observed.listing).vehicles) & set(observed.listing or {})
+    if looking.all_capabilities:
+        vins = managed
     else:
+        draft = planner.plan(desired, recorded, observed, targets=looking.targets, now=looking.now)
+        vins = {c.vin for c in draft.changes if c.vin}
+        if looking.refresh_capabilities:
+            vins |= managed
+    if not looking.refresh_capabilities:
         vins -= set(recorded.capabilities)
     if not vins:
         return observed
-    return replace(observed, capabilities=observe.read_capabilities(api, vins, looking.parallelism))
+    found = observe.read_capabilities(api, vins, looking.parallelism, told=told)
+    return replace(observed, capabilities=found)
 
 
-def record_observed(store: StateStore, observed: Observed | None) -> None:
-    """Keep what refresh learnt: the fleet's listing (vehicles that joined or left) and capabilities."""
+def record_observed(store: StateStore, observed: Observed | None) -> tuple[list[str], list[str]]:
+    """Keep what refresh learnt: the fleet's listing and capabilities; the VINs that joined and left the fleet."""
+    joined: list[str] = []
+    left: list[str] = []
     if observed is None:
-        return
+        return joined, left
     if observed.listing is not None:
         joined, left = store.record_listing(observed.listing)
         for vin in joined:
@@ -87,6 +97,7 @@ def record_observed(store: StateStore, observed: Observed | None) -> None:
             store.add_history(addresses.vehicle_prefix(vin), "left", "no longer listed in the fleet: not managed")
     if observed.capabilities:
         store.record_capabilities(observed.capabilities)
+    return joined, left
 
 
 NO_REFRESH = "Retry, or pass --no-refresh to apply against the recorded state only (drift is then not seen)"

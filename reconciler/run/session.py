@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..api import observe
 from ..api.client import FleetApi
 from ..core import addresses, durations, rollout
 from ..core.changes import FORMAT_VERSION, Drift, Plan
@@ -102,11 +103,13 @@ def apply_fleet(
     owner: str = "reconciler apply",
     interrupts: Interrupts | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    told: observe.Told | None = None,
 ) -> RunResult:
     """Lock, settle, refresh, plan, stage (brakes), have ``review`` approve, execute; unlock.
 
     With ``saved`` (a plan file's content) the plan computed now must be the saved one.
     ``interrupts`` (its ``stop``) ends the sending early; what is in flight stays pending.
+    ``told`` hears how each refresh goes (a progress line).
     With a rollout and waiting for outcomes, apply goes on wave after wave (baking
     between them) while they stay within their failure budget.
     """
@@ -125,7 +128,7 @@ def apply_fleet(
     passes: list[_Pass] = []
     listening, polls = "", Polls()
     try:
-        lock_id = store.acquire_lock(f"{owner} ({_user()})", options.lock_timeout)
+        lock_id = store.acquire_lock(lock_owner(owner), options.lock_timeout)
         try:
             recorded = store.read()
             check_known(targets, desired, recorded)
@@ -158,7 +161,7 @@ def apply_fleet(
                     poll_after=options.poll_after,
                 )
                 polls = executor.ctx.polls
-                run = _Run(store, api, executor, desired, options, targets, saved, review, interrupts, clock)
+                run = _Run(store, api, executor, desired, options, targets, saved, review, interrupts, clock, told)
                 approved: _Approved | None = _Approved.of_saved(saved) if saved is not None else None
                 while True:
                     first = not passes
@@ -246,6 +249,7 @@ class _Run:
     review: Callable[[Plan], bool]
     interrupts: Interrupts
     clock: Callable[[], datetime]
+    told: observe.Told | None = None
     sent: set[str] = field(default_factory=set)  # the addresses this apply has sent to: each goes once a run
 
 
@@ -261,7 +265,7 @@ def _one_pass(run: _Run, first: bool, approved: _Approved | None) -> _Pass | Non
     recorded = store.read()
     now = run.clock()
     stamp = now.isoformat(timespec="seconds")
-    looking = connection.Looking(targets, stamp, options.refresh_capabilities, options.parallelism)
+    looking = connection.Looking(targets, stamp, options.refresh_capabilities, options.parallelism, told=run.told)
     observed = None
     if options.refresh:
         observed = connection.refresh_for_apply(run.api, desired, recorded, looking, then=options.after_failed_refresh)
@@ -514,11 +518,13 @@ def _difference(saved: list[dict[str, Any]], now: list[dict[str, Any]], *, refre
     return "the changes come in another order than the plan file's (was it edited?)"
 
 
-def _user() -> str:
+def lock_owner(command: str) -> str:
+    """Who holds the lock, as its holder is named: ``reconciler apply (alice, pid 4242)``."""
     try:
-        return f"{getpass.getuser()}, pid {os.getpid()}"
+        who = f"{getpass.getuser()}, pid {os.getpid()}"
     except (KeyError, OSError):
-        return f"pid {os.getpid()}"
+        who = f"pid {os.getpid()}"
+    return f"{command} ({who})"
 
 
 def read_recorded(fleet_file: str, env: Mapping[str, str], fleet: str) -> tuple[Recorded, list[rollout.Entry]]:

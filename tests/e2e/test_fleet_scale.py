@@ -116,3 +116,27 @@ def test_the_report_sums_up_and_recaps_the_failures(
     assert any("✓ 22 confirmed" in line for line in report)  # the callback and 21 vehicles
     assert "Failed (3):" in report and report[-1].startswith("Next: reconciler explain ")
     assert os.environ["RECONCILER_STATE"]  # the state is where the fixture put it
+
+
+def capability_reads(sim: Simulator, since: int = 0) -> int:
+    return sum(1 for s in sim.served[since:] if s.method == "GET" and "/fleets/" not in s.path)
+
+
+def test_refresh_records_what_plans_would_read_again_and_sends_nothing(
+    slow: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = fleet_of(tmp_path)
+    assert main(["plan", "-f", str(fleet)]) == 0
+    assert capability_reads(slow) == 24  # a read-only plan cannot keep them: every PR plan would read them again
+    capsys.readouterr()
+    mark = len(slow.served)
+    assert main(["refresh", "-f", str(fleet)]) == 0
+    out = capsys.readouterr().out
+    assert "listing: 24 vehicles" in out and "capabilities: 24 read and recorded" in out
+    assert capability_reads(slow, mark) == 24
+    assert [s for s in slow.served[mark:] if s.method != "GET"] == []  # nothing sent
+    mark = len(slow.served)
+    assert main(["plan", "-f", str(fleet), "--detailed-exitcode"]) == 2
+    assert capability_reads(slow, mark) == 0
+    assert main(["refresh", "-f", str(fleet)]) == 0
+    assert "24 known already" in capsys.readouterr().out
