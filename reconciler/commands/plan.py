@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TextIO
 
@@ -66,16 +66,17 @@ def run(
     if out_file:
         saved_plan.write(out_file, result, fleet_file)
         shell.stderr.write(f"Saved the plan to {out_file}; apply exactly this plan with: reconciler apply {out_file}\n")
-    write(result, fmt, shell.stdout, color=shell.color)
+    write(result, fmt, shell.stdout, color=shell.color, env=shell.env)
     if detailed_exitcode and refresh_error:
         return 1  # a plan that could not see the fleet cannot say "no changes"
     return 2 if detailed_exitcode and result.has_changes else 0
 
 
-def write(result: Plan, fmt: str, out: TextIO, *, color: bool = False) -> None:
+def write(result: Plan, fmt: str, out: TextIO, *, color: bool = False, env: Mapping[str, str] | None = None) -> None:
+    """The plan in ``fmt``; ``env`` says which commit and CI run made it (the Markdown footer)."""
     if fmt == "json":
         json_plan.write(result, out)
     elif fmt == "markdown":
-        out.write(markdown.render(result))
+        out.write(markdown.render(result, ci=env))
     else:
         text.write(result, out, color=color)

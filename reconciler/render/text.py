@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
-from typing import TextIO
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, TextIO
 
-from ..core.changes import Held, Plan
+from ..core.changes import Drift, Held, Plan
 from ..core.vocabulary import Action, RolloutState, When
-from . import schedules
+from . import grouping, schedules
 from .details import change_lines
 
 _SIGNS = {
@@ -55,41 +55,46 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
         out.append(f"reconciler will make these changes to fleet {plan.fleet}:\n")
         for group in schedules.groups(plan):
             out.append(paint("!" if group.kind != When.NOW else "", f"{group.headline}:"))
-            for change in group.changes:
+            for same in grouping.same_changes(group.changes, by_reason=group.kind in schedules.VARYING):
+                change = same.first
                 sign = _SIGNS[change.action]
                 origin = f"  [{change.source}]" if change.source is not None and str(change.source) else ""
-                out.append(paint(sign, f"  {sign} {change.address}") + f"  ({change.summary}){origin}")
+                out.append(paint(sign, f"  {sign} {same.address}") + f"  ({change.summary}){origin}")
                 for line_sign, text in change_lines(change):
                     out.append(paint(line_sign, f"      {line_sign} {text}"))
+                if len(same.vins) > 1:
+                    out.append(f"      vehicles: {grouping.listed(same.vins, MAX_VINS)}")
                 if group.kind in schedules.VARYING:
                     out.append(f"      . {change.schedule.reason}")
             out.append("")
     if plan.drift:
         out.append("Changed outside reconciler (drift):")
-        for d in plan.drift:
-            out.append(paint("!", f"  ! {d.address} {d.field}") + f": recorded {d.recorded}, now {d.observed}")
+        for (where, recorded, observed), found in _drift_groups(plan):
+            one = found[0]
+            shown = f"{one.address} {one.field}" if len(found) == 1 else f"{where} on {len(found):,} vehicles"
+            line = paint("!", f"  ! {shown}") + f": recorded {recorded}, now {observed}"
+            out.append(line + (f" — {grouping.listed(_vins(found), MAX_VINS)}" if len(found) > 1 else ""))
         out.append("")
     if plan.adoptions:
         out.append("Already in place, to be recorded without sending anything:")
-        out.extend(f"  = {a.address}" for a in plan.adoptions)
+        for part, found in _by_part(plan.adoptions):
+            if len(found) == 1:
+                out.append(f"  = {found[0].address}")
+            else:
+                out.append(f"  = {part} on {len(found):,} vehicles: {grouping.listed(_vins(found), MAX_VINS)}")
         out.append("")
     waiting = idle(plan)
     if waiting:
         out.append("Waiting for actions under way (nothing to send for them):")
-        shown = waiting if len(waiting) <= MAX_HELD else waiting[:MAX_HELD]
-        out.extend(f"  . {h.address}: {h.reason}" for h in shown)
-        if len(waiting) > MAX_HELD:
-            out.append(f"  … and {len(waiting) - MAX_HELD:,} more (--format json lists them all)")
+        out.extend(_reasons(waiting, "."))
         out.append("")
     if plan.unobserved:
         out.append("Not reported since reconciler's last change (planned against the recorded state, not drift):")
-        out.extend(f"  ? {u.address}: {u.reason}" for u in plan.unobserved[:MAX_HELD])
-        if len(plan.unobserved) > MAX_HELD:
-            out.append(f"  … and {len(plan.unobserved) - MAX_HELD:,} more (--format json lists them all)")
+        out.extend(_reasons(plan.unobserved, "?"))
         out.append("")
     if plan.cannot_apply:
         out.append("Cannot apply (never sent, not a failure):")
-        out.extend(f"  x {c.address}: {c.reason}" for c in plan.cannot_apply)
+        out.extend(_reasons(plan.cannot_apply, "x"))
         out.append("")
     if not plan.changes:
         out.append(f"No changes. Fleet {plan.fleet} matches the configuration.")
@@ -111,13 +116,54 @@ def write(plan: Plan, stream: TextIO, *, color: bool = False) -> None:
     )
 
 
+MAX_VINS = 10  # VINs named under a change many vehicles share (--format json lists every change)
+
+
+class _Said(Protocol):
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+def _reasons(items: Sequence[_Said], mark: str) -> list[str]:
+    """A line per item when its reason is its own; one line per reason, counted, when many share it."""
+    lines = []
+    for reason, found in grouping.by_reason(items, lambda i: i.address, lambda i: i.reason):
+        if len(found) == 1:
+            lines.append(f"  {mark} {found[0].address}: {found[0].reason}")
+        else:
+            lines.append(f"  {mark} {len(found):,} × {reason} — {grouping.listed(_vins(found), MAX_VINS)}")
+    return lines
+
+
+def _vins(items: Sequence[Any]) -> list[str]:
+    return grouping.vins_of([i.address for i in items])
+
+
+def _by_part(items: Sequence[Any]) -> list[tuple[str, list[Any]]]:
+    """Items by the part of their address (``preconditioning``, ``callback.ops`` …), in order."""
+    found: dict[str, list[Any]] = {}
+    for item in items:
+        part = item.address.split(".", 2)[2] if item.address.startswith("vehicle.") else item.address
+        found.setdefault(part, []).append(item)
+    return list(found.items())
+
+
+def _drift_groups(plan: Plan) -> list[tuple[tuple[str, str, str], list[Drift]]]:
+    """Drift by (part and field, recorded, observed): the same drift on many vehicles is one line."""
+    found: dict[tuple[str, str, str], list[Drift]] = {}
+    for d in plan.drift:
+        part = d.address.split(".", 2)[2] if d.address.startswith("vehicle.") else d.address
+        found.setdefault((f"{part} {d.field}", str(d.recorded), str(d.observed)), []).append(d)
+    return list(found.items())
+
+
 def idle(plan: Plan) -> list[Held]:
     """Held addresses with no change of their own: their action is under way, and nothing else is to send."""
     changing = {c.address for c in plan.changes}
     return [h for h in plan.held if h.address not in changing]
-
-
-MAX_HELD = 50
 
 
 def brakes(plan: Plan) -> list[str]:

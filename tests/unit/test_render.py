@@ -98,23 +98,54 @@ def test_markdown_has_summary_banner_and_collapsed_vehicles() -> None:
     assert "This plan **immobilizes 1 vehicle, deletes 1 callback**" in output
     assert "> Deleting: `callback.old`" in output and f"> Immobilizing: `{VIN}`" in output
     assert "| 📡 send | 2 |" in output
-    assert f"<details><summary><code>{VIN}</code>" in output
+    assert f"**📡 `vehicle.{VIN}.immobilization`** — " in output
+
+
+def test_markdown_shows_each_distinct_change_once_with_its_vehicles_collapsed() -> None:
+    # 10,000 vehicles in 20 groups: 20 distinct changes, every one shown, the VIN lists cut to fit.
+    vins = [f"VF3ABCDE0FG{n:06d}" for n in range(10_000)]
+    d = desired({vin: VehicleConfig(preconditioning={1: air(1, 420 + n % 20)}) for n, vin in enumerate(vins)})
+    output = markdown.render(plan(d, recorded()))
+    assert len(output) <= 65_000
+    assert "more sections not shown" not in output
+    for n in range(20):
+        minutes = 420 + n
+        assert f"+ slot 1: {minutes // 60:02d}:{minutes % 60:02d} weekdays" in output
+    assert output.count("`preconditioning` on 500 vehicles") == 20
+    assert output.count("<summary>The 500 vehicles</summary>") == 20
+    assert " more (`reconciler plan --format json` lists every change)" in output
 
 
 def test_markdown_is_cut_to_fit_a_comment_with_a_note() -> None:
-    vins = [f"VF3ABCDE0FG{n:06d}" for n in range(3000)]
-    d = desired({vin: VehicleConfig(preconditioning={1: air(1), 2: air(2, 900)}) for vin in vins})
+    vins = [f"VF3ABCDE0FG{n:06d}" for n in range(3000)]  # 3,000 distinct changes: they cannot all fit
+    d = desired({vin: VehicleConfig(preconditioning={1: air(1, n % 1440)}) for n, vin in enumerate(vins)})
     output = markdown.render(plan(d, recorded()))
     assert len(output) <= 65_000
     assert "more sections not shown" in output
-    assert output.count("<details>") < 3000
+
+
+def test_markdown_footer_names_the_commit_and_the_ci_run() -> None:
+    p = plan(desired({VIN: VehicleConfig(preconditioning={1: air(1)})}), recorded())
+    github = {
+        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "acme/fleet",
+        "GITHUB_RUN_ID": "4242",
+    }
+    output = markdown.render(p, ci=github)
+    assert "[`0123456789ab`](https://github.com/acme/fleet/commit/0123456789abcdef0123456789abcdef01234567)" in output
+    assert "[CI run 4242](https://github.com/acme/fleet/actions/runs/4242)" in output
+    gitlab = {"CI_COMMIT_SHA": "89abcdef0123", "CI_PIPELINE_URL": "https://gitlab.example.com/acme/fleet/-/pipelines/7"}
+    assert "[CI pipeline](https://gitlab.example.com/acme/fleet/-/pipelines/7)" in markdown.render(p, ci=gitlab)
+    hostile = {"GITHUB_SHA": "x) [click](https://evil", "CI_PIPELINE_URL": "javascript:alert(1)"}
+    assert "<sub>" not in markdown.render(p, ci=hostile) and "<sub>" not in markdown.render(p)
 
 
 def test_markdown_shows_field_changes_as_minus_and_plus_lines() -> None:
     d = desired({VIN: VehicleConfig(preconditioning={1: air(1, 480)})})
     r = recorded({VIN: VehicleConfig(preconditioning={1: air(1, 450)})})
     output = markdown.render(plan(d, r))
-    assert "```diff\n  - slot 1.start: 07:30\n  + slot 1.start: 08:00\n" in output
+    assert "```diff\n- slot 1.start: 07:30\n+ slot 1.start: 08:00\n" in output
 
 
 def test_markdown_banner_counts_the_immobilized_vehicles_it_does_not_name() -> None:
@@ -196,3 +227,13 @@ def test_the_report_lists_what_needs_a_look_and_counts_the_rest() -> None:
     verbose = io.StringIO()
     report(outcomes, verbose, verbose=True)
     assert len(verbose.getvalue().splitlines()) > 8000
+
+
+def test_text_shows_the_same_change_to_many_vehicles_once() -> None:
+    vins = [f"VF3ABCDE0FG{n:06d}" for n in range(2000)]
+    d = desired({vin: VehicleConfig(preconditioning={1: air(1, 420 + n % 2)}) for n, vin in enumerate(vins)})
+    output = text.render(plan(d, recorded(vehicles={vin: VehicleConfig() for vin in vins})))
+    lines = output.splitlines()
+    assert len(lines) < 20, lines
+    assert sum("preconditioning on 1,000 vehicles" in line for line in lines) == 2
+    assert any(line.strip().startswith("vehicles: VF3ABCDE0FG000000") and "and 990 more" in line for line in lines)
