@@ -458,6 +458,49 @@ def state_history(shell: Shell, address: str | None, fleet_file: str) -> int:
     return state_command.history(shell, fleet_file, address)
 
 
+@state.command("prune")
+@_FILE
+@click.option(
+    "--older-than",
+    default="90d",
+    show_default=True,
+    help="Drop what ended longer ago than this: 30d, 12h … (at least an hour).",
+)
+@click.option(
+    "--lock-timeout",
+    type=Finite(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for the state lock; by default fail at once (exit 3).",
+)
+@click.pass_obj
+def state_prune(shell: Shell, fleet_file: str, older_than: str, lock_timeout: float) -> int:
+    """Drop finished actions and history older than --older-than; say what was dropped.
+
+    Never a pending action, never the last action of an address (what
+    `state show` and the next run read of it), nothing the rollout's wave
+    under way is judged on. Takes the state lock. `watch --prune-after`
+    does it once a day.
+    """
+    from .commands import state as state_command
+
+    return state_command.prune(
+        shell, fleet_file, _at_least_an_hour("--older-than", older_than), lock_timeout=lock_timeout
+    )
+
+
+def _at_least_an_hour(flag: str, text: str) -> float:
+    from .core import durations
+
+    try:
+        value = durations.seconds(text)
+    except durations.FormatError as exc:
+        raise click.BadParameter(f"{text!r}: write a duration such as 90d or 12h ({exc})", param_hint=flag) from None
+    if value < 3600:
+        raise click.BadParameter(f"{text!r} is less than an hour: history that young is still read", param_hint=flag)
+    return value
+
+
 @state.command("unlock")
 @click.argument("lock_id")
 @_FILE
@@ -679,6 +722,12 @@ def webhook(
 @_DEADLINE
 @_POLL_AFTER
 @click.option("--parallelism", type=click.IntRange(1, 64), default=32, show_default=True)
+@click.option(
+    "--prune-after",
+    default=None,
+    metavar="DURATION",
+    help="Once a day, drop finished actions and history older than this (e.g. 90d; see state prune).  [default: never]",
+)
 @_METRICS_PORT
 @_METRICS_HOST
 @click.pass_obj
@@ -692,6 +741,7 @@ def watch(
     deadline: float | None,
     poll_after: float,
     parallelism: int,
+    prune_after: str | None,
     metrics_port: int | None,
     metrics_host: str,
 ) -> int:
@@ -719,6 +769,7 @@ def watch(
         options=options,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
+        prune_after=_at_least_an_hour("--prune-after", prune_after) if prune_after is not None else None,
     )
 
 

@@ -11,6 +11,8 @@ from ..core import addresses, codec, parts
 from ..core.model import RecordedVehicle
 from ..core.wakeups import month_of
 from ..errors import ReconcilerError, StateError
+from ..run import pruning
+from ..run.session import lock_owner
 from ..state.backends import open_store, state_url
 from ..state.base import StateStore
 from ..state.urls import redact
@@ -98,6 +100,21 @@ def history(shell: Shell, fleet_file: str, address: str | None) -> int:
         shell.stdout.write(f"{at}  serial {serial:<4} {where or '-':<48} {event:<12} {detail}\n")
     if not rows:
         shell.stdout.write("No history recorded" + (f" for {address}" if address else "") + ".\n")
+    return 0
+
+
+def prune(shell: Shell, fleet_file: str, older_than: float, *, lock_timeout: float = 0.0) -> int:
+    """Drop finished actions and history older than ``older_than`` seconds, under the state lock."""
+    store = _open(fleet_file, shell.env, readonly=False)
+    try:
+        lock_id = store.acquire_lock(lock_owner("reconciler state prune"), lock_timeout)
+        try:
+            pruned, cutoff = pruning.prune(store, older_than, shell.clock())
+        finally:
+            store.release_lock(lock_id)
+    finally:
+        store.close()
+    shell.stdout.write(pruning.said(pruned, cutoff) + "\n")
     return 0
 
 

@@ -25,10 +25,10 @@ from ..core.outcomes import Outcome, Progress
 from ..core.vocabulary import NotifyKind, Result
 from ..errors import LockHeldError, ReconcilerError
 from ..fleetfile import loader
-from ..run import notify
+from ..run import notify, pruning
 from ..run.interrupts import Interrupts
 from ..run.notify import Delivery
-from ..run.session import Options, RunResult, apply_fleet, notify_run
+from ..run.session import Options, RunResult, apply_fleet, lock_owner, notify_run
 from ..service.metrics import Metrics, serving
 from ..state.backends import open_store, state_url
 from .shell import Shell
@@ -77,8 +77,13 @@ def run(
     stop: threading.Event | None = None,
     metrics_host: str = "127.0.0.1",
     metrics_port: int | None = None,
+    prune_after: float | None = None,
 ) -> int:
-    """``metrics_port``: serve Prometheus metrics there (0 picks a free port, logged) while watching."""
+    """``metrics_port``: serve Prometheus metrics there (0 picks a free port, logged) while watching.
+
+    ``prune_after``: once a day (after the first run, then after a run a day
+    later), drop finished actions and history older than that many seconds.
+    """
     stop = stop or threading.Event()
     logger = JsonLines(shell.stdout)
     if threading.current_thread() is threading.main_thread():
@@ -88,11 +93,15 @@ def run(
     # One rollout wave a run, at most; a refresh that fails is tried again on the next run.
     options = replace(options, auto_approve=True, one_wave=True, after_failed_refresh=RETRIED)
     code = 0
+    pruned_at: float | None = None
     with serving(metrics_host, metrics_port, lambda url: logger.log(event="metrics", url=url)) as metrics:
         while True:
             code, opens_at = _one_run(
                 fleet_file, options, shell.env, logger, shell.stderr, failures, interval, stop, metrics
             )
+            due = prune_after is not None and (pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY)
+            if due and _prune(fleet_file, shell.env, prune_after or 0.0, logger):
+                pruned_at = time.monotonic()
             if once or stop.is_set():
                 break
             wait = interval * (1 + random.uniform(-jitter, jitter))
@@ -104,6 +113,35 @@ def run(
                 break
     logger.log(event="stop", code=code)
     return code if once else 0
+
+
+PRUNE_EVERY = 86400.0  # watch --prune-after prunes once a day
+
+
+def _prune(fleet_file: str, env: Mapping[str, str], older_than: float, logger: JsonLines) -> bool:
+    """Prune the state between runs (its lock taken at once, or skipped until the next run); True when done."""
+    try:
+        store = open_store(state_url(fleet_file, env))
+        try:
+            lock_id = store.acquire_lock(lock_owner("reconciler watch (prune)"))
+            try:
+                pruned, cutoff = pruning.prune(store, older_than, datetime.now(UTC))
+            finally:
+                store.release_lock(lock_id)
+        finally:
+            store.close()
+    except ReconcilerError as exc:
+        logger.log(event="prune", error=str(exc))
+        return False
+    logger.log(
+        event="prune",
+        before=cutoff,
+        actions=pruned.actions,
+        statuses=pruned.events,
+        history=pruned.history,
+        kept=pruned.kept,
+    )
+    return True
 
 
 def _one_run(

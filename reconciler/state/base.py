@@ -48,6 +48,16 @@ class JournalEntry:
 
 
 @dataclass(frozen=True)
+class Pruned:
+    """What ``prune`` dropped, and the old actions it kept (pending, or the last of their address)."""
+
+    actions: int
+    events: int  # the statuses of the actions dropped
+    history: int
+    kept: int
+
+
+@dataclass(frozen=True)
 class LockInfo:
     lock_id: str
     owner: str
@@ -196,6 +206,11 @@ class StateStore(Protocol):
     def add_history(self, address: str | None, event: str, detail: str = "") -> None: ...
 
     def history(self, address: str | None = None) -> list[tuple[str, int, str, str, str]]: ...
+
+    def prune(self, before: str, *, keep_since: str = "") -> Pruned:
+        """Drop finished actions and history older than ``before`` (ISO-8601 UTC); never a pending action,
+        never the last action of an address, nothing journaled since ``keep_since``."""
+        ...
 
     def acquire_lock(self, owner: str, timeout: float = 0.0) -> str:
         """Take the lock or raise ``LockHeldError`` naming the holder; returns the lock id."""

@@ -73,6 +73,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE vehicles ADD COLUMN confirmed_at TEXT
     """,
+    """
+    CREATE INDEX actions_by_status ON actions (status);
+    CREATE INDEX action_events_by_key ON action_events (key);
+    CREATE INDEX history_by_at ON history (at)
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATION_LOCK = 7_362_001  # advisory key serializing first-use migrations of one database

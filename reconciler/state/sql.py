@@ -31,7 +31,7 @@ from ..core.model import (
 from ..core.vocabulary import RolloutState
 from ..core.wakeups import WakeupUse, month_of
 from ..errors import StateError
-from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, fresh_recorded
+from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, Pruned, fresh_recorded
 
 # What a state is made of, for copying it between backends: columns, and the order rows came in.
 TABLES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -714,11 +714,36 @@ class SQLStore:
             return []
         query = "SELECT at, serial, COALESCE(address, ''), event, COALESCE(detail, '') FROM history"
         args: list[str] = []
-        if address:
-            query += " WHERE address = ? OR address LIKE ?"
-            args = [address, address + ".%"]
+        if address:  # the address and everything under it, as an index range (LIKE would scan)
+            query += " WHERE address = ? OR (address >= ? AND address < ?)"
+            args = [address, address + ".", address + "/"]
         with self.lock:
             return [tuple(row) for row in self.db.execute(query + " ORDER BY id", args)]
+
+    # pruning
+
+    def prune(self, before: str, *, keep_since: str = "") -> Pruned:
+        """Drop the finished actions (and their statuses) and the history older than ``before``.
+
+        Never a pending action, never the last action of an address (what
+        ``state show`` and the next run read of it), and nothing journaled
+        since ``keep_since`` (the rollout's wave under way is judged on it).
+        """
+        cutoff = min(before, keep_since) if keep_since else before
+        marks = ",".join("?" * len(_PENDING))
+        prunable = (
+            f"created_at < ? AND status NOT IN ({marks}) AND EXISTS (SELECT 1 FROM actions newer "
+            "WHERE newer.address = actions.address AND newer.rowid > actions.rowid)"
+        )
+        with self.transaction() as db:
+            events = db.execute(
+                f"DELETE FROM action_events WHERE key IN (SELECT key FROM actions WHERE {prunable})",
+                (cutoff, *_PENDING),
+            ).rowcount
+            actions = db.execute(f"DELETE FROM actions WHERE {prunable}", (cutoff, *_PENDING)).rowcount
+            history = db.execute("DELETE FROM history WHERE at < ?", (before,)).rowcount
+            kept = db.execute("SELECT COUNT(*) FROM actions WHERE created_at < ?", (cutoff,)).fetchone()[0]
+        return Pruned(actions, events, history, int(kept))
 
     # the lock: the dialect's
 

@@ -79,6 +79,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE vehicles ADD COLUMN confirmed_at TEXT;
     """,
+    # Look-ups that stay flat as the journal grows: pending actions, an action's statuses, pruning.
+    """
+    CREATE INDEX actions_by_status ON actions (status);
+    CREATE INDEX action_events_by_key ON action_events (key);
+    CREATE INDEX history_by_at ON history (at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _PRIVATE = stat.S_IRWXG | stat.S_IRWXO

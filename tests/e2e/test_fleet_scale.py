@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from support.receiver import TOKEN, Receiver
-from support.runs import remote_posts
+from support.runs import VINS, remote_posts
 
 from reconciler.cli import main
+from reconciler.commands.shell import Shell
 from reconciler.simulator.server import Settings, Simulator
 
 FLEET = """\
@@ -140,3 +143,31 @@ def test_refresh_records_what_plans_would_read_again_and_sends_nothing(
     assert capability_reads(slow, mark) == 0
     assert main(["refresh", "-f", str(fleet)]) == 0
     assert "24 known already" in capsys.readouterr().out
+
+
+def test_state_prune_says_what_it_dropped_and_watch_prunes_between_runs(
+    sim: Simulator, fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 0
+    fleet.write_text(fleet.read_text().replace('"07:30"', '"07:45"'))
+    assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert main(["state", "prune", "-f", str(fleet), "--older-than", "1h"]) == 0
+    assert "0 finished action(s)" in capsys.readouterr().out  # nothing is an hour old
+    assert main(["state", "prune", "-f", str(fleet), "--older-than", "10m"]) == 1
+    assert "less than an hour" in capsys.readouterr().err
+    later = Shell(os.environ, io.StringIO(), out := io.StringIO(), io.StringIO(), clock=lambda: far_future())
+    assert main(["state", "prune", "-f", str(fleet)], shell=later) == 0
+    said = out.getvalue()
+    assert "Pruned what ended before " in said and "3 finished action(s)" in said, said  # the first air programs
+    capsys.readouterr()
+    assert main(["state", "show", f"vehicle.{VINS[0]}.preconditioning", "-f", str(fleet)]) == 0
+    assert len(json.loads(capsys.readouterr().out)["actions"]) == 1  # the last one is kept
+    assert main(["watch", "-f", str(fleet), "--once", "--prune-after", "90d"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [prune] = [e for e in events if e["event"] == "prune"]
+    assert prune["actions"] == 0 and "before" in prune
+
+
+def far_future() -> datetime:
+    return datetime(2999, 1, 1, tzinfo=UTC)

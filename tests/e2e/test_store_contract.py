@@ -210,3 +210,32 @@ def test_wake_ups_count_once_per_action_per_month_and_the_apis_refusal_spends_th
     assert store.wakeup_use("VF3ABCDE0FG000001", "2026-11") == WakeupUse("2026-11", 0, True, "")
     assert store.wakeup_use(VIN, "2026-12") == WakeupUse("2026-12", 0, False, "2026-11-26T09:00:00+00:00")
     store.close()
+
+
+def test_prune_drops_finished_history_but_never_a_pending_action_or_an_addresss_last(state_url: str) -> None:
+    store = open_store(state_url, fleet="F1")
+    store.initialize(fresh_recorded())
+    air_address, stolen = f"vehicle.{VIN}.preconditioning", f"vehicle.{VIN}.stolen"
+
+    def sent(key: str, address: str, status: str) -> None:
+        store.journal_start(JournalEntry(key, address, VIN, "ops", "X", "POST", {"path": "/x", "body": {}}, None))
+        store.journal_update(key, "Accepted", remote_action_id=f"r-{key}")
+        if status != "Accepted":
+            store.journal_update(key, status)
+        store.add_history(address, "send", key)
+
+    for n in range(3):
+        sent(f"a{n}", air_address, "Success")
+    sent("a3", air_address, "Accepted")  # pending, and the address's last
+    sent("s0", stolen, "Failed")
+    sent("s1", stolen, "Success")  # the address's last
+    assert store.prune("2000-01-01T00:00:00+00:00").actions == 0  # nothing is that old
+    pruned = store.prune("9999-01-01T00:00:00+00:00")
+    assert (pruned.actions, pruned.history, pruned.kept) == (4, 6, 2)
+    assert pruned.events == 4 * 3  # each dropped action's Sending, Accepted and end
+    assert [e.key for e in store.journal()] == ["a3", "s1"]
+    assert [s for s, _, _ in store.events("s1")] == ["Sending", "Accepted", "Success"]
+    assert store.read().pending[air_address].key == "a3"
+    sent("s2", stolen, "Success")
+    assert store.prune("9999-01-01T00:00:00+00:00", keep_since="2000-01-01T00:00:00+00:00").actions == 0
+    store.close()
