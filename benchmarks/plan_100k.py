@@ -12,9 +12,12 @@ best of --runs:
   noop      the same against a state that already records the fleet       (nothing to send)
   groups    plan of the groups file, its state recording only the listing (everything to send)
   validate  reconciler validate of the explicit file
+  out       plan --out PLAN (the saved plan streamed to its file)
+  markdown  plan --format markdown (every distinct change, within 65,000 characters)
 
 and prints wall time, the ratio to the baseline and peak RSS. Targets (issue 12):
-plan at most 3x load, peak RSS at most 400 MB.
+plan at most 3x load, peak RSS at most 400 MB; issue 21: --out and markdown at most
+400 MB too.
 
     python benchmarks/plan_100k.py [--vehicles 100000] [--runs 3] [--dir DIR]
 """
@@ -162,6 +165,9 @@ def main() -> None:
     plan = [sys.executable, "-m", "reconciler", "plan", "--no-refresh", "--format", "json", "-f", str(fleet)]
     plan_groups = [*plan[:-1], str(grouped)]
     validate = [sys.executable, "-m", "reconciler", "validate", "-f", str(fleet)]
+    saved = [sys.executable, "-m", "reconciler", "plan", "--no-refresh", "--out", str(work / "saved.json")]
+    saved += ["-f", str(fleet)]
+    markdown = [sys.executable, "-m", "reconciler", "plan", "--no-refresh", "--format", "markdown", "-f", str(fleet)]
     size = fleet.stat().st_size
     print(
         f"fleet: {args.vehicles:,} vehicles, {size / 1e6:.1f} MB of YAML "
@@ -174,6 +180,8 @@ def main() -> None:
         ("plan, nothing to do", plan, full_env),
         ("plan of the groups file", plan_groups, listing_env),
         ("validate", validate, env),
+        ("plan --out (saved plan)", saved, empty_env),
+        ("plan --format markdown", markdown, empty_env),
     ):
         took, rss = best(argv, run_env, args.runs)
         print(f"  {name:<32}  {took:7.3f} s   {rss / 2**20:6.0f} MB   {took / base:4.2f}x load")

@@ -23,7 +23,7 @@ from ..core.model import Capabilities, Desired, DesiredVehicle, Observed, Record
 from ..core.wakeups import asleep, month_of, this_month
 from ..errors import AuthError, ReconcilerError
 from ..fleetfile import loader
-from ..run import rollouts
+from ..run import gcpause, rollouts
 from ..state.backends import open_store, state_url
 from ..state.base import PENDING_JOURNAL_STATUSES, JournalEntry, StateStore
 from .shell import Shell
@@ -42,10 +42,12 @@ def run(
 ) -> int:
     if len(vin) != spec.VIN_LENGTH or not set(vin) <= spec.VIN_ALPHABET:
         raise ReconcilerError(f"{vin!r} is not a VIN: 17 capital letters and digits, never I, O or Q")
-    desired = loader.read(fleet_file, shell.env)
+    with gcpause.paused():  # as lean as plan: the file, the state and the whole fleet's plan are big and acyclic
+        desired = loader.read(fleet_file, shell.env)
     store = open_store(state_url(fleet_file, shell.env), readonly=True, fleet=desired.fleet)
     try:
-        recorded = store.read()
+        with gcpause.paused():
+            recorded = store.read()
         group = groups.first_taker(desired.groups, vin)
         if vin not in desired.vehicles and group is None and vin not in recorded.vehicles:
             raise ReconcilerError(
@@ -64,7 +66,8 @@ def run(
             )
         target = addresses.vehicle_prefix(vin)
         entries = rollouts.wave_entries(store, recorded.rollout)
-        result = rollout.schedule(desired, recorded, observed, entries, now, targets=[target]).plan
+        with gcpause.paused():  # the waves are cut from the whole fleet's changes: it is planned whole
+            result = rollout.schedule(desired, recorded, observed, entries, now, targets=[target]).plan
         document = _explain(vin, desired, recorded, observed, result, store, now)
     finally:
         store.close()

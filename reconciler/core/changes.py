@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from .model import Source
@@ -214,9 +215,9 @@ class Plan:
                         counts[on if change.after[name] else off] += 1
         return counts
 
-    @property
+    @cached_property
     def going(self) -> tuple[Change, ...]:
-        """The changes that go this run (the wave under way, when there is a rollout)."""
+        """The changes that go this run (the wave under way, when there is a rollout); worked out once."""
         if all(c.schedule.now for c in self.changes):
             return self.changes  # no brake held anything: the plan itself, not a copy
         return tuple(c for c in self.changes if c.schedule.now)

@@ -110,7 +110,13 @@ def stage(
     rollout = _rollout(free, desired, recorded.rollout, entries, now, continue_rollout)
     active = rollout if rollout is not None and rollout.config_hash == desired.config_hash else None
     window = windows.state(desired.windows, now) if desired.windows is not None else windows.WindowState(True)
-    needed = frozenset(c.callback or "" for c in plan.changes if is_urgent(c) and "{cbid}" in c.request.path)
+    closed = desired.windows is not None and not window.open and not ignore_windows
+    # The callbacks urgent changes need go through a closed window with them (looked for only then).
+    needed = (
+        frozenset(c.callback or "" for c in plan.changes if is_urgent(c) and "{cbid}" in c.request.path)
+        if closed
+        else frozenset()
+    )
     later: list[brakes.Brake] = [
         b
         for b in (

@@ -206,7 +206,8 @@ class _Builder:
             windows=brakes.windows(self),
             wakeups=brakes.wakeups(self),
             notify=brakes.notify(self),
-            config_hash=brakes.config_hash(self.data),
+            # What a rollout is recorded with: hashed only when one is declared (it costs a serialization of the file).
+            config_hash=brakes.config_hash(self.data) if "rollout" in self.data else "",
         )
 
     def _api_url(self) -> str:

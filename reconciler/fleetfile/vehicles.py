@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core import parts, spec
+from ..core.groups import Takers
 from ..core.model import Callback, DesiredVehicle, Group, Selector, Source, Sources, VehicleConfig
 from . import schema
 from .reading import Reading
@@ -43,6 +44,7 @@ class Resolver:
         self.profiles_known = not builder.report.broken("profiles")
         self._route_cache: dict[tuple[str | None, tuple[str, ...]], Any] = {}
         self._layer_cache: dict[tuple[Any, ...], tuple[VehicleConfig, Sources]] = {}
+        self._configs: dict[str, VehicleConfig] = {}  # each distinct configuration once
         self._sources_cache: dict[tuple[tuple[str, Source], ...], Sources] = {}
         self._needed: dict[int, tuple[VehicleConfig, tuple[str, ...]]] = {}
 
@@ -54,7 +56,7 @@ class Resolver:
             return ()
         groups: list[Group] = []
         names: dict[str, int] = {}
-        earlier: list[tuple[Selector, Selector | None]] = []
+        earlier = _Taken()
         for index, body in enumerate(raw):
             path: DataPath = ("groups", index)
             if not isinstance(body, dict) or self.b.report.is_bad(*path):
@@ -71,7 +73,7 @@ class Resolver:
             match = self._selector(body["match"], (*path, "match"))
             exclude = self._selector(body["exclude"], (*path, "exclude")) if "exclude" in body else None
             self._never_matches(match, exclude, earlier, body, path)
-            earlier.append((match, exclude))
+            earlier.add(match, exclude)
             config, sources = self._layers(body, path, base=(_NOTHING, _NO_SOURCES), group=name)
             routes = self._routes(body.get("callback"), config, path)
             if not self.b.report.is_bad(*path):
@@ -90,7 +92,7 @@ class Resolver:
         self,
         match: Selector,
         exclude: Selector | None,
-        earlier: list[tuple[Selector, Selector | None]],
+        earlier: _Taken,
         body: dict[str, Any],
         path: DataPath,
     ) -> None:
@@ -104,18 +106,13 @@ class Resolver:
                     "VINs are capital letters and digits, never I, O or Q",
                 )
                 return
-        whole = [sel for sel, excl in earlier if excl is None]
         if match.everything:
-            shadow = next((sel for sel in whole if sel.everything), None)
+            shadow = earlier.first if earlier.everything else None
         else:
-
-            def taken(vin_or_prefix: str) -> bool:
-                return any(sel.everything or vin_or_prefix.startswith(sel.prefixes) for sel in whole)
-
-            reachable = [p for p in match.prefixes if not taken(p)]
-            reachable += [v for v in match.vins if not taken(v) and not any(v in sel.vins for sel in whole)]
+            reachable = [p for p in match.prefixes if not earlier.takes(p)]
+            reachable += [v for v in match.vins if not earlier.takes(v) and v not in earlier.vins]
             reachable = [v for v in reachable if not (exclude is not None and exclude.covers(v))]
-            shadow = None if reachable else (whole[0] if whole else match)
+            shadow = None if reachable else (earlier.first or match)
         if shadow is not None:
             hint = (
                 "an earlier group already takes every vehicle it would: move it up, or narrow the earlier one"
@@ -131,13 +128,14 @@ class Resolver:
         if not isinstance(raw, dict) or self.b.report.broken("vehicles"):
             return {}
         result = {}
+        takers = Takers(groups)
         for vin, body in raw.items():
             path: DataPath = ("vehicles", vin)
             check_vin(self.b, vin, path)
             if body is not None and not isinstance(body, dict):
                 continue
             body = body or {}
-            group = next((g for g in groups if g.takes(vin)), None)
+            group = takers.first(vin)
             base = (group.config, group.sources) if group else (_NOTHING, _NO_SOURCES)
             config, sources = self._layers(body, path, base=base, group=None)
             chosen = body.get("callback", group.callback if group else None)
@@ -167,8 +165,12 @@ class Resolver:
                 config = parts.over(config, chosen)
                 sources = self._sources(sources, provided(chosen), Source(group, profile, group is None))
         own = self.b.sections(body, path, _NOTHING)
-        config = parts.over(config, own)
-        sources = self._sources(sources, provided(own), Source(group, None, group is None))
+        if own is not _NOTHING:  # most entries name a profile and nothing of their own
+            config = parts.over(config, own)
+            sources = self._sources(sources, provided(own), Source(group, None, group is None))
+        # Entries that end up alike share one configuration (2,000 groups of 20 profiles: 20 of them),
+        # so that what is worked out per configuration downstream is worked out 20 times, not 2,000.
+        config = self._configs.setdefault(repr(config), config)
         if not self.b.report.is_bad(*path):
             self._layer_cache[key] = (config, sources)
         return config, sources
@@ -251,3 +253,32 @@ def check_vin(builder: Reading, vin: str, path: DataPath, *, key: bool = True) -
         bad = sorted(set(vin) - spec.VIN_ALPHABET)
         message = f"not a VIN: {', '.join(map(repr, bad))} cannot appear in a VIN"
     builder.problem(path, message, "VINs are 17 capital letters and digits, never I, O or Q", key=key)
+
+
+class _Taken:
+    """What the earlier groups without an ``exclude`` take, for telling a group that none of its VINs is left.
+
+    Kept as sets, so that checking 5,000 groups costs 5,000 look-ups, not 25 million comparisons.
+    """
+
+    def __init__(self) -> None:
+        self.first: Selector | None = None  # the first such group, named when it shadows a later one
+        self.everything = False
+        self.prefixes: set[str] = set()
+        self.lengths: set[int] = set()
+        self.vins: set[str] = set()
+
+    def add(self, match: Selector, exclude: Selector | None) -> None:
+        if exclude is not None:
+            return
+        self.first = self.first or match
+        self.everything = self.everything or match.everything
+        self.prefixes.update(match.prefixes)
+        self.lengths.update(len(p) for p in match.prefixes)
+        self.vins.update(match.vins)
+
+    def takes(self, vin_or_prefix: str) -> bool:
+        """Whether every VIN starting with ``vin_or_prefix`` is taken already."""
+        return self.everything or any(
+            vin_or_prefix[:n] in self.prefixes for n in self.lengths if n <= len(vin_or_prefix)
+        )

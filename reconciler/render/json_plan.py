@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import orjson
 
 from ..core.changes import FORMAT_VERSION, Change, Plan, Schedule
+from ..core.model import Source
 from ..core.sensitive import json_default
 
 _STREAMED = object()  # where the changes go, written one by one
@@ -179,47 +180,67 @@ class _Fragments:
     """Encodes changes: the same text as ``dumps(change_document(change))``, made faster.
 
     A remote action differs from the next vehicle's in its address, key and VIN
-    only: everything else (summary, programs before and after, path, body, route,
-    source) is shared by the vehicles that get the same thing. That shared text is
-    encoded once, as a template, and each change fills in its three values.
+    (and, when groups give it, its source) only: everything else (summary,
+    programs before and after, path, body, route) is shared by the vehicles that
+    get the same thing. That shared text is encoded once, as a template, and
+    each change fills in its own values; a source is encoded once too.
     """
 
     def __init__(self) -> None:
-        self._templates: dict[tuple[int, ...], tuple[Any, tuple[str, str, str, str, str, str]]] = {}
+        self._templates: dict[tuple[int, ...], tuple[Any, tuple[str, ...]]] = {}
+        self._sources: dict[int, tuple[Source, str]] = {}
 
     def change(self, change: Change) -> str:
         request = change.request
         if change.sensitive or not request.label or not change.key or not change.vin:
             return dumps(change_document(change))  # callbacks: few, and they carry secrets
-        shared = (change.summary, change.before, change.after, request.content, change.source, change.schedule)
-        key = (*map(id, shared), hash(change.action), hash(change.remote_type), hash(change.callback))
+        shared = (change.summary, change.before, change.after, request.content, change.schedule)
+        has_source = change.source is not None
+        key = (*map(id, shared), hash(change.action), hash(change.remote_type), hash(change.callback), has_source)
         hit = self._templates.get(key)
         if hit is None:
             hit = self._templates[key] = (shared, _template(change))  # kept: the ids stay their own
-        p0, p1, p2, p3, p4, p5 = hit[1]
+        pieces = hit[1]
         label = _text(change.key)
-        address, path, vin = _text(change.address), _text(request.path), _text(change.vin)
-        return f"{p0}{address}{p1}{path}{p2}{label}{p3}{label}{p4}{vin}{p5}"
+        values = [_text(change.address), _text(request.path), label, label, _text(change.vin)]
+        if change.source is not None:
+            values.append(self._source(change.source))
+        return "".join(piece + value for piece, value in zip(pieces, values, strict=False)) + pieces[-1]
+
+    def _source(self, source: Source) -> str:
+        known = self._sources.get(id(source))
+        if known is None or known[0] is not source:
+            known = self._sources[id(source)] = (source, dumps(source.to_json()))
+        return known[1]
 
 
-_MARKS = {name: f"\x00{name}\x00" for name in ("address", "path", "key", "vin")}
+_MARKS = {name: f"\x00{name}\x00" for name in ("address", "path", "key", "vin", "source")}
 
 
-def _template(change: Change) -> tuple[str, str, str, str, str, str]:
-    """The change's JSON cut around its address, path, key (the body's label, then the key) and VIN."""
+class _SourceMark(Source):
+    """Stands for a change's source while its template is made."""
+
+    def to_json(self) -> dict[str, object]:
+        return _MARKS["source"]  # type: ignore[return-value]  # a marker where the object goes
+
+
+def _template(change: Change) -> tuple[str, ...]:
+    """The change's JSON cut around its address, path, key (the body's label, then the key), VIN and source."""
     marked = change._replace(
         address=_MARKS["address"],
         key=_MARKS["key"],
         vin=_MARKS["vin"],
         request=replace(change.request, path=_MARKS["path"], label=_MARKS["key"]),
+        source=_SourceMark() if change.source is not None else None,
     )
     text = dumps(change_document(marked))
+    names = ["address", "path", "key", "key", "vin"] + (["source"] if change.source is not None else [])
     pieces = []
-    for name in ("address", "path", "key", "key", "vin"):
+    for name in names:
         before, found, text = text.partition(dumps(_MARKS[name]))
         assert found, name
         pieces.append(before)
-    return pieces[0], pieces[1], pieces[2], pieces[3], pieces[4], text
+    return (*pieces, text)
 
 
 def _text(value: str) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..core.changes import Plan
 from ..errors import PlanFileError, ReconcilerError
@@ -28,9 +28,10 @@ def write(path: str | Path, plan: Plan, fleet_file: str | Path) -> None:
     target = Path(path)
     check_writable(target, source)
     origin = {"file": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
-    text = io.StringIO()
-    json_plan.write(plan, text, first={"kind": KIND}, last={"source": origin})
-    write_atomically(target, text.getvalue(), what="the plan")
+    # Streamed into the file change by change: a 100,000-vehicle plan is never one string in memory.
+    write_atomically(
+        target, lambda out: json_plan.write(plan, out, first={"kind": KIND}, last={"source": origin}), what="the plan"
+    )
 
 
 def check_writable(target: Path, source: Path) -> None:
@@ -49,13 +50,17 @@ def check_writable(target: Path, source: Path) -> None:
         raise ReconcilerError(f"--out {target} exists and is not a saved plan; remove it first or choose another name")
 
 
-def write_atomically(target: Path, text: str, *, what: str, mode: int = 0o644) -> None:
-    """Write ``text`` to a temp file beside ``target``, then rename it over: never half a file."""
+def write_atomically(target: Path, text: str | Callable[[TextIO], None], *, what: str, mode: int = 0o644) -> None:
+    """Write ``text`` (or what ``text`` writes to the stream it is given) to a temp file beside
+    ``target``, then rename it over: never half a file."""
     temp = None
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.resolve().parent)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+            if isinstance(text, str):
+                out.write(text)
+            else:
+                text(out)
         os.chmod(temp, mode)
         os.replace(temp, target)
     except OSError as exc:

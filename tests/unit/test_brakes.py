@@ -263,10 +263,12 @@ def test_brake_mistakes_are_located(text: str, expected: str) -> None:
 def test_brakes_do_not_change_the_configuration_hash() -> None:
     from support.paths import MINIMAL
 
-    plain = loader.parse(MINIMAL, "f", {})
-    braked = loader.parse(MINIMAL + "rollout: {waves: [5%, 100%]}\n", "f", {})
-    edited = loader.parse(MINIMAL.replace('"07:30"', '"08:00"'), "f", {})
+    rolled = MINIMAL + "rollout: {waves: [5%, 100%]}\n"
+    plain = loader.parse(rolled, "f", {})
+    braked = loader.parse(rolled.replace("[5%, 100%]}", "[1, 100%], bake: 1h}") + "wakeups: {perMonth: 9}\n", "f", {})
+    edited = loader.parse(rolled.replace('"07:30"', '"08:00"'), "f", {})
     assert plain.config_hash == braked.config_hash != edited.config_hash
+    assert loader.parse(MINIMAL, "f", {}).config_hash == ""  # no rollout: nothing hashes the file
 
 
 def test_a_closed_window_holds_the_wave_under_way_and_later_waves_wait_for_theirs() -> None:

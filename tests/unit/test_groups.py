@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.core import groups, planner, targets
-from reconciler.core.model import Capabilities, Observed, Recorded, Source
+from reconciler.core.model import Capabilities, Group, Observed, Recorded, Selector, Source, VehicleConfig
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.fleetfile import loader
 
@@ -226,3 +226,29 @@ def test_a_target_only_a_group_takes_is_known_once_the_listing_holds_it() -> Non
         targets.check_known([f"vehicle.{typo}"], desired, recorded, LISTING)
     with pytest.raises(ReconcilerError, match="matches nothing"):
         targets.check_known([f"vehicle.{CAR}"], desired, recorded)  # no group takes it
+
+
+SELECTORS = st.builds(
+    Selector,
+    prefixes=st.lists(st.sampled_from(["V", "VF", "VF3", "VR3", "VF3A", "W0V", "VXK"]), max_size=3).map(tuple),
+    vins=st.frozensets(st.sampled_from([VAN, VAN2, CAR, OTHER]), max_size=2),
+    everything=st.just(False),
+)
+
+
+@given(
+    groups_=st.lists(st.tuples(SELECTORS, st.none() | SELECTORS), min_size=1, max_size=12),
+    vins=st.lists(st.sampled_from([VAN, VAN2, CAR, OTHER, "VF3BBBBBBBB000005", "VXKAAAAAAAA000006"]), max_size=6),
+    everything_at=st.none() | st.integers(0, 11),
+)
+def test_the_prefix_index_finds_the_same_group_as_asking_each_in_turn(
+    groups_: list[tuple[Selector, Selector | None]], vins: list[str], everything_at: int | None
+) -> None:
+    config = VehicleConfig()
+    made = [
+        Group(f"g{n}", replace(match, everything=n == everything_at), exclude, config, {}, {})
+        for n, (match, exclude) in enumerate(groups_)
+    ]
+    takers = groups.Takers(made)
+    for vin in vins:
+        assert takers.first(vin) is groups.first_taker(made, vin)

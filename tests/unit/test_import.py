@@ -191,3 +191,41 @@ def test_a_doubled_dollar_before_an_api_variable_is_refused(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as caught:
         loader.read(path, {})
     assert "'$$vin' is sent as '$vin', which the API fills in with the vin of each event" in str(caught.value)
+
+
+def closest_by_comparing(
+    part: VehicleConfig, profiles: list[tuple[str, VehicleConfig]]
+) -> tuple[str, VehicleConfig] | None:
+    """The base a vehicle takes, found the plain way: every profile compared (what the index must agree with)."""
+    sections = ("preconditioning", "charging_schedule", "charging_preferences")
+    best, best_score = None, 0
+    for name, profile in profiles:
+        if any(getattr(profile, s) is not None and getattr(part, s) is None for s in sections):
+            continue
+        score = sum(getattr(profile, s) is not None and getattr(profile, s) == getattr(part, s) for s in sections)
+        if score > best_score:
+            best, best_score = (name, profile), score
+    return best
+
+
+SECTION_VALUES = st.fixed_dictionaries(
+    {
+        "preconditioning": st.none() | st.sampled_from([{1: air(1)}, {1: air(1, 480)}, {1: air(1), 2: air(2, 900)}]),
+        "charging_schedule": st.none() | st.sampled_from([{1: charge(1)}, {1: charge(1, 1260)}]),
+        "charging_preferences": st.none()
+        | st.sampled_from([ChargingPreferences("Level3", None), ChargingPreferences("Level1", "Full")]),
+    }
+).map(lambda sections: VehicleConfig(**sections))
+
+
+@given(configs=st.lists(SECTION_VALUES, min_size=1, max_size=30))
+def test_a_unique_vehicle_takes_the_same_base_as_comparing_every_profile(configs: list[VehicleConfig]) -> None:
+    vins = [f"VF3ABCDE0FG{n:06d}" for n in range(len(configs))]
+    factored = factor(dict(zip(vins, configs, strict=True)))
+    profiles = list(factored.profiles.items())
+    for vin, config in zip(vins, configs, strict=True):
+        entry = factored.entries[vin]
+        if entry.profile is not None and factored.profiles[entry.profile] == config:
+            continue  # a shared configuration: its own profile
+        expected = closest_by_comparing(config, profiles)
+        assert entry.profile == (expected[0] if expected else None)
