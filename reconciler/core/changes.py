@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from .model import Source
+from .parts import PARTS, Kind
 from .vocabulary import Action, RolloutState, When
 
 FORMAT_VERSION = 2  # 2: every change carries its schedule; held changes are changes too (DESIGN §10.1)
@@ -205,14 +206,16 @@ class Plan:
     def notable(self) -> dict[str, int]:
         """What a reviewer must not miss (DESIGN §10.1), counted over every change, whatever its schedule."""
         counts = dict.fromkeys(NOTABLE, 0)
+        removed = 0
         for change in self.changes:
-            counts["slots_deleted"] += change.removed
+            removed += change.removed
             if change.action == Action.DELETE:
                 counts["callbacks_deleted"] += 1
-            elif change.vin is not None and isinstance(change.after, dict):
+            elif change.remote_type in _FLAG_TYPES and isinstance(change.after, dict):  # only flags set them
                 for name, (on, off) in _FLAGS.items():
                     if name in change.after:
                         counts[on if change.after[name] else off] += 1
+        counts["slots_deleted"] = removed
         return counts
 
     @cached_property
@@ -234,3 +237,4 @@ class Plan:
 
 NOTABLE = ("slots_deleted", "immobilize", "release", "stolen_set", "stolen_cleared", "callbacks_deleted")
 _FLAGS = {"immobilized": ("immobilize", "release"), "stolen": ("stolen_set", "stolen_cleared")}
+_FLAG_TYPES = frozenset(part.remote_type for part in PARTS if part.kind == Kind.FLAG)

@@ -106,7 +106,12 @@ def stage(
         if b.active
     ]
     first = [_asked(per_address, c) for c in plan.changes] if per_address else [NOW] * len(plan.changes)
-    free = [c for c, s in zip(plan.changes, first, strict=True) if s.now]
+    if desired.rollout is None:
+        free: list[Change] = []  # no rollout to cut
+    elif per_address:
+        free = [c for c, s in zip(plan.changes, first, strict=True) if s.now]
+    else:
+        free = list(plan.changes)
     rollout = _rollout(free, desired, recorded.rollout, entries, now, continue_rollout)
     active = rollout if rollout is not None and rollout.config_hash == desired.config_hash else None
     window = windows.state(desired.windows, now) if desired.windows is not None else windows.WindowState(True)
@@ -138,7 +143,8 @@ def stage(
         and any(s.now and c.vin and not is_urgent(c) for c, s in zip(plan.changes, first, strict=True))
     ):
         active = rollout = replace(active, wave_started_at=stamp)
-    if any(not s.now or s.wave for s in first):
+    braked = bool(per_address or later)  # some brake may hold something: schedules to give
+    if braked and any(not s.now or s.wave for s in first):
         # Equal schedules are one object: 100,000 vehicles in a wave share theirs (and the JSON of it).
         pool: dict[Schedule, Schedule] = {}
         changes = tuple(c._replace(schedule=pool.setdefault(s, s)) for c, s in zip(plan.changes, first, strict=True))
@@ -147,8 +153,17 @@ def stage(
     if targets:
         changes = tuple(targeted(changes, targets))
     held = [h for h in plan.held if not targets or addresses.matches(h.address, targets)]
-    held += [Held(c.address, c.schedule.reason, c.schedule.kind) for c in changes if not c.schedule.now]
-    going = [c for c in changes if c.schedule.now]
+    if braked:
+        held += [Held(c.address, c.schedule.reason, c.schedule.kind) for c in changes if not c.schedule.now]
+        going: Sequence[Change] = [c for c in changes if c.schedule.now]
+    else:
+        going = changes
+    lookups = (
+        plan.lookups
+        if not braked and not targets
+        else len({c.vin for c in going if c.vin and "{vid}" in c.request.path})
+    )
+    waiting = sum(1 for c in changes if c.schedule.kind == When.WAVE) if active is not None else 0
     staged = replace(
         plan,
         changes=changes,
@@ -158,8 +173,8 @@ def stage(
         cannot_apply=tuple(c for c in plan.cannot_apply if not targets or addresses.matches(c.address, targets)),
         unobserved=tuple(u for u in plan.unobserved if not targets or addresses.matches(u.address, targets)),
         targets=targets,
-        lookups=len({c.vin for c in going if c.vin and "{vid}" in c.request.path}),
-        rollout=_view(active, desired.rollout, held=sum(1 for c in changes if c.schedule.kind == When.WAVE)),
+        lookups=lookups,
+        rollout=_view(active, desired.rollout, held=waiting),
         window=_window_view(desired, window, ignore_windows) if desired.windows is not None else None,
     )
     closed = any(isinstance(b, brakes.Window) for b in later)

@@ -189,6 +189,7 @@ class _Fragments:
     def __init__(self) -> None:
         self._templates: dict[tuple[int, ...], tuple[Any, tuple[str, ...]]] = {}
         self._sources: dict[int, tuple[Source, str]] = {}
+        self._last: tuple[Source | None, str] = (None, "")
 
     def change(self, change: Change) -> str:
         request = change.request
@@ -202,15 +203,21 @@ class _Fragments:
             hit = self._templates[key] = (shared, _template(change))  # kept: the ids stay their own
         pieces = hit[1]
         label = _text(change.key)
-        values = [_text(change.address), _text(request.path), label, label, _text(change.vin)]
-        if change.source is not None:
-            values.append(self._source(change.source))
-        return "".join(piece + value for piece, value in zip(pieces, values, strict=False)) + pieces[-1]
+        address, path, vin = _text(change.address), _text(request.path), _text(change.vin)
+        if change.source is None:
+            p0, p1, p2, p3, p4, p5 = pieces
+            return f"{p0}{address}{p1}{path}{p2}{label}{p3}{label}{p4}{vin}{p5}"
+        p0, p1, p2, p3, p4, p5, p6 = pieces
+        source = self._source(change.source)
+        return f"{p0}{address}{p1}{path}{p2}{label}{p3}{label}{p4}{vin}{p5}{source}{p6}"
 
     def _source(self, source: Source) -> str:
+        if source is self._last[0]:
+            return self._last[1]  # the vehicles of a group come one after the other
         known = self._sources.get(id(source))
         if known is None or known[0] is not source:
             known = self._sources[id(source)] = (source, dumps(source.to_json()))
+        self._last = known
         return known[1]
 
 

@@ -34,7 +34,7 @@ from .ending import record_final
 from .wakeups import WakeupLedger
 
 POLL_DELAYS = (0.5, 1.0, 2.0, 3.0, 5.0)  # then every 5 s
-LISTEN_EVERY = 1.0  # listening: how often the state is read for what the receiver recorded
+LISTEN_EVERY = 0.5  # listening: how often the state is read (one indexed row) for what the receiver recorded
 _FATAL = (AuthError, UnreachableError)  # end the whole run (exit 1): going on would only repeat them
 # Asked before each send; an Outcome holds the change back (wake-up budget, send rate), None lets it go.
 Gate = Callable[[Change], Outcome | None]
