@@ -122,6 +122,10 @@ class UnreachableError(ReconcilerError):
     """The API did not answer (network, TLS or timeout), after retries where they are safe."""
 
 
+class TLSError(UnreachableError):
+    """The API's certificate (or ours) was refused: retrying changes nothing, the message says what to check."""
+
+
 class Cancelled(ReconcilerError):
     """The run was interrupted before this call left: it was not sent."""
 

@@ -29,6 +29,7 @@ from ..errors import (
     Cancelled,
     NotFoundError,
     RateLimitedError,
+    TLSError,
     UnknownOutcome,
     UnreachableError,
 )
@@ -168,6 +169,10 @@ class FleetApi:
             try:
                 response = self._http.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                refused = _certificate_refused(exc)
+                if refused is not None:  # retrying cannot fix a certificate
+                    self._answered(method, "error")
+                    raise TLSError(f"{call}: {self._certificate_hint(refused)}") from exc
                 # Nothing reached the server: safe to try again, even for a POST.
                 self._answered(method, "error")
                 attempt += 1
@@ -215,6 +220,26 @@ class FleetApi:
         with self._count_lock:
             self.answers[method, code] = self.answers.get((method, code), 0) + 1
 
+    def _certificate_hint(self, error: ssl.SSLError) -> str:
+        """What a TLS failure means, and what to check (never "retry": a certificate does not heal)."""
+        settings = self.settings
+        reason = getattr(error, "verify_message", "") or getattr(error, "reason", "") or str(error)
+        bundle = (
+            f"RECONCILER_CA_BUNDLE ({settings.ca_bundle}) must hold the CA that signed the API's certificate"
+            if settings.ca_bundle
+            else "the API's certificate must chain to a CA the system trusts, or set RECONCILER_CA_BUNDLE to its CA"
+        )
+        if isinstance(error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(error):
+            return (
+                f"the API's TLS certificate at {settings.base_url} was refused ({reason}): {bundle}; check the "
+                "certificate's name, dates and extensions (a simulator made by an older version: delete its "
+                "tls/ folder and start it again)"
+            )
+        return (
+            f"the TLS handshake with {settings.base_url} failed ({reason}): check RECONCILER_CLIENT_CERT and "
+            f"RECONCILER_CLIENT_KEY (the client certificate the API expects), and {bundle}"
+        )
+
     def usage(self) -> str:
         """``N calls (M POST, …), K answered 429``: for the end of a run."""
         methods = ", ".join(f"{n} {m}" for m, n in sorted(self.counts.items()))
@@ -234,6 +259,19 @@ class FleetApi:
         with self._count_lock:
             self.calls += 1
             self.counts[method] = self.counts.get(method, 0) + 1
+
+
+def _certificate_refused(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a failed connection, when it is one (a certificate refused, a handshake refused)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or ("SSL" in text and "alert" in text):
+        return ssl.SSLError(text)
+    return None
 
 
 def _tls_context(settings: ApiSettings) -> ssl.SSLContext:

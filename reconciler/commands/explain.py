@@ -21,7 +21,7 @@ from ..core import addresses, groups, parts, rollout, spec
 from ..core.changes import Plan
 from ..core.model import Capabilities, Desired, DesiredVehicle, Observed, Recorded, VehicleConfig
 from ..core.wakeups import asleep, month_of, this_month
-from ..errors import AuthError, ReconcilerError
+from ..errors import AuthError, ReconcilerError, TLSError
 from ..fleetfile import loader
 from ..run import gcpause, rollouts
 from ..state.backends import open_store, state_url
@@ -90,7 +90,7 @@ def _refresh(
     try:
         with connection.connect(desired, state_url(fleet_file, env), fleet_file, env) as api:
             return observe.refresh_vehicle(api, desired, recorded, vin), ""
-    except AuthError:
+    except (AuthError, TLSError):
         raise
     except ReconcilerError as exc:
         return None, str(exc)

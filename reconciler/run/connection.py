@@ -12,7 +12,7 @@ from ..api.client import MAX_RETRY_AFTER, FleetApi
 from ..api.settings import from_environment, http_timeout
 from ..core import addresses, groups, planner
 from ..core.model import Desired, Observed, Recorded
-from ..errors import AuthError, ReconcilerError, SettingsError
+from ..errors import AuthError, ReconcilerError, SettingsError, TLSError
 from ..fleetfile import loader
 from ..state.base import StateStore
 from . import sandbox
@@ -114,8 +114,8 @@ def refresh_for_apply(
     """
     try:
         return observe_fleet(api, desired, recorded, looking)
-    except (AuthError, SettingsError):
-        raise
+    except (AuthError, SettingsError, TLSError):
+        raise  # refused credentials or certificates: retrying or --no-refresh would not help
     except ReconcilerError as exc:
         raise ReconcilerError(f"refresh failed, nothing was sent: {exc}. {then}") from exc
 
@@ -131,7 +131,7 @@ def observe_for_plan(
     try:
         with connect(desired, state_url, fleet_file, env) as api:
             return observe_fleet(api, desired, recorded, looking), ""
-    except (AuthError, SettingsError):
-        raise  # refused credentials, a malformed RECONCILER_* setting: errors, not a refresh that failed
+    except (AuthError, SettingsError, TLSError):
+        raise  # refused credentials or certificates, a malformed setting: errors, not a refresh that failed
     except ReconcilerError as exc:
         return None, str(exc)

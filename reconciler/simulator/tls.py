@@ -1,7 +1,11 @@
 """The simulator's own certificate authority, server certificate and client certificate.
 
 Created in the simulator's directory on first start and reused after, so a
-shell that exported the paths once keeps working across restarts.
+shell that exported the paths once keeps working across restarts. Made with
+the ``cryptography`` package the project depends on anyway (rather than adding
+trustme): the certificates carry what strict X.509 verification — Python
+3.13's default — requires: key usage, and subject and authority key
+identifiers. Material made by an earlier version without them is made anew.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def ensure(directory: Path) -> Material:
         folder / "client.pem",
         folder / "client-key.pem",
     )
-    if all(p.exists() for p in vars(material).values()):
+    if all(p.exists() for p in vars(material).values()) and _strict(material.ca_cert):
         return material
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -48,12 +52,24 @@ def ensure(directory: Path) -> Material:
         _builder(ca_name, ca_name, ca_key)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     _write_cert(material.ca_cert, ca)
     _issue(material.server_cert, material.server_key, "localhost", ca, ca_key, server=True)
     _issue(material.client_cert, material.client_key, "reconciler simulator client", ca, ca_key, server=False)
     return material
+
+
+def _strict(ca_cert: Path) -> bool:
+    """Whether material made earlier has what strict verification needs (made before 0.2, it had not)."""
+    try:
+        ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+        ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except (ValueError, OSError, x509.ExtensionNotFound):
+        return False
+    return True
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
@@ -92,6 +108,15 @@ def _issue(
     else:
         usage = ExtendedKeyUsageOID.CLIENT_AUTH
     builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    # What strict verification (Python 3.13's default, VERIFY_X509_STRICT) asks of a leaf: how it may
+    # sign, and the key identifiers that tie it to its issuer.
+    builder = builder.add_extension(
+        x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+    )
+    builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+    )
     _write_cert(cert_path, builder.sign(ca_key, hashes.SHA256()))
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
