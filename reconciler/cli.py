@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from . import DISTRIBUTION
 from .commands.shell import Shell
 from .errors import ReconcilerError
 from .render import PLAN_FORMATS
@@ -82,7 +83,7 @@ _REFRESH_CAPABILITIES = click.option(
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="reconciler")
+@click.version_option(package_name=DISTRIBUTION, prog_name="reconciler")
 def cli() -> None:
     """Declarative reconciler for the Stellantis Fleet Owner API.
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from .. import __version__
 from ..errors import (
     ApiError,
     AuthError,
@@ -39,7 +40,7 @@ from .settings import ApiSettings
 RETRIES = 5
 MAX_WAITS = 30  # 429s in a row for one call before giving up
 MAX_RETRY_AFTER = 120.0  # the longest 429 wait, unless the caller sets its own (apply: its --timeout)
-USER_AGENT = "reconciler/0.1"
+USER_AGENT = f"reconciler/{__version__}"
 
 
 class _ClientAuth(httpx.BasicAuth):

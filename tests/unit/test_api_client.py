@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,15 @@ import pytest
 
 from reconciler.api.client import FleetApi
 from reconciler.api.settings import ApiSettings
-from reconciler.errors import ApiError, AuthError, NotFoundError, RateLimitedError, UnknownOutcome, UnreachableError
+from reconciler.errors import (
+    ApiError,
+    AuthError,
+    NotFoundError,
+    RateLimitedError,
+    TLSError,
+    UnknownOutcome,
+    UnreachableError,
+)
 
 SETTINGS = ApiSettings("https://api.test/connectedcar/v3", "cid", "user", "pw")
 
@@ -232,3 +241,18 @@ def test_a_per_minute_limit_tighter_than_the_per_second_one_sets_the_pace() -> N
     client = api(lambda r: httpx.Response(200, json={}, headers=headers))
     client.get("/x")
     assert client.pacer.rate == pytest.approx(2 * 0.97)
+
+
+def test_a_refused_certificate_is_said_at_once_with_what_to_check() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        cause = ssl.SSLCertVerificationError("certificate verify failed: Missing Authority Key Identifier")
+        raise httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]") from cause
+
+    with pytest.raises(TLSError) as caught:
+        api(handler).get("/x")
+    assert calls == ["GET"]  # not retried: a certificate does not heal
+    message = str(caught.value)
+    assert "TLS certificate" in message and "RECONCILER_CA_BUNDLE" in message and "retry" not in message.lower()

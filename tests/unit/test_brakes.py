@@ -285,3 +285,21 @@ def test_a_closed_window_holds_the_wave_under_way_and_later_waves_wait_for_their
     assert "— wave 1 of 2:" in shown and "Wave 2 of 2" in shown
     assert shown.index("— wave 1 of 2:") < shown.index("Wave 2 of 2")
     assert "Apply sends nothing now" in shown and "No changes" not in shown
+
+
+def test_time_zones_come_from_tzdata_where_the_system_has_none() -> None:
+    import zoneinfo
+
+    from support.paths import MINIMAL
+
+    office = 'windows: {timezone: Europe/Paris, allow: [{days: weekdays, start: "09:00", end: "17:00"}]}\n'
+    zoneinfo.reset_tzpath(to=[])  # as in a slim container: no /usr/share/zoneinfo
+    zoneinfo.ZoneInfo.clear_cache()
+    try:
+        desired = loader.parse(MINIMAL + office, "fleet.yaml", {})
+        assert desired.windows is not None
+        state = windows.state(desired.windows, datetime(2026, 7, 1, 8, tzinfo=UTC))  # 10:00 in Paris (CEST)
+        assert state.open
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
