@@ -174,6 +174,32 @@ def plan(
 
 
 @cli.command()
+@click.argument("plan_file", metavar="PLAN")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(PLAN_FORMATS),
+    default="text",
+    show_default=True,
+    help="json: the plan file as saved, byte for byte.",
+)
+@click.pass_obj
+def show(shell: Shell, plan_file: str, fmt: str) -> int:
+    """Render a plan saved by `plan --out` again: text, JSON or Markdown. Reads nothing else.
+
+    \b
+    reconciler plan -f fleet.yaml --out plan.json      # once, in CI
+    reconciler show plan.json --format markdown        # the comment, from the same plan
+    reconciler show plan.json                          # what apply plan.json would carry out
+
+    Exit 0, or 1 when PLAN is not a saved plan.
+    """
+    from .commands import show as show_command
+
+    return show_command.run(shell, plan_file, fmt)
+
+
+@cli.command()
 @click.argument("plan_file", required=False, metavar="[PLAN]")
 @click.option(
     "-f",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import TextIO
 
 from ..api.settings import http_timeout
 from ..core import rollout
-from ..core.changes import Plan
 from ..core.targets import check_form, check_known
 from ..fleetfile import loader
-from ..render import json_plan, markdown, text
+from ..render import plans
 from ..render.report import RefreshLine
 from ..run import gcpause, saved_plan
 from ..run.session import read_recorded
@@ -66,17 +64,7 @@ def run(
     if out_file:
         saved_plan.write(out_file, result, fleet_file)
         shell.stderr.write(f"Saved the plan to {out_file}; apply exactly this plan with: reconciler apply {out_file}\n")
-    write(result, fmt, shell.stdout, color=shell.color, env=shell.env)
+    plans.write(result, fmt, shell.stdout, color=shell.color, env=shell.env)
     if detailed_exitcode and refresh_error:
         return 1  # a plan that could not see the fleet cannot say "no changes"
     return 2 if detailed_exitcode and result.has_changes else 0
-
-
-def write(result: Plan, fmt: str, out: TextIO, *, color: bool = False, env: Mapping[str, str] | None = None) -> None:
-    """The plan in ``fmt``; ``env`` says which commit and CI run made it (the Markdown footer)."""
-    if fmt == "json":
-        json_plan.write(result, out)
-    elif fmt == "markdown":
-        out.write(markdown.render(result, ci=env))
-    else:
-        text.write(result, out, color=color)

@@ -77,6 +77,7 @@ def _rollout(plan: Plan) -> dict[str, Any] | None:
         "held": view.held,
         "next_wave_at": view.next_wave_at or None,
         "halt": view.halt or None,
+        "bake": view.bake,
     }
 
 
@@ -89,6 +90,7 @@ def _window(plan: Plan) -> dict[str, Any] | None:
         "opens_at": view.opens_at or None,
         "closes_at": view.closes_at or None,
         "ignored": view.ignored,
+        "described": view.described,
     }
 
 

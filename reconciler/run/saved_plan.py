@@ -81,11 +81,27 @@ def _is_plan(path: Path) -> bool:
 def read(path: str | Path) -> dict[str, Any]:
     """The saved plan at ``path``, checked to be one."""
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        document = json.loads(text)
     except FileNotFoundError:
         raise PlanFileError(f"{path}: no such plan file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        if _looks_like_a_fleet_file(text):
+            raise PlanFileError(
+                f"{path} is a fleet file, not a saved plan; did you mean `reconciler apply -f {path}`? "
+                f"(apply PLAN takes a plan saved by `reconciler plan -f {path} --out PLAN`)"
+            ) from None
+        raise PlanFileError(f"{path} is not a saved plan (reconciler plan --out writes those): {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
         raise PlanFileError(f"{path} is not a saved plan: {exc}") from exc
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise PlanFileError(f"{path} is not a plan saved by reconciler plan --out")
     return document
+
+
+def _looks_like_a_fleet_file(text: str) -> bool:
+    """A YAML document with the keys every fleet file starts with."""
+    keys = {line.split(":", 1)[0].strip() for line in text.splitlines()[:50] if ":" in line and not line[:1].isspace()}
+    return bool(keys & {"apiVersion", "fleet"}) and bool(
+        keys & {"vehicles", "callbacks", "groups", "profiles", "fleet"}
+    )

@@ -90,3 +90,30 @@ def test_a_vehicle_the_fleet_does_not_list_is_not_counted_as_a_callback_action()
     }
     assert counted[("callback", "skipped")] == 0
     assert sum(counted.values()) == 0
+
+
+def test_show_renders_a_saved_plan_as_plan_did(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    braked = (
+        MINIMAL.replace("vehicles:\n", "vehicles:\n  VF3ABCDE0FG123457: {immobilized: true}\n")
+        + "rollout: {waves: [1, 100%], bake: 10m}\n"
+        + 'windows: {timezone: Europe/Paris, allow: [{days: everyday, start: "00:00", end: "23:59"}]}\n'
+    )
+    fleet, saved = write(tmp_path, braked), tmp_path / "plan.json"
+    for fmt in ("text", "markdown"):
+        assert main(["plan", "-f", str(fleet), "--no-refresh", "--format", fmt, "--out", str(saved)]) == 0
+        planned = capsys.readouterr().out
+        assert main(["show", str(saved), "--format", fmt]) == 0
+        shown = capsys.readouterr().out
+        assert shown.endswith(planned), (shown, planned)
+        assert "wave" in shown and "VF3ABCDE0FG123457" in shown
+    assert main(["show", str(saved), "--format", "json"]) == 0
+    assert capsys.readouterr().out == saved.read_text()
+
+
+def test_a_fleet_file_given_as_a_plan_says_what_was_meant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write(tmp_path, MINIMAL)
+    for argv in (["apply", str(fleet)], ["show", str(fleet)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "is a fleet file, not a saved plan; did you mean `reconciler apply -f" in err, err
+        assert "Traceback" not in err and "JSON" not in err
