@@ -628,6 +628,11 @@ def state_migrate(shell: Shell, target: str, force: bool, fleet_file: str) -> in
     show_default=True,
     help="Seconds by which status documents lag behind the vehicles (a car that reports late).",
 )
+@click.option(
+    "--env-file",
+    metavar="FILE",
+    help="Also write the export lines to FILE (atomically, mode 600) once listening, for a shell to source.",
+)
 @click.pass_obj
 def simulator(
     shell: Shell,
@@ -644,17 +649,20 @@ def simulator(
     awake_for: float,
     wakeups_per_month: int,
     report_lag: float,
+    env_file: str | None,
 ) -> int:
     """Serve the embedded Fleet API simulator on 127.0.0.1 over HTTPS with mutual TLS.
 
     Once listening it prints `export RECONCILER_…=…` lines (URL, client id,
-    credentials, client certificate and key, CA bundle, fleet id), so that
+    credentials, client certificate and key, CA bundle, fleet id); with
+    --env-file it also writes them to a file, once it listens, so that
 
     \b
-      eval "$(reconciler simulator --port 0 &)"   # or copy the lines
+      reconciler simulator --port 0 --env-file sim.env &
+      while [ ! -s sim.env ]; do sleep 0.1; done; . ./sim.env
 
-    points reconciler at it. State, CA and credentials persist in --dir.
-    Stop it with Ctrl-C or SIGTERM.
+    points this shell's reconciler at it. State, CA and credentials persist
+    in --dir. Stop it with Ctrl-C or SIGTERM (the env file is then removed).
     """
     from .commands import simulator as simulator_command
 
@@ -673,6 +681,7 @@ def simulator(
         awake_for=awake_for,
         wakeup_budget=wakeups_per_month,
         report_lag=report_lag,
+        env_file=env_file,
     )
 
 

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from ..errors import ReconcilerError
+from ..run.saved_plan import write_atomically
 from ..simulator.server import Connection, Settings, Simulator
 from .shell import Shell
 
@@ -27,7 +28,9 @@ def run(
     awake_for: float = 180.0,
     wakeup_budget: int = 20,
     report_lag: float = 0.0,
+    env_file: str | None = None,
 ) -> int:
+    """``env_file``: where to write the export lines too (atomically, mode 600), once listening."""
     vins = _read_vins(vins_file) if vins_file else []
     if not 0 <= fail_rate <= 1:
         raise ReconcilerError("--fail-rate is a probability from 0 to 1")
@@ -51,9 +54,18 @@ def run(
     except OSError as exc:
         raise ReconcilerError(f"cannot start the simulator in {directory}: {exc}") from exc
 
+    target = Path(env_file) if env_file else None
+    if target is not None:
+        if target.is_dir():
+            raise ReconcilerError(f"--env-file {env_file} is a directory; name a file")
+        target.unlink(missing_ok=True)  # a file from an earlier run must not be sourced before this one listens
+
     def ready(connection: Connection) -> None:
-        for name, value in connection.environment().items():
-            shell.stdout.write(f"export {name}={shlex.quote(value)}\n")
+        lines = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in connection.environment().items())
+        if target is not None:
+            # Written only now, whole (a temp file renamed over): a shell that waits for it sources all or nothing.
+            write_atomically(target, lines, what="the simulator's environment", mode=0o600)
+        shell.stdout.write(lines)
         shell.stdout.flush()
 
     # uvicorn stops on SIGINT and SIGTERM, then raises the signal again under the
@@ -66,6 +78,9 @@ def run(
         raise ReconcilerError(f"cannot listen on 127.0.0.1:{port}: {exc}") from exc
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the signal it stopped on: that is a normal stop
+    finally:
+        if target is not None:
+            target.unlink(missing_ok=True)  # it names a server that is gone
     return 0
 
 

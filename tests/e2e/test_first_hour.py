@@ -1,0 +1,45 @@
+"""The first hour: what a new user does with the README — the simulator's env file, the README's own fleets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from support.paths import MINIMAL
+
+
+def test_the_simulator_writes_its_environment_for_a_shell_to_source(tmp_path: Path) -> None:
+    env_file = tmp_path / "sim.env"
+    env_file.write_text("export RECONCILER_API_URL=https://stale.invalid\n")  # an earlier run's
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(MINIMAL.replace("api: {url: sandbox}\n", "").replace("0a123bc5d1e873066454b4d9", "F1"))
+    (tmp_path / "vins.txt").write_text("VF3ABCDE0FG123456\n")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "simulator", "--port", "0", "--fleet", "F1", "--dir", str(tmp_path / "sim")]
+        + ["--vins", str(tmp_path / "vins.txt"), "--env-file", str(env_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "127.0.0.1" not in (env_file.read_text() if env_file.exists() else "") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "stale.invalid" not in env_file.read_text()  # replaced, whole, once listening
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600  # it holds the password
+        # The README's recipe: source the file, then plan against the simulator.
+        script = f". {env_file} && {sys.executable} -m reconciler plan -f {fleet} --detailed-exitcode"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+        env["RECONCILER_STATE"] = f"sqlite:///{tmp_path / 'state.db'}"
+        done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert "vehicle.VF3ABCDE0FG123456.preconditioning" in done.stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    assert not env_file.exists()  # it named a server that is gone
