@@ -20,7 +20,18 @@ def test_the_simulator_writes_its_environment_for_a_shell_to_source(tmp_path: Pa
     fleet.write_text(MINIMAL.replace("api: {url: sandbox}\n", "").replace("0a123bc5d1e873066454b4d9", "F1"))
     (tmp_path / "vins.txt").write_text("VF3ABCDE0FG123456\n")
     server = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "simulator", "--port", "0", "--fleet", "F1", "--dir", str(tmp_path / "sim")]
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "simulator",
+            "--port",
+            "0",
+            "--fleet",
+            "F1",
+            "--dir",
+            str(tmp_path / "sim"),
+        ]
         + ["--vins", str(tmp_path / "vins.txt"), "--env-file", str(env_file)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
