@@ -99,16 +99,41 @@ def cli() -> None:
 
 @cli.command()
 @_FILE
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Check everything but the environment: ${VAR} by name, not value; no RECONCILER_* setting read "
+    "(a pre-commit hook, an editor, a fork's pull request).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the verdict and every problem (file, line, column, message, hint) on stdout.",
+)
+@click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.pass_obj
-def validate(shell: Shell, fleet_file: str) -> int:
+def validate(shell: Shell, fleet_file: str, offline: bool, fmt: str, files: tuple[str, ...]) -> int:
     """Check fleet.yaml (syntax, schema, semantics) without touching the network.
 
-    Every problem is reported with FILE:LINE:COL and what to write instead.
-    Exit 0 when valid, 1 otherwise.
+    Every problem is reported with FILE:LINE:COL and what to write instead;
+    the same mistake made many times is said ten times, then counted.
+
+    \b
+    reconciler validate -f fleet.yaml                       # secrets must be set
+    reconciler validate -f fleet.yaml --offline             # secrets checked by name
+    reconciler validate -f fleet.yaml --format json         # for editors and CI annotations
+    reconciler validate --offline fleets/*.yaml             # several files (the pre-commit hook)
+
+    Exit 0 when valid (every FILE), 1 otherwise.
     """
     from .commands import validate as validate_command
 
-    return validate_command.run(shell, fleet_file)
+    if files:
+        return validate_command.run_many(shell, files, offline=offline, fmt=fmt)
+    return validate_command.run(shell, fleet_file, offline=offline, fmt=fmt)
 
 
 @cli.command()

@@ -23,6 +23,7 @@ the exit code the contract gives it. The tree::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -58,14 +59,45 @@ class ReconcilerError(Exception):
 
 
 class ConfigError(ReconcilerError):
-    """fleet.yaml cannot be used; carries every problem found, not only the first."""
+    """fleet.yaml cannot be used; carries every problem found, not only the first.
+
+    Its message says each problem once; the same mistake made many times (the
+    same message but for the VIN or index it is at) is said MAX_ALIKE times,
+    then counted with the lines where it is.
+    """
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: p.location)
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
-        body = "\n".join(str(p) for p in self.problems)
-        super().__init__(f"{body}\n{count} {noun} in {self.problems[0].location.file}")
+        body = "\n".join(_summarised(self.problems))
+        super().__init__(f"{body}\n{count:,} {noun} in {self.problems[0].location.file}")
+
+
+MAX_ALIKE = 10
+_VIN = re.compile(r"\b[A-HJ-NPR-Z0-9]{17}\b")
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def alike(problem: Problem) -> tuple[str, str]:
+    """What a problem says, but for the VIN or the list index it is at: the same mistake elsewhere."""
+    return _INDEX.sub("[…]", _VIN.sub("…", problem.message)), problem.hint
+
+
+def _summarised(problems: list[Problem]) -> list[str]:
+    counts: dict[tuple[str, str], list[Problem]] = {}
+    lines: list[str] = []
+    for problem in problems:
+        same = counts.setdefault(alike(problem), [])
+        same.append(problem)
+        if len(same) <= MAX_ALIKE:
+            lines.append(str(problem))
+    for (message, _), same in counts.items():
+        if len(same) > MAX_ALIKE:
+            rest = same[MAX_ALIKE:]
+            where = ", ".join(str(p.location.line) for p in rest[:20]) + (" …" if len(rest) > 20 else "")
+            lines.append(f"{rest[0].location.file}: … and {len(rest):,} more like “{message}” (lines {where})")
+    return lines
 
 
 class SettingsError(ReconcilerError):

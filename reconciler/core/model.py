@@ -266,6 +266,7 @@ class Desired:
     notify: tuple[Notify, ...] = ()
     # SHA-256 of what the file declares (brakes and notifications aside): a rollout's identity
     config_hash: str = ""
+    variables: tuple[str, ...] = ()  # the ${VAR} names the file reads its secrets from, sorted
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from ..core.timeofday import TimeFormatError, parse_days, parse_time
 from ..core.vocabulary import NotifyKind
 from ..core.wakeups import DEFAULT_AWAKE_FOR, WakeupPolicy
 from . import schema
-from .reading import Reading
+from .reading import Reading, unknown
 
 # Not part of what a rollout rolls out: changing them starts no new rollout.
 OPERATIONAL = ("rollout", "windows", "wakeups", "notify")
@@ -106,7 +106,7 @@ def notify(b: Reading) -> tuple[Notify, ...]:
     for index, entry in enumerate(raw):
         path = ("notify", index)
         url = b.read_value(entry["url"], (*path, "url"))
-        problem = urls.notify_url_problem(reveal(url))
+        problem = None if unknown(url) else urls.notify_url_problem(reveal(url))
         if problem:
             if isinstance(url, Secret):  # the value is secret: say where it came from, not what it is
                 problem = f"the URL {entry['url']} reads from the environment is not an https:// URL"

@@ -29,6 +29,7 @@ from ..core.model import (
 from ..core.timeofday import TimeFormatError, parse_days, parse_time
 from ..errors import ConfigError, Location, Problem, ReconcilerError, SettingsError
 from . import brakes, schema
+from .reading import OFFLINE_VALUE
 from .vehicles import Resolver
 from .yaml_source import MAX_EXPANDED, Source, load
 from .yaml_source import Path as DataPath
@@ -47,9 +48,9 @@ _ATTRIBUTE_SECTIONS = (
 MAX_FILE_BYTES = 32 * 1024 * 1024  # RECONCILER_MAX_FILE_BYTES overrides it
 
 
-def read(path: str | Path, env: Mapping[str, str]) -> Desired:
-    """Load, check and resolve the fleet file at ``path``."""
-    return parse(read_text(path, env), str(path), env)
+def read(path: str | Path, env: Mapping[str, str], *, offline: bool = False) -> Desired:
+    """Load, check and resolve the fleet file at ``path`` (``offline``: see ``parse``)."""
+    return parse(read_text(path, env), str(path), env, offline=offline)
 
 
 def read_text(path: str | Path, env: Mapping[str, str]) -> str:
@@ -91,8 +92,15 @@ def _limit(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def parse(text: str, name: str, env: Mapping[str, str]) -> Desired:
-    """Check and resolve fleet.yaml ``text``; raise ``ConfigError`` with every problem."""
+def parse(text: str, name: str, env: Mapping[str, str], *, offline: bool = False) -> Desired:
+    """Check and resolve fleet.yaml ``text``; raise ``ConfigError`` with every problem.
+
+    ``offline``: everything but the environment (``validate --offline``, a
+    pre-commit hook, a fork's pull request): ``${VAR}`` is checked by name,
+    not value, and no ``RECONCILER_*`` setting stands in for the file's own.
+    The secrets of such a ``Desired`` are placeholders: it is for checking,
+    never for planning.
+    """
     source = load(text, name, max_expanded=_limit(env, "RECONCILER_MAX_YAML_VALUES", MAX_EXPANDED))
     if source.data is None and not source.problems:
         source.problems.append(
@@ -105,13 +113,13 @@ def parse(text: str, name: str, env: Mapping[str, str]) -> Desired:
         raise ConfigError([Problem(where, "the file must be a mapping of keys such as apiVersion, fleet, vehicles")])
     _read_names_as_written(source)
     report = schema.validate(source)
-    builder = _Builder(source, env, report)
+    builder = _Builder(source, {} if offline else env, report, offline=offline)
     desired = builder.build()
     problems = source.problems + report.problems + builder.problems
     if problems:
         raise ConfigError(problems)
     warnings = tuple(str(w).replace("\n    ", " — ") for w in sorted(builder.warnings, key=lambda w: w.location))
-    return replace(desired, warnings=warnings)
+    return replace(desired, warnings=warnings, variables=tuple(sorted(builder.variables)))
 
 
 def _read_names_as_written(source: Source) -> None:
@@ -167,10 +175,14 @@ def _read_names_as_written(source: Source) -> None:
 class _Builder:
     """Builds the model from schema-valid parts, adding the semantic problems (a ``reading.Reading``)."""
 
-    def __init__(self, source: Source, env: Mapping[str, str], report: schema.SchemaReport) -> None:
+    def __init__(
+        self, source: Source, env: Mapping[str, str], report: schema.SchemaReport, *, offline: bool = False
+    ) -> None:
         self.source = source
         self.data: dict[str, Any] = source.data
         self.env = env
+        self.offline = offline
+        self.variables: set[str] = set()  # the ${VAR} names the file reads
         self.report = report
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
@@ -187,7 +199,7 @@ class _Builder:
 
     def build(self) -> Desired:
         fleet = self.env.get("RECONCILER_FLEET") or self.data.get("fleet")
-        if not fleet:
+        if not fleet and not self.offline:  # offline, RECONCILER_FLEET may give it
             self.problem(("fleet",), "no fleet id", 'add fleet: "<your fleet id>" or set RECONCILER_FLEET')
         api_url = self.api_url = self._api_url()
         callbacks = self._callbacks()
@@ -278,6 +290,8 @@ class _Builder:
     def _check_target(self, target: Value, written: str, path: DataPath) -> None:
         """The API takes only https:// webhook targets (plain http:// to loopback with a local API)."""
         value = target.value if isinstance(target, Secret) else str(target)
+        if self.offline and value.startswith(OFFLINE_VALUE):
+            return  # the whole URL, or its scheme and host, comes from the environment: not known offline
         problem = urls.target_problem(value, local_api=self.api_url == SANDBOX or urls.is_loopback(self.api_url))
         if problem is None:
             return
@@ -331,6 +345,10 @@ class _Builder:
         names = [piece for kind, piece in pieces if kind == "env"]
         if not names:
             return "".join(piece for _, piece in pieces)
+        self.variables.update(names)
+        if self.offline:  # checked by name: the literal text around it still is checked, with a stand-in
+            stand_in = "".join(piece if kind == "text" else OFFLINE_VALUE for kind, piece in pieces)
+            return Secret(",".join(names), stand_in)
         missing = [n for n in names if n not in self.env]
         if missing:
             self.problem(

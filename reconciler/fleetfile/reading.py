@@ -13,6 +13,15 @@ from ..core.model import Secret, VehicleConfig
 from .schema import SchemaReport
 from .yaml_source import Path, Source
 
+# What a ${VAR} reads as with --offline: a plain word, so that the text around it is still checked (a URL's
+# host); a value that starts with it (the whole URL from the environment) is not checked.
+OFFLINE_VALUE = "offline-value"
+
+
+def unknown(value: str | Secret) -> bool:
+    """Whether ``value`` is read from the environment offline, so that nothing can be said of it."""
+    return isinstance(value, Secret) and value.value.startswith(OFFLINE_VALUE)
+
 
 class Reading(Protocol):
     """A fleet file being read: its data, its schema verdict, and how to say what is wrong at a place."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
 import stat
 import subprocess
@@ -10,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from support.paths import MINIMAL
+import yaml
+from support.paths import MINIMAL, ROOT
 
 
 def test_the_simulator_writes_its_environment_for_a_shell_to_source(tmp_path: Path) -> None:
@@ -19,20 +22,10 @@ def test_the_simulator_writes_its_environment_for_a_shell_to_source(tmp_path: Pa
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(MINIMAL.replace("api: {url: sandbox}\n", "").replace("0a123bc5d1e873066454b4d9", "F1"))
     (tmp_path / "vins.txt").write_text("VF3ABCDE0FG123456\n")
+    command = [sys.executable, "-m", "reconciler", "simulator", "--port", "0", "--fleet", "F1"]
+    command += ["--dir", str(tmp_path / "sim"), "--vins", str(tmp_path / "vins.txt"), "--env-file", str(env_file)]
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "simulator",
-            "--port",
-            "0",
-            "--fleet",
-            "F1",
-            "--dir",
-            str(tmp_path / "sim"),
-        ]
-        + ["--vins", str(tmp_path / "vins.txt"), "--env-file", str(env_file)],
+        command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -54,3 +47,23 @@ def test_the_simulator_writes_its_environment_for_a_shell_to_source(tmp_path: Pa
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
     assert not env_file.exists()  # it named a server that is gone
+
+
+def test_the_pre_commit_hook_validates_the_files_it_is_given_offline(tmp_path: Path) -> None:
+
+    [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "reconciler-validate" and "--offline" in hook["entry"]
+    good, bad = tmp_path / "fleet.yaml", tmp_path / "fleet.staging.yaml"
+    good.write_text(
+        MINIMAL.replace('"https://hooks.example.com/x"}', '"https://hooks.example.com/x", headers: {X: "${T}"}}')
+    )
+    bad.write_text(MINIMAL + "    immobilized: yes\n")
+    assert re.search(hook["files"], "fleets/fleet.staging.yaml") and not re.search(hook["files"], "ci.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "T"}
+    entry = shlex.split(hook["entry"])
+    assert entry[0] == "reconciler"
+    command = [sys.executable, "-m", "reconciler", *entry[1:]]  # as pre-commit runs the installed script
+    ok = subprocess.run([*command, str(good)], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    both = subprocess.run([*command, str(good), str(bad)], env=env, capture_output=True, text=True)
+    assert both.returncode == 1 and "fleet.staging.yaml:12:18" in both.stderr

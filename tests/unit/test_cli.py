@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -117,3 +118,42 @@ def test_a_fleet_file_given_as_a_plan_says_what_was_meant(tmp_path: Path, capsys
         err = capsys.readouterr().err
         assert "is a fleet file, not a saved plan; did you mean `reconciler apply -f" in err, err
         assert "Traceback" not in err and "JSON" not in err
+
+
+def test_validate_offline_checks_secrets_by_name_and_json_lists_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOOK_TOKEN", raising=False)
+    secret = MINIMAL.replace(
+        '"https://hooks.example.com/x"}',
+        '"https://hooks.example.com/${HOOK_PATH}", headers: {X-Token: "${HOOK_TOKEN}"}}',
+    )
+    fleet = write(tmp_path, secret)
+    assert main(["validate", "-f", str(fleet)]) == 1
+    assert "environment variable HOOK_PATH is not set" in capsys.readouterr().err
+    assert main(["validate", "-f", str(fleet), "--offline"]) == 0
+    assert "${HOOK_PATH}, ${HOOK_TOKEN} checked by name only" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(secret.replace("https://hooks", "ftp://hooks"))
+    assert main(["validate", "-f", str(bad), "--offline"]) == 1  # the text around a ${VAR} is still checked
+    assert "https://" in capsys.readouterr().err
+    assert main(["validate", "-f", str(bad), "--offline", "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False and report["offline"] is True
+    [problem] = report["problems"]
+    assert (problem["file"], problem["line"], problem["column"]) == (str(bad), 6, 23)
+    assert problem["message"] and problem["hint"]
+    assert main(["validate", "-f", str(fleet), "--offline", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["variables"] == ["HOOK_PATH", "HOOK_TOKEN"]
+
+
+def test_the_same_mistake_two_thousand_times_is_said_ten_times_then_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vehicles = "".join(f"  VF3ABCDE0FG{n:06d}: {{immobilized: yes}}\n" for n in range(2000))
+    fleet = write(tmp_path, MINIMAL.split("vehicles:\n")[0] + "vehicles:\n" + vehicles)
+    assert main(["validate", "-f", str(fleet)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) < 40, lines[:50]
+    assert any("… and 1,990 more like" in line for line in lines)
+    assert lines[-1].endswith("2,000 problems in " + str(fleet))
