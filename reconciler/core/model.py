@@ -267,6 +267,7 @@ class Desired:
     # SHA-256 of what the file declares (brakes and notifications aside): a rollout's identity
     config_hash: str = ""
     variables: tuple[str, ...] = ()  # the ${VAR} names the file reads its secrets from, sorted
+    sandbox_vehicles: int = 0  # api.vehicles: the sandbox's own mixed fleet, besides the vehicles listed
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,7 @@ class _Builder:
         return Desired(
             fleet=str(fleet or ""),
             api_url=str(api_url),
+            sandbox_vehicles=self._sandbox_vehicles(str(api_url)),
             callbacks=callbacks,
             vehicles=vehicles,
             prune=self.data.get("prune") is True,
@@ -221,6 +222,21 @@ class _Builder:
             # What a rollout is recorded with: hashed only when one is declared (it costs a serialization of the file).
             config_hash=brakes.config_hash(self.data) if "rollout" in self.data else "",
         )
+
+    def _sandbox_vehicles(self, api_url: str) -> int:
+        """``api.vehicles``: only the sandbox makes up vehicles."""
+        api = self.data.get("api")
+        count = api.get("vehicles") if isinstance(api, dict) else None
+        if count is None or self.report.is_bad("api", "vehicles"):
+            return 0
+        if api_url != SANDBOX:
+            self.problem(
+                ("api", "vehicles"),
+                "a made-up fleet is the sandbox's: the API lists the fleet's own vehicles",
+                "remove vehicles:, or write url: sandbox to try the file on a simulated fleet",
+            )
+            return 0
+        return int(count)
 
     def _api_url(self) -> str:
         """api.url (or RECONCILER_API_URL): never plain http:// off this machine, which would bare the password."""

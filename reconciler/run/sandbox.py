@@ -1,8 +1,8 @@
 """``api.url: sandbox``: the embedded simulator, started in this process, as the API.
 
-Its fleet (the fleet file's id and vehicles), CA and credentials persist in a
-``sandbox`` folder beside the state store, so sandbox runs continue where they
-stopped.
+Its fleet (the fleet file's id and vehicles, and with ``api.vehicles`` a mixed
+fleet of that many more), CA and credentials persist in a ``sandbox`` folder
+beside the state store, so sandbox runs continue where they stopped.
 """
 
 from __future__ import annotations
@@ -26,9 +26,13 @@ def directory(state_url: str, fleet_file: str | Path) -> Path:
 @contextmanager
 def running(desired: Desired, folder: Path, timeout: float = 30.0) -> Iterator[ApiSettings]:
     """Start the simulator for ``desired``'s fleet; yield how to reach it; stop it after."""
-    from ..simulator.server import Settings, Simulator  # the server stack loads only for the sandbox
+    from ..simulator.engine import MIXED, generated_vins  # the server stack loads only for the sandbox
+    from ..simulator.server import Settings, Simulator
 
     simulator = Simulator(Settings(folder, fleet_id=desired.fleet, vins=sorted(desired.vehicles)))
+    # api.vehicles: a mixed fleet of its own (the same VINs every time), for groups and capabilities to try.
+    for number, vin in enumerate(generated_vins(desired.sandbox_vehicles)):
+        simulator.engine.add_vehicle(vin, MIXED[number % len(MIXED)])
     with simulator:
         connection = simulator.connection
         credentials = connection.credentials

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -12,8 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from support.paths import MINIMAL, ROOT
+
+from reconciler.cli import main
 
 
 def test_the_simulator_writes_its_environment_for_a_shell_to_source(tmp_path: Path) -> None:
@@ -67,3 +71,44 @@ def test_the_pre_commit_hook_validates_the_files_it_is_given_offline(tmp_path: P
     assert ok.returncode == 0, ok.stderr
     both = subprocess.run([*command, str(good), str(bad)], env=env, capture_output=True, text=True)
     assert both.returncode == 1 and "fleet.staging.yaml:12:18" in both.stderr
+
+
+SANDBOX_FLEET = """\
+apiVersion: reconciler/v1
+fleet: 0a123bc5d1e873066454b4d9
+api: {url: sandbox, vehicles: 50}
+callbacks:
+  ops:
+    webhook: {target: "https://hooks.example.com/x"}
+    remoteTypes: [ThermalPreconditioning, ElectricBatteryChargingRequest]
+groups:
+  - name: everyone
+    match: {all: true}
+    preconditioning: [{slot: 1, start: "07:30", days: weekdays}]
+    charging:
+      schedule: [{slot: 1, start: "22:00", end: "06:00", days: everyday}]
+"""
+
+
+def test_a_groups_only_fleet_has_a_mixed_sandbox_fleet_to_plan_and_apply_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "fleet.yaml").write_text(SANDBOX_FLEET)
+    assert main(["plan", "-f", "fleet.yaml", "--format", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    air = {c["vin"] for c in plan["changes"] if c["address"].endswith(".preconditioning")}
+    charging = {c["vin"] for c in plan["changes"] if c["address"].endswith(".charging.schedule")}
+    assert len(air) == 50 and len(charging) == 40 and charging < air  # electric and hybrid cars charge
+    cannot = plan["cannot_apply"]
+    assert len(cannot) == 10 and {c["address"].split(".")[1] for c in cannot} == air - charging
+    assert all(c["reason"].startswith("a thermic vehicle has no remote charging; leave charging: out") for c in cannot)
+    # The same made-up fleet on every run: applied once, nothing is left to do but what it cannot take.
+    assert main(["apply", "-f", "fleet.yaml", "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert main(["plan", "-f", "fleet.yaml", "--detailed-exitcode"]) == 0
+
+
+def test_a_made_up_fleet_is_the_sandbox_s_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "fleet.yaml").write_text(SANDBOX_FLEET.replace("url: sandbox", "url: https://api.example.com"))
+    assert main(["validate", "--offline", "fleet.yaml"]) == 1
+    assert "fleet.yaml:3:47: api.vehicles: a made-up fleet is the sandbox's" in capsys.readouterr().err

@@ -207,12 +207,21 @@ def test_what_a_vehicle_cannot_take_is_listed_apart_and_is_no_change() -> None:
     recorded = Recorded(lineage="L", fingerprint_key=b"k" * 32, capabilities={CAR: thermal})
     result = planner.plan(desired, recorded)
     assert [c.address for c in result.changes if c.vin] == [f"vehicle.{CAR}.preconditioning"]
+    instead = "leave charging: out for it (from a group: exclude: {vins: [...]})"  # what to write instead
     assert {c.address: c.reason for c in result.cannot_apply} == {
-        f"vehicle.{CAR}.charging.schedule": "a thermic vehicle has no remote charging",
-        f"vehicle.{CAR}.charging.preferences": "a thermic vehicle has no remote charging",
+        f"vehicle.{CAR}.charging.schedule": f"a thermic vehicle has no remote charging; {instead}",
+        f"vehicle.{CAR}.charging.preferences": f"a thermic vehicle has no remote charging; {instead}",
     }
     result = planner.plan(desired, replace(recorded, capabilities={CAR: small}))
-    assert f"vehicle.{CAR}.preconditioning" in {c.address for c in result.cannot_apply}
+    reasons = {c.address: c.reason for c in result.cannot_apply}
+    assert reasons[f"vehicle.{CAR}.preconditioning"].endswith(
+        "; leave preconditioning: out for it (from a group: exclude: {vins: [...]})"
+    )
+    one = Capabilities(preconditioning_programs=1)
+    two = '[{slot: 1, start: "07:30", days: weekdays}, {slot: 2, start: "17:30", days: weekdays}]'
+    desired = parse(f"vehicles:\n  {CAR}:\n    preconditioning: {two}\n")
+    result = planner.plan(desired, replace(recorded, capabilities={CAR: one}))
+    assert [c.reason for c in result.cannot_apply] == ["2 programs, and the vehicle holds at most 1; list 1 or fewer"]
 
 
 def test_a_target_only_a_group_takes_is_known_once_the_listing_holds_it() -> None:
