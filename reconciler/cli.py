@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import click
 
 from . import DISTRIBUTION
-from .commands.shell import Shell
+from .commands.shell import Shell, trace_http
 from .errors import ReconcilerError
 from .render import PLAN_FORMATS
 
@@ -82,8 +83,47 @@ _REFRESH_CAPABILITIES = click.option(
 )
 
 
+def _trace(ctx: click.Context, _: click.Parameter, on: bool | int) -> bool | int:
+    """``-v`` (``--debug`` before the command, ``-vv`` on apply): the HTTP trace on stderr, until the command ends."""
+    wanted = on >= 2 if ctx.info_name == "apply" else bool(on)
+    if wanted and not ctx.meta.get("reconciler.traced"):  # meta: shared by the command and its group
+        ctx.meta["reconciler.traced"] = True  # once, however many flags ask
+        ctx.call_on_close(trace_http(ctx.obj.stderr))
+    return on
+
+
+_TRACE = click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    expose_value=False,
+    callback=_trace,
+    help="Trace every HTTP request on stderr: method, URL, status, time (client_id as ***, no header or body).",
+)
+
+
+def _no_color(ctx: click.Context, _: click.Parameter, off: bool) -> bool:
+    if off:
+        ctx.obj = replace(ctx.obj, color=False)
+    return off
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name=DISTRIBUTION, prog_name="reconciler")
+@click.option(
+    "--no-color",
+    is_flag=True,
+    expose_value=False,
+    callback=_no_color,
+    help="No colour, even on a terminal (also NO_COLOR=1; FORCE_COLOR=1 colours a pipe).",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    callback=_trace,
+    help="Trace every HTTP request on stderr, for any command (what -v does after plan, refresh, import…).",
+)
 def cli() -> None:
     """Declarative reconciler for the Stellantis Fleet Owner API.
 
@@ -94,6 +134,11 @@ def cli() -> None:
     Start with:
       reconciler validate -f fleet.yaml
       reconciler plan -f fleet.yaml
+
+    \b
+    --no-color, NO_COLOR, FORCE_COLOR: colour (on a terminal by default).
+    --debug, or -v after plan/refresh/import/explain/send (-vv after apply):
+    one stderr line per HTTP request, secrets redacted.
     """
 
 
@@ -165,6 +210,7 @@ def validate(shell: Shell, fleet_file: str, offline: bool, fmt: str, files: tupl
 )
 @_REFRESH_CAPABILITIES
 @_IGNORE_WINDOWS
+@_TRACE
 @click.pass_obj
 def plan(
     shell: Shell,
@@ -289,7 +335,8 @@ def show(shell: Shell, plan_file: str, fmt: str) -> int:
     "-v",
     "--verbose",
     count=True,
-    help="List every address in the report (and, on stderr, each action as it ends).",
+    callback=_trace,
+    help="List every address in the report (and, on stderr, each action as it ends); -vv: and the HTTP trace.",
 )
 @click.option(
     "--format",
@@ -365,6 +412,7 @@ def apply(
 )
 @click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True)
 @_REFRESH_CAPABILITIES
+@_TRACE
 @click.pass_obj
 def refresh(shell: Shell, fleet_file: str, lock_timeout: float, parallelism: int, refresh_capabilities: bool) -> int:
     """Record what the API reports now: the fleet's listing, capabilities, status. Sends nothing.
@@ -402,6 +450,7 @@ def refresh(shell: Shell, fleet_file: str, lock_timeout: float, parallelism: int
     help="Read what the vehicle reports now (a few requests for this one vehicle).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_TRACE
 @click.pass_obj
 def explain(shell: Shell, vin: str, fleet_file: str, refresh: bool, fmt: str) -> int:
     """Why a vehicle is, or is not, what the fleet file says.
@@ -445,6 +494,7 @@ def explain(shell: Shell, vin: str, fleet_file: str, refresh: bool, fmt: str) ->
     help="Import only the vehicles whose VIN starts with P; repeatable.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing file, and what the state already records.")
+@_TRACE
 @click.pass_obj
 def import_(
     shell: Shell, output: str, from_file: str | None, fleet: str | None, prefixes: tuple[str, ...], force: bool
@@ -854,6 +904,7 @@ def watch(
     help="Send immobilize/stolen against what the fleet file declares, or a one-off that needs a reserved wake-up.",
 )
 @click.option("--driver-approval", is_flag=True, help="navigate: ask the driver to accept the route.")
+@_TRACE
 @click.pass_obj
 def send(
     shell: Shell,

@@ -11,6 +11,7 @@ resolves it by looking up the key it put in the body. A 429 is waited out
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import ssl
@@ -41,6 +42,10 @@ RETRIES = 5
 MAX_WAITS = 30  # 429s in a row for one call before giving up
 MAX_RETRY_AFTER = 120.0  # the longest 429 wait, unless the caller sets its own (apply: its --timeout)
 USER_AGENT = f"reconciler/{__version__}"
+# The HTTP trace (``-v``): one line a request, at DEBUG; never a credential (client_id shows as ***, no
+# header, no body). httpx's own "httpx" logger is never turned on: it logs URLs with the client_id.
+TRACE = logging.getLogger("reconciler.http")
+_SECRET_PARAMS = ("client_id", "password", "token", "secret", "key")
 
 
 class _ClientAuth(httpx.BasicAuth):
@@ -168,7 +173,7 @@ class FleetApi:
                 raise Cancelled(f"{call}: interrupted before it was sent")
             self._count(method)
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._send(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 refused = _certificate_refused(exc)
                 if refused is not None:  # retrying cannot fix a certificate
@@ -217,6 +222,28 @@ class FleetApi:
             except ValueError as exc:
                 raise ApiError(response.status_code, "the answer is not JSON", call=call) from exc
 
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; traced when the trace is on (``-v``)."""
+        if not TRACE.isEnabledFor(logging.DEBUG):
+            return self._http.request(method, path, **kwargs)
+        request = self._http.build_request(method, path, **kwargs)
+        started = time.monotonic()
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            elapsed = round((time.monotonic() - started) * 1000)
+            TRACE.debug("%s %s: %s after %d ms", method, _redacted(request.url), type(exc).__name__, elapsed)
+            raise
+        elapsed = round((time.monotonic() - started) * 1000)
+        sent = f", {len(request.content)} B sent" if request.content else ""
+        waits = f", Retry-After {response.headers['Retry-After']}" if "Retry-After" in response.headers else ""
+        url = _redacted(response.request.url)
+        TRACE.debug(
+            "%s %s: %d in %d ms%s, %d B received%s",
+            *(method, url, response.status_code, elapsed, sent, len(response.content), waits),
+        )
+        return response
+
     def _answered(self, method: str, code: str) -> None:
         with self._count_lock:
             self.answers[method, code] = self.answers.get((method, code), 0) + 1
@@ -260,6 +287,15 @@ class FleetApi:
         with self._count_lock:
             self.calls += 1
             self.counts[method] = self.counts.get(method, 0) + 1
+
+
+def _redacted(url: httpx.URL) -> str:
+    """The URL for the trace: every credential-like query value (client_id above all) as ***."""
+    params = url.params.multi_items()
+    if not params:
+        return str(url)
+    shown = [f"{k}={'***' if any(s in k.lower() for s in _SECRET_PARAMS) else v}" for k, v in params]
+    return f"{url.copy_with(query=None)}?{'&'.join(shown)}"
 
 
 def _certificate_refused(exc: BaseException) -> ssl.SSLError | None:

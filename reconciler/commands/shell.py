@@ -8,6 +8,7 @@ any of them.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -46,6 +47,23 @@ class Shell:
         )
 
 
+def trace_http(stream: TextIO) -> Callable[[], None]:
+    """Write the HTTP trace (logger ``reconciler.http``, one line a request) to ``stream``; return the undo."""
+    trace = logging.getLogger("reconciler.http")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("http: %(message)s"))
+    trace.addHandler(handler)
+    trace.setLevel(logging.DEBUG)
+    trace.propagate = False
+
+    def undo() -> None:
+        trace.removeHandler(handler)
+        if not trace.handlers:
+            trace.setLevel(logging.NOTSET)
+
+    return undo
+
+
 def _is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty() and os.isatty(stream.fileno())
@@ -54,7 +72,16 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def _wants_color(stream: TextIO, env: Mapping[str, str]) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set to something (no-color.org)."""
-    if env.get("NO_COLOR") or env.get("TERM") == "dumb":  # set and not empty, as no-color.org says
+    """Colour on a terminal; never when NO_COLOR is set to something (no-color.org); always with FORCE_COLOR.
+
+    ``FORCE_COLOR`` set to anything but ``0``/``false`` (force-color.org) colours a pipe too, for CI logs that
+    render it; ``NO_COLOR`` wins over it, and ``--no-color`` over both.
+    """
+    if env.get("NO_COLOR"):  # set and not empty, as no-color.org says
+        return False
+    force = env.get("FORCE_COLOR")
+    if force is not None and force.strip().lower() not in ("0", "false", "no"):
+        return True
+    if env.get("TERM") == "dumb":
         return False
     return _is_terminal(stream)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 from support.paths import EXAMPLE, MINIMAL
+from support.runs import SECRET
 
 from reconciler.cli import main
+from reconciler.commands.shell import Shell
 from reconciler.core.sensitive import seal_callback
 from reconciler.fleetfile import loader
+from reconciler.simulator.server import Simulator
 from reconciler.state.base import fresh_recorded
 from reconciler.state.sqlite import open_sqlite
 
@@ -124,6 +129,49 @@ def test_no_color_is_honoured(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     fleet = write(tmp_path, MINIMAL)
     assert main(["plan", "-f", str(fleet)]) == 0
     assert "\033[" not in capsys.readouterr().out  # not a terminal
+
+
+def test_no_color_turns_colour_off_for_the_command(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL)  # the sandbox: a plan with changes, coloured on a colour shell
+    outputs = []
+    for flags in ([], ["--no-color"]):
+        out = io.StringIO()
+        shell = Shell({"FORCE_COLOR": "1"}, io.StringIO(), out, io.StringIO(), color=True)
+        assert main([*flags, "plan"], shell=shell) == 0
+        outputs.append(out.getvalue())
+    coloured, plain = outputs
+    assert "\x1b[32m" in coloured and "\x1b[" not in plain
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+
+
+def test_verbose_traces_every_request_on_stderr_with_no_secret(
+    fleet: Path, sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = main(["plan", "-f", str(fleet)])
+    plain = capsys.readouterr()
+    assert main(["plan", "-f", str(fleet), "-v"]) == quiet  # the trace changes no exit code
+    traced = capsys.readouterr()
+    assert traced.out == plain.out and "http:" not in plain.err  # the plan is the same; the trace is stderr's
+    lines = [line for line in traced.err.splitlines() if line.startswith("http: ")]
+    assert any(
+        re.fullmatch(
+            r"http: GET https://127\.0\.0\.1:\d+/\S+/vehicles\?client_id=\*\*\*: 200 in \d+ ms, \d+ B received", line
+        )
+        for line in lines
+    )
+    credentials = sim.connection.credentials
+    secrets = (credentials.client_id, credentials.password, SECRET)
+    assert not any(secret in traced.err for secret in secrets)
+    # apply: -v lists every address, -vv traces too; --debug before any command traces it.
+    assert main(["apply", "-f", str(fleet), "--auto-approve", "-v"]) == 0
+    assert "http:" not in capsys.readouterr().err
+    assert main(["--debug", "refresh", "-f", str(fleet)]) == 0
+    err = capsys.readouterr().err
+    assert "http: GET" in err and not any(secret in err for secret in secrets)
+    assert main(["apply", "-f", str(fleet), "--auto-approve", "-vv"]) == 0
+    assert "http: GET" in capsys.readouterr().err
+    assert main(["plan", "-f", str(fleet)]) == 0
+    assert "http:" not in capsys.readouterr().err  # the trace ended with the command that asked for it
 
 
 def test_help_teaches_the_commands(capsys: pytest.CaptureFixture[str]) -> None:

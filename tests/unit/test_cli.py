@@ -55,6 +55,26 @@ def test_no_color_set_to_something_turns_colour_off_and_empty_does_not(value: st
 
 
 @pytest.mark.parametrize(
+    ("env", "coloured"),
+    [
+        ({"FORCE_COLOR": "1"}, True),  # a CI log that renders colour, from a pipe
+        ({"FORCE_COLOR": "0"}, False),
+        ({"FORCE_COLOR": "false"}, False),
+        ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),  # NO_COLOR wins
+        ({"FORCE_COLOR": "", "TERM": "dumb"}, True),  # set, even empty, forces (force-color.org)
+        ({}, False),  # a pipe: no colour
+    ],
+)
+def test_force_color_colours_a_pipe_unless_no_color_says_otherwise(env: dict[str, str], coloured: bool) -> None:
+    from reconciler.commands.shell import _wants_color as _color
+
+    read, write_end = os.pipe()
+    os.close(read)
+    with os.fdopen(write_end, "w") as pipe:
+        assert _color(pipe, env) is coloured
+
+
+@pytest.mark.parametrize(
     "arguments",
     [
         ["watch", "--jitter", "nan"],
