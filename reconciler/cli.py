@@ -76,6 +76,13 @@ _METRICS_PORT = click.option(
 _METRICS_HOST = click.option(
     "--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics are served on."
 )
+_LOG_FORMAT = click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default="json",
+    show_default=True,
+    help="json: one JSON object a line (ts, level, event, fleet …) for collectors; text: for people.",
+)
 _REFRESH_CAPABILITIES = click.option(
     "--refresh-capabilities",
     is_flag=True,
@@ -779,9 +786,17 @@ def simulator(
 )
 @_METRICS_PORT
 @_METRICS_HOST
+@_LOG_FORMAT
 @click.pass_obj
 def webhook(
-    shell: Shell, fleet_file: str, host: str, port: int, max_body: int, metrics_port: int | None, metrics_host: str
+    shell: Shell,
+    fleet_file: str,
+    host: str,
+    port: int,
+    max_body: int,
+    metrics_port: int | None,
+    metrics_host: str,
+    log_format: str,
 ) -> int:
     """Receive the API's remote events and record them in the state store.
 
@@ -798,6 +813,8 @@ def webhook(
     Pending actions then resolve without polling; duplicates are recorded once.
     Answers 200 on receipt, 401 for a wrong secret, 400 for a malformed body,
     413 for one too large, 500 when the events could not be stored.
+    GET /healthz: 200 while it serves; GET /readyz: 200 when the state answers.
+    Several receivers may share one PostgreSQL state. Logs JSON lines on stdout.
     """
     from .commands import webhook as webhook_command
 
@@ -809,6 +826,7 @@ def webhook(
         max_body=max_body,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
+        log_format=log_format,
     )
 
 
@@ -841,6 +859,7 @@ def webhook(
 )
 @_METRICS_PORT
 @_METRICS_HOST
+@_LOG_FORMAT
 @click.pass_obj
 def watch(
     shell: Shell,
@@ -855,14 +874,17 @@ def watch(
     prune_after: str | None,
     metrics_port: int | None,
     metrics_host: str,
+    log_format: str,
 ) -> int:
     """Refresh, plan and apply in a loop: drift correction.
 
-    Logs one JSON line per run and per action. Runs never overlap (a run that
-    finds the state locked is skipped); a vehicle whose actions fail run after
-    run is backed off. Stops cleanly on SIGTERM or Ctrl-C after the current run.
-    Each run's events go to the fleet file's notify: targets; --metrics-port
-    serves Prometheus metrics at /metrics.
+    Logs one JSON line per run and per action (ts, level, event, fleet, run).
+    Runs never overlap, also across watchers sharing one PostgreSQL state: a
+    run that finds the state locked is skipped, and the next interval takes
+    over from a holder that died. A vehicle whose actions fail run after run is
+    backed off. SIGTERM or Ctrl-C stops the sending at once, records what is in
+    flight and exits 0. Each run's events go to the fleet file's notify:
+    targets; --metrics-port serves /metrics, /healthz and /readyz.
     """
     from .commands import watch as watch_command
     from .run.session import Options
@@ -880,6 +902,7 @@ def watch(
         options=options,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
+        log_format=log_format,
         prune_after=_at_least_an_hour("--prune-after", prune_after) if prune_after is not None else None,
     )
 

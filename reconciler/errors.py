@@ -108,6 +108,10 @@ class StateError(ReconcilerError):
     """The state store cannot be read or written as expected."""
 
 
+class LockLostError(StateError):
+    """The run no longer holds the state lock (its session ended, another run took it): nothing more is sent."""
+
+
 class PlanFileError(ReconcilerError):
     """A saved plan file cannot be read."""
 

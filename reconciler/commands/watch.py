@@ -1,23 +1,29 @@
 """``reconciler watch``: refresh, plan and apply in a loop, for drift correction.
 
-One JSON line per run and per action goes to stdout. Runs never overlap (the
-state lock: a run that finds it held is skipped), start every ``--interval``
-give or take ``--jitter``, and stop cleanly on SIGTERM or Ctrl-C after the run
-in progress. A vehicle whose actions keep failing is backed off, doubling.
+One log line per run and per action goes to stdout (JSON, or text), and no
+other line anywhere. Runs never overlap, across processes too (the state lock:
+a run that finds it held is skipped; with several watchers on one PostgreSQL
+state the next interval takes over from a holder that died, and a run that lost
+the lock sends nothing more — the journal is fenced by it). Runs start every
+``--interval`` give or take ``--jitter``; SIGTERM or Ctrl-C stops the sending at
+once, records what is in flight, and exits 0. A vehicle whose actions keep
+failing is backed off, doubling. A run that fails (the state unreachable, the
+file broken) is logged, and the next interval tries again.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TextIO
 
 from ..core import addresses, durations
 from ..core.changes import Plan
@@ -29,6 +35,7 @@ from ..run import notify, pruning
 from ..run.interrupts import Interrupts
 from ..run.notify import Delivery
 from ..run.session import Options, RunResult, apply_fleet, lock_owner, notify_run
+from ..service.logs import EventLog, Lines, capturing
 from ..service.metrics import Metrics, serving
 from ..state.backends import open_store, state_url
 from .shell import Shell
@@ -50,20 +57,51 @@ def parse_interval(text: str) -> float:
     return value
 
 
-class JsonLines(Progress):
-    """One JSON object a line, flushed at once, for log collectors."""
+class _Actions(Progress):
+    """An ``action`` line as each action ends (a failure at level warning)."""
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.lock = threading.Lock()
-
-    def log(self, **fields: Any) -> None:
-        with self.lock:
-            self.out.write(json.dumps({"ts": datetime.now(UTC).isoformat(timespec="seconds"), **fields}) + "\n")
-            self.out.flush()
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
 
     def done(self, outcome: Outcome) -> None:
-        self.log(event="action", address=outcome.address, result=outcome.result, detail=outcome.detail)
+        level = "warning" if outcome.result == Result.FAILED else "info"
+        self.log.log("action", level, address=outcome.address, result=outcome.result, detail=outcome.detail)
+
+
+class _Readiness:
+    """Ready when the fleet file loads (read again only once it changed) and the state answers."""
+
+    def __init__(self, fleet_file: str, env: Mapping[str, str]) -> None:
+        self.fleet_file = fleet_file
+        self.env = env
+        self._seen: tuple[int, int] | None = None
+        self._problem = ""
+        self.fleet: str | None = None
+
+    def __call__(self) -> tuple[bool, str]:
+        try:
+            stat = Path(self.fleet_file).stat()
+            key = (stat.st_mtime_ns, stat.st_size)
+        except OSError as exc:
+            return False, f"cannot read {self.fleet_file}: {exc.strerror}"
+        if key != self._seen:
+            try:
+                self.fleet = loader.read(self.fleet_file, self.env).fleet
+                self._problem = ""
+            except ReconcilerError as exc:
+                self._problem = str(exc)
+            self._seen = key
+        if self._problem:
+            return False, self._problem
+        try:
+            store = open_store(state_url(self.fleet_file, self.env), readonly=True, fleet=self.fleet or "")
+            try:
+                store.ping()
+            finally:
+                store.close()
+        except ReconcilerError as exc:
+            return False, str(exc)
+        return True, ""
 
 
 def run(
@@ -78,47 +116,70 @@ def run(
     metrics_host: str = "127.0.0.1",
     metrics_port: int | None = None,
     prune_after: float | None = None,
+    log_format: str = "json",
 ) -> int:
-    """``metrics_port``: serve Prometheus metrics there (0 picks a free port, logged) while watching.
+    """``metrics_port``: serve Prometheus metrics there (0 picks a free port, logged) while watching,
+    with ``/healthz`` and ``/readyz``.
 
     ``prune_after``: once a day (after the first run, then after a run a day
     later), drop finished actions and history older than that many seconds.
     """
     stop = stop or threading.Event()
-    logger = JsonLines(shell.stdout)
+    ready = _Readiness(fleet_file, shell.env)
+    ready()  # the fleet id, for every line (None until the file loads)
+    logger = EventLog(shell.stdout, log_format, fleet=ready.fleet)
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, lambda signum, _: _stopping(stop, signum))
     failures: Counter[str] = Counter()
     # One rollout wave a run, at most; a refresh that fails is tried again on the next run.
     options = replace(options, auto_approve=True, one_wave=True, after_failed_refresh=RETRIED)
     code = 0
     pruned_at: float | None = None
-    with serving(metrics_host, metrics_port, lambda url: logger.log(event="metrics", url=url)) as metrics:
-        while True:
-            code, opens_at = _one_run(
-                fleet_file, options, shell.env, logger, shell.stderr, failures, interval, stop, metrics
-            )
-            due = prune_after is not None and (pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY)
-            if due and _prune(fleet_file, shell.env, prune_after or 0.0, logger):
-                pruned_at = time.monotonic()
-            if once or stop.is_set():
-                break
-            wait = interval * (1 + random.uniform(-jitter, jitter))
-            if opens_at:  # the change window is closed: sleep until it opens (urgent changes still go each interval)
-                until = (datetime.fromisoformat(opens_at) - datetime.now(UTC)).total_seconds()
-                wait = min(wait, max(1.0, until))
-            logger.log(event="sleep", seconds=round(wait, 1))
-            if stop.wait(wait):
-                break
-    logger.log(event="stop", code=code)
+    try:
+        with (
+            capturing(logger),
+            serving(metrics_host, metrics_port, lambda url: logger.info("metrics", url=url), ready) as metrics,
+        ):
+            logger.info("start", interval=interval, once=once)
+            while True:
+                logger.bind(run=uuid.uuid4().hex[:12])
+                code, opens_at = _one_run(fleet_file, options, shell.env, logger, failures, interval, stop, metrics)
+                due = prune_after is not None and (pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY)
+                if due and _prune(fleet_file, shell.env, prune_after or 0.0, logger):
+                    pruned_at = time.monotonic()
+                logger.bind(run=None)
+                if once or stop.is_set():
+                    break
+                wait = interval * (1 + random.uniform(-jitter, jitter))
+                if opens_at:  # the window is closed: sleep until it opens (urgent changes still go each interval)
+                    until = (datetime.fromisoformat(opens_at) - datetime.now(UTC)).total_seconds()
+                    wait = min(wait, max(1.0, until))
+                logger.info("sleep", seconds=round(wait, 1))
+                if stop.wait(wait):
+                    break
+            if _STOPPED_BY:
+                logger.info("stopping", signal=signal.Signals(_STOPPED_BY[-1]).name)
+    except ReconcilerError as exc:  # before the first run: the metrics port cannot be served
+        EventLog(shell.stderr, log_format, fleet=ready.fleet).error("error", message=str(exc), code=exc.exit_code)
+        return exc.exit_code
+    logger.info("stop", code=code)
     return code if once else 0
+
+
+_STOPPED_BY: list[int] = []  # the signal that stopped watch (logged once the loop ends: a handler never logs)
+
+
+def _stopping(stop: threading.Event, signum: int) -> None:
+    """SIGTERM or Ctrl-C: nothing more is sent, what is in flight is recorded, and watch exits 0."""
+    _STOPPED_BY.append(signum)
+    stop.set()
 
 
 PRUNE_EVERY = 86400.0  # watch --prune-after prunes once a day
 
 
-def _prune(fleet_file: str, env: Mapping[str, str], older_than: float, logger: JsonLines) -> bool:
+def _prune(fleet_file: str, env: Mapping[str, str], older_than: float, logger: EventLog) -> bool:
     """Prune the state between runs (its lock taken at once, or skipped until the next run); True when done."""
     try:
         store = open_store(state_url(fleet_file, env))
@@ -131,10 +192,10 @@ def _prune(fleet_file: str, env: Mapping[str, str], older_than: float, logger: J
         finally:
             store.close()
     except ReconcilerError as exc:
-        logger.log(event="prune", error=str(exc))
+        logger.warning("prune", error=str(exc))
         return False
-    logger.log(
-        event="prune",
+    logger.info(
+        "prune",
         before=cutoff,
         actions=pruned.actions,
         statuses=pruned.events,
@@ -148,8 +209,7 @@ def _one_run(
     fleet_file: str,
     options: Options,
     env: Mapping[str, str],
-    logger: JsonLines,
-    stderr: TextIO,
+    logger: EventLog,
     failures: Counter[str],
     interval: float,
     stop: threading.Event,
@@ -158,6 +218,7 @@ def _one_run(
     """One run: its exit code, and when the change window opens if it is closed."""
     started = time.monotonic()
     planned: list[Plan] = []
+    stderr: TextIO = Lines(logger)  # type: ignore[assignment]  # what apply tells a person: a "note" line each
 
     def review(plan: Plan) -> bool:
         planned.append(plan)
@@ -170,26 +231,29 @@ def _one_run(
             options,
             env=env,
             review=review,
-            progress=logger,
+            progress=_Actions(logger),
             stderr=stderr,
             owner="reconciler watch",
             interrupts=Interrupts(stderr, stop=stop, quit_when_idle=False),  # SIGTERM stops the sending at once
         )
     except LockHeldError as exc:
-        logger.log(event="run", skipped="state locked", detail=str(exc), code=3)
+        logger.info("run", skipped="state locked", detail=str(exc), code=3)
         if metrics is not None:
-            metrics.run_ended(code=3, at=time.time())
+            metrics.run_ended(code=3, at=time.time(), seconds=time.monotonic() - started)
         return 3, ""
     except ReconcilerError as exc:
-        logger.log(event="run", error=str(exc), code=exc.exit_code)
+        logger.error("run", error=str(exc), code=exc.exit_code, seconds=round(time.monotonic() - started, 1))
         if metrics is not None:
-            metrics.run_ended(code=exc.exit_code, at=time.time())
+            metrics.run_ended(code=exc.exit_code, at=time.time(), seconds=time.monotonic() - started)
         _told(_notify_error(fleet_file, env, exc, stop), logger, metrics)
         return exc.exit_code, ""
+    if result.fleet:
+        logger.bind(fleet=result.fleet)
     counts = Counter(o.result for o in result.outcomes)
     plan = planned[0] if planned else None
     logger.log(
-        event="run",
+        "run",
+        "info" if result.code == 0 else "warning",
         code=result.code,
         seconds=round(time.monotonic() - started, 1),
         changes=len(plan.changes) if plan else 0,
@@ -198,11 +262,15 @@ def _one_run(
         **{str(name): counts.get(name, 0) for name in _LOGGED},
         **_brakes(result),
     )
-    _back_off_repeated_failures(fleet_file, env, result.outcomes, failures, interval, logger)
+    try:
+        _back_off_repeated_failures(fleet_file, env, result.outcomes, failures, interval, logger)
+    except ReconcilerError as exc:  # the state went away after the run: the next run backs them off
+        logger.warning("backoff", error=str(exc))
     if metrics is not None:
         metrics.run_ended(
             code=result.code,
             at=time.time(),
+            seconds=time.monotonic() - started,
             outcomes=result.outcomes,
             changes=result.changes,
             requests=result.requests,
@@ -226,10 +294,11 @@ def _notify_error(
     return notify.send(desired.notify, desired.fleet, exc.exit_code, found, stop=stop)
 
 
-def _told(deliveries: list[Delivery], logger: JsonLines, metrics: Metrics | None) -> None:
+def _told(deliveries: list[Delivery], logger: EventLog, metrics: Metrics | None) -> None:
     """A log line per notification posted, and the count of them delivered and failed."""
     for delivery in deliveries:
-        logger.log(event="notify", url=delivery.target, events=delivery.events, error=delivery.error or None)
+        level = "warning" if delivery.error else "info"
+        logger.log("notify", level, url=delivery.target, events=delivery.events, error=delivery.error or None)
     if metrics is not None:
         metrics.notified(sum(1 for d in deliveries if not d.error), sum(1 for d in deliveries if d.error))
 
@@ -255,7 +324,7 @@ def _back_off_repeated_failures(
     outcomes: list[Outcome],
     failures: Counter[str],
     interval: float,
-    logger: JsonLines,
+    logger: EventLog,
 ) -> None:
     """A vehicle failing run after run waits twice the interval, then four times … (a day at most)."""
     failed = {addresses.vin_of(o.address) for o in outcomes if o.result == Result.FAILED}
@@ -276,6 +345,6 @@ def _back_off_repeated_failures(
             until = (datetime.now(UTC) + wait).isoformat(timespec="seconds")
             store.set_backoff(addresses.vehicle_prefix(vin), "RepeatedFailures", until)
             store.add_history(addresses.vehicle_prefix(vin), "backed off", f"{failures[vin]} failed runs in a row")
-            logger.log(event="backoff", vehicle=vin, until=until, failed_runs=failures[vin])
+            logger.warning("backoff", vehicle=vin, until=until, failed_runs=failures[vin])
     finally:
         store.close()

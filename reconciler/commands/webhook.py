@@ -1,20 +1,26 @@
-"""``reconciler webhook``: receive the API's remote events and record them in the state."""
+"""``reconciler webhook``: receive the API's remote events and record them in the state.
+
+It logs JSON lines (``--log-format text`` for people) on stdout, and nothing
+else anywhere: its start, the metrics' address, every refused request, a
+store that failed, its stop; an error that keeps it from starting is one such
+line on stderr.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from ..core.model import Desired
 from ..errors import ReconcilerError
 from ..fleetfile import loader
-from ..service.webhook_receiver import MAX_BODY, beating, create_app
+from ..service.logs import EventLog, capturing
+from ..service.webhook_receiver import MAX_BODY, beating, create_app, state_answers
 from ..state.backends import open_store, state_url
 from ..state.base import StateStore
 
@@ -32,18 +38,50 @@ def run(
     max_body: int,
     metrics_host: str = "127.0.0.1",
     metrics_port: int | None = None,
+    log_format: str = "json",
+) -> int:
+    try:
+        desired = loader.read(fleet_file, shell.env)
+    except ReconcilerError as exc:
+        EventLog(shell.stderr, log_format).error("error", message=str(exc), code=exc.exit_code)
+        return exc.exit_code
+    log = EventLog(shell.stdout, log_format, fleet=desired.fleet)
+    try:
+        return _run(shell, fleet_file, desired, log, host, port, max_body, metrics_host, metrics_port)
+    except ReconcilerError as exc:
+        EventLog(shell.stderr, log_format, fleet=desired.fleet).error("error", message=str(exc), code=exc.exit_code)
+        return exc.exit_code
+
+
+def _run(
+    shell: Shell,
+    fleet_file: str,
+    desired: Desired,
+    log: EventLog,
+    host: str,
+    port: int,
+    max_body: int,
+    metrics_host: str,
+    metrics_port: int | None,
 ) -> int:
     from ..service.metrics import serving
 
-    desired = loader.read(fleet_file, shell.env)
     sock = listen(host, port)  # before saying "listening": a port in use is an error, not a later surprise
-    store = open_store(state_url(fleet_file, shell.env), fleet=desired.fleet)
     try:
-        with serving(metrics_host, metrics_port, lambda url: shell.stdout.write(f"metrics at {url}\n")) as metrics:
-            _receive(desired, store, sock, host, max_body, shell.stdout, metrics)
+        store = open_store(state_url(fleet_file, shell.env), fleet=desired.fleet)
+        try:
+            with (
+                capturing(log),
+                serving(
+                    metrics_host, metrics_port, lambda url: log.info("metrics", url=url), lambda: state_answers(store)
+                ) as metrics,
+            ):
+                _receive(desired, store, sock, host, max_body, log, metrics)
+        finally:
+            store.close()
     finally:
         sock.close()
-        store.close()
+    log.info("stop", code=0)
     return 0
 
 
@@ -53,19 +91,26 @@ def _receive(
     sock: socket.socket,
     host: str,
     max_body: int,
-    out: TextIO,
+    log: EventLog,
     metrics: Metrics | None,
 ) -> None:
     import uvicorn
 
     count = _counter(metrics, store) if metrics is not None else None
     app = create_app(desired, store, max_body=max_body or MAX_BODY, count=count)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     bound = sock.getsockname()[1]
-    out.write(f"reconciler webhook receiver listening on http://{host}:{bound}/ for fleet {desired.fleet}\n")
-    out.flush()
+    shown = f"[{host}]" if ":" in host else host
+    log.info("listening", url=f"http://{shown}:{bound}/", health=f"http://{shown}:{bound}/healthz")
     signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises it after a clean stop
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=15)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        log_config=None,  # its loggers are captured as events: no handler of its own
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=15,
+        timeout_graceful_shutdown=5,  # SIGTERM: requests in progress get 5 s, well inside a grace period
+    )
     instance = f"{host}:{bound} pid {os.getpid()} on {socket.gethostname()}"
     with beating(store, instance), contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])

@@ -1,21 +1,40 @@
-"""Prometheus metrics for ``watch`` and ``webhook`` (DESIGN §9.4), served at ``/metrics``.
+"""Prometheus metrics for ``watch`` and ``webhook`` (DESIGN §9.4), served at ``/metrics``, with the probes.
 
 Each process has its own registry: the names below, plus the process and
-platform collectors. No label carries a VIN or an address (a 100,000-vehicle
-fleet would make as many series): actions are counted by remote type and
-result, held addresses by reason. Counters add up over the runs of one
-process; the gauges say how the last run left things.
+platform collectors; no ``_created`` series (they double every counter's
+series for a timestamp nobody graphs). No label carries a VIN or an address (a
+100,000-vehicle fleet would make as many series): actions are counted by
+remote type and result, held addresses by reason. Counters add up over the
+runs of one process; the gauges say how the last run left things.
+
+The same port answers ``/healthz`` (the process serves: 200) and ``/readyz``
+(200 when the check the daemon gives says ready, else 503 with the reason);
+any other path is a 404.
 """
 
 from __future__ import annotations
 
+import json
+import platform
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.exposition import start_http_server
+import prometheus_client
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.exposition import choose_encoder
 
+from .. import __version__
 from ..core import parts
 from ..core.outcomes import Outcome
 from ..core.vocabulary import Action, Result, When
@@ -37,16 +56,25 @@ HELD_REASONS = tuple(When)
 CHANGE_ACTIONS = tuple(Action)
 REMOTE_TYPES = (*parts.REMOTE_TYPES, "callback")  # the label values of reconciler_actions_total
 WEBHOOK_RESULTS = ("recorded", "duplicate", "refused", "error")
+RUN_SECONDS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)  # a run's duration: seconds to an hour
+# Whether the daemon is ready: (True, "") or (False, what is wrong).
+Readiness = Callable[[], tuple[bool, str]]
+
+
+def always_ready() -> tuple[bool, str]:
+    return True, ""
 
 
 @contextmanager
-def serving(host: str, port: int | None, announce: Callable[[str], object]) -> Iterator[Metrics | None]:
+def serving(
+    host: str, port: int | None, announce: Callable[[str], object], ready: Readiness = always_ready
+) -> Iterator[Metrics | None]:
     """Metrics served on ``host:port`` while the block runs (``announce`` is told the URL); None without a port."""
     if port is None:
         yield None
         return
     metrics = Metrics()
-    announce(metrics.serve(host, port))
+    announce(metrics.serve(host, port, ready))
     try:
         yield metrics
     finally:
@@ -57,12 +85,26 @@ class Metrics:
     """One process's metrics, and the HTTP server that serves them."""
 
     def __init__(self) -> None:
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         registry = self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
+        build = Gauge(
+            "reconciler_build_info",
+            "Always 1: the reconciler version and the Python it runs on, as labels.",
+            ["version", "python"],
+            registry=registry,
+        )
+        build.labels(__version__, platform.python_version()).set(1)
         self.runs = Counter(
             "reconciler_runs", "Runs (refresh, plan, apply), by exit code.", ["code"], registry=registry
+        )
+        self.run_seconds = Histogram(
+            "reconciler_run_duration_seconds",
+            "How long each run (refresh, plan, apply) took.",
+            buckets=RUN_SECONDS,
+            registry=registry,
         )
         self.changes = Counter(
             "reconciler_changes", "Changes sent, by action (create, update, …).", ["action"], registry=registry
@@ -127,13 +169,19 @@ class Metrics:
             self.notifications.labels(result)
         self._server: Any = None
 
-    def serve(self, host: str, port: int) -> str:
-        """Serve ``/metrics`` on ``host:port`` in a daemon thread; the URL. A port in use is an error."""
+    def serve(self, host: str, port: int, ready: Readiness = always_ready) -> str:
+        """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``host:port`` in a daemon thread; the URL.
+
+        A port in use is an error.
+        """
+        handler = type("Handler", (_Handler,), {"registry": self.registry, "ready": staticmethod(ready)})
         try:
-            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
+            server = _Server((host, port), handler)
+        except (OSError, OverflowError) as exc:
             raise ReconcilerError(f"cannot serve metrics on {host}:{port}: {exc}") from exc
-        bound = self._server.server_address[1]
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        self._server = server
+        bound = server.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{bound}/metrics"
 
@@ -156,11 +204,14 @@ class Metrics:
         drift: int | None = None,
         pending: int | None = None,
         halted: bool | None = None,
+        seconds: float | None = None,
     ) -> None:
         """Count a run; the gauges it knows of are set (a run that failed early, with no ``outcomes``,
         leaves them as they were)."""
         self.runs.labels(str(code)).inc()
         self.last_run.set(at)
+        if seconds is not None:
+            self.run_seconds.observe(seconds)
         for action, count in (changes or {}).items():
             self.changes.labels(action).inc(count)
         if outcomes is not None:
@@ -194,3 +245,52 @@ class Metrics:
         """``count`` events recorded, duplicate or failed to store; a refused request counts once."""
         if count > 0:
             self.webhook_events.labels(result).inc(count)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        import socket
+
+        infos = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
+        self.address_family = infos[0][0]
+        host, port = infos[0][4][:2]
+        super().__init__((str(host), int(port)), handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """``/metrics`` (Prometheus text or OpenMetrics, as the scraper asks), ``/healthz``, ``/readyz``."""
+
+    registry: CollectorRegistry
+    ready: Readiness
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            self._send(200, encoder(self.registry), content_type)
+        elif path == "/healthz":
+            self._send(200, b'{"status": "ok"}\n', "application/json")
+        elif path == "/readyz":
+            try:
+                ok, why = self.ready()
+            except Exception as exc:  # a probe answers, whatever the check raised
+                ok, why = False, f"{type(exc).__name__}: {exc}"
+            body = {"status": "ready"} if ok else {"status": "not ready", "reason": why}
+            self._send(200 if ok else 503, (json.dumps(body) + "\n").encode(), "application/json")
+        else:
+            self._send(
+                404, b'{"status": "not found", "paths": ["/metrics", "/healthz", "/readyz"]}\n', "application/json"
+            )
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a scrape every 15 s is not a log line

@@ -9,6 +9,12 @@ types and statuses). A valid body answers 200 once its events are stored, 500
 when they could not be (the API retries by the callback's policy); events are
 recorded idempotently: the same status of the same action counts once. Every
 refused request is logged in one line.
+
+``GET /healthz`` answers 200 while the process serves; ``GET /readyz`` 200 when
+the state answers, else 503 (after trying a new connection once). Store calls
+run in Starlette's threadpool, never on the event loop; a lost database
+connection is replaced on the next request (the one that met it answers 500,
+and the API sends its events again).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from starlette.routing import Route
 
 from ..core import spec
 from ..core.model import Desired, Secret
-from ..errors import ReconcilerError
+from ..errors import ReconcilerError, StateError
 from ..run.ending import record_final
 from ..run.wakeups import note_status
 from ..state.base import HEARTBEAT_EVERY, PENDING_JOURNAL_STATUSES, RECEIVER, JournalEntry, StateStore
@@ -66,7 +72,7 @@ def beating(store: StateStore, instance: str, every: float = HEARTBEAT_EVERY) ->
             try:
                 store.beat(RECEIVER, instance)
             except ReconcilerError as exc:
-                log.warning("could not record the receiver's heartbeat: %s", exc)
+                log.warning("could not record the receiver's heartbeat: %s", exc, extra={"event": "heartbeat_failed"})
             if stop.wait(every):
                 return
 
@@ -124,31 +130,92 @@ def create_app(
             # Every event is bound to our journal before any is recorded: one that is not
             # this callback's own refuses the whole request, and nothing changes.
             bound = await run_in_threadpool(_bind, store, label, events)
+        except StateError as exc:
+            return await _store_failed(exc, 0)
         except _Refused as refused:
-            log.warning("refused a request from %s: %s %s", where, refused.status, refused.message)
+            log.warning(
+                "refused a request from %s: %s %s",
+                *(where, refused.status, refused.message),
+                extra={"event": "refused", "fields": {"client": where, "status": refused.status}},
+            )
             tally("refused", 1)
             return _answer(refused.status, refused.message)
         except TimeoutError:
-            log.warning("refused a request from %s: 408 the body did not arrive within %s s", where, read_timeout)
+            log.warning(
+                "refused a request from %s: 408 the body did not arrive within %s s",
+                *(where, read_timeout),
+                extra={"event": "refused", "fields": {"client": where, "status": 408}},
+            )
             tally("refused", 1)
             return _answer(408, f"the body did not arrive within {read_timeout:g} s")
         except ClientDisconnect:
-            log.warning("a request from %s was cut off before its body ended", where)
+            log.warning(
+                "a request from %s was cut off before its body ended",
+                where,
+                extra={"event": "refused", "fields": {"client": where, "status": 400}},
+            )
             tally("refused", 1)
             return _answer(400, "the body was cut off")
         try:
             new, ended = await run_in_threadpool(_record_all, store, bound)
         except Exception as exc:  # any failure to store means "send them again"
-            log.error("could not store %d events: %s: %s", len(events), type(exc).__name__, exc)
-            tally("error", len(events))
-            return _answer(500, "the events could not be stored; send them again")
+            return await _store_failed(exc, len(events))
         tally("recorded", new)
         tally("duplicate", len(events) - new)
         if ended:
             tally("ended", ended)  # actions that are pending no more
         return _answer(200, f"{new} new of {len(events)} events recorded")
 
-    return Starlette(routes=[Route("/", receive, methods=["POST"]), Route("/{path:path}", receive, methods=["POST"])])
+    async def _store_failed(exc: Exception, count: int) -> Response:
+        log.error(
+            "could not store %d events: %s: %s",
+            *(count, type(exc).__name__, exc),
+            extra={"event": "store_failed", "fields": {"events": count}},
+        )
+        tally("error", count)
+        if isinstance(exc, StateError):
+            await run_in_threadpool(_reconnect, store)  # the next request finds a new connection
+        return _answer(500, "the events could not be stored; send them again")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        ok, why = await run_in_threadpool(state_answers, store)
+        if ok:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "reason": why}, status_code=503)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", readyz, methods=["GET", "HEAD"]),
+            Route("/", receive, methods=["POST"]),
+            Route("/{path:path}", receive, methods=["POST"]),
+        ]
+    )
+
+
+def state_answers(store: StateStore) -> tuple[bool, str]:
+    """Ready when the state answers; a connection that does not is replaced once before saying no."""
+    try:
+        store.ping()
+        return True, ""
+    except ReconcilerError:
+        pass
+    try:
+        store.reconnect()
+        store.ping()
+        return True, ""
+    except ReconcilerError as exc:
+        return False, str(exc)
+
+
+def _reconnect(store: StateStore) -> None:
+    try:
+        store.reconnect()
+    except ReconcilerError as exc:
+        log.warning("could not reconnect to the state: %s", exc, extra={"event": "state_unreachable"})
 
 
 def _bind(store: StateStore, label: str, events: list[dict[str, Any]]) -> list[tuple[JournalEntry, dict[str, Any]]]:

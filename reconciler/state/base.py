@@ -89,6 +89,14 @@ class StateStore(Protocol):
 
     def is_initialized(self) -> bool: ...
 
+    def ping(self) -> None:
+        """Ask the database a trivial question; ``StateError`` when it does not answer (a readiness probe)."""
+        ...
+
+    def reconnect(self) -> None:
+        """Drop the connection and open a new one (after a lost connection: a long-running receiver)."""
+        ...
+
     def transaction(self) -> AbstractContextManager[Any]:
         """Make the writes inside one transaction: all of them, or none."""
         ...

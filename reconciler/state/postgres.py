@@ -235,6 +235,20 @@ class PostgresDialect:
         finally:
             self.close()  # ends the lock's session: PostgreSQL releases the advisory lock
 
+    def fence(self, db: Connection, lock_id: str) -> bool:
+        """The lock row is still this run's and its session still holds the advisory lock.
+
+        ``FOR SHARE`` keeps the row as it is until this transaction commits: a run
+        taking the lock over updates that row first, so it waits for this commit,
+        and then reads what was journaled here.
+        """
+        row = db.execute(
+            "SELECT 1 FROM lock WHERE lock_id = ? AND backend IN "
+            "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted) FOR SHARE OF lock",
+            (lock_id,),
+        ).fetchone()
+        return row is not None
+
     def unlock(self, store: SQLStore, lock_id: str, *, force: bool) -> LockInfo:
         """Release ``lock_id``: refused while its session lives, unless ``force`` (which ends that session)."""
         with store.transaction() as db:

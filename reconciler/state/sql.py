@@ -30,7 +30,7 @@ from ..core.model import (
 )
 from ..core.vocabulary import RolloutState
 from ..core.wakeups import WakeupUse, month_of
-from ..errors import StateError
+from ..errors import LockLostError, StateError
 from .base import PENDING_JOURNAL_STATUSES, JournalEntry, LockInfo, Pruned, fresh_recorded
 
 # What a state is made of, for copying it between backends: columns, and the order rows came in.
@@ -123,6 +123,10 @@ class Dialect(Protocol):
 
     def release_lock(self, store: SQLStore, lock_id: str) -> None: ...
 
+    def fence(self, db: Connection, lock_id: str) -> bool:
+        """Within a transaction on ``db``: True while ``lock_id`` is still held (and stays so until it commits)."""
+        ...
+
     def unlock(self, store: SQLStore, lock_id: str, *, force: bool) -> LockInfo: ...
 
     def close(self) -> None: ...
@@ -145,6 +149,7 @@ class SQLStore:
         self.readonly = readonly
         self.fleet = fleet
         self.lock = threading.RLock()  # apply's worker threads share one connection
+        self.held: str | None = None  # the state lock this store took: every send is fenced by it
         self.db: Connection | None = dialect.connect(readonly)
         self._check_fleet()
 
@@ -520,8 +525,21 @@ class SQLStore:
     # the journal: every mutating call, written before it is sent
 
     def journal_start(self, entry: JournalEntry) -> None:
+        """Journal a call before it is sent, fenced: refused (``LockLostError``) once the run's lock is gone.
+
+        A run whose lock session ended (killed, its connection cut) may have been
+        replaced by another run already: the journal row and the check that the
+        lock is still this run's commit together, so a run that lost its hold
+        journals — and so sends — nothing more, and what it journaled before is
+        what the next holder reads (and settles, never sends again).
+        """
         at = now()
         with self.transaction() as db:
+            if self.held is not None and not self.dialect.fence(db, self.held):
+                raise LockLostError(
+                    f"this run no longer holds the lock of the state {self.where} (its database session ended, "
+                    "or another run took the lock): nothing more is sent; the next run settles what this one sent"
+                )
             db.execute(
                 "INSERT INTO actions (key, address, vin, callback, remote_type, method, request, after, "
                 "remote_action_id, status, failure_cause, created_at, updated_at) "
@@ -750,7 +768,8 @@ class SQLStore:
     def acquire_lock(self, owner: str, timeout: float = 0.0) -> str:
         """Take the state lock or raise ``LockHeldError`` naming its holder; returns the lock id."""
         self.writable()
-        return self.dialect.acquire_lock(self, owner, timeout)
+        self.held = self.dialect.acquire_lock(self, owner, timeout)
+        return self.held
 
     def release_lock(self, lock_id: str) -> None:
         """Release the lock; best effort when the state itself failed (the run's own error is what to say).
@@ -758,6 +777,8 @@ class SQLStore:
         A lock left behind that way is taken over: SQLite's names a process that
         is gone, PostgreSQL's advisory lock ends with its connection.
         """
+        if self.held == lock_id:
+            self.held = None
         if self.db is not None and not self.readonly:
             with contextlib.suppress(StateError):
                 self.dialect.release_lock(self, lock_id)
@@ -797,6 +818,20 @@ class SQLStore:
             for table, (columns, _) in TABLES.items():
                 marks = ", ".join("?" * len(columns))
                 db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows.get(table, []))
+
+    def ping(self) -> None:
+        if self.db is None:
+            return  # read-only and nothing written yet: the database answered when it was opened
+        with self.lock:
+            self.db.execute("SELECT 1").fetchone()
+
+    def reconnect(self) -> None:
+        with self.lock:
+            if self.db is not None:
+                with contextlib.suppress(Exception):  # it is being replaced because it failed
+                    self.db.close()
+            self.db = None
+            self.db = self.dialect.connect(self.readonly)
 
     def close(self) -> None:
         # Under the lock: closing a connection another thread is using crashes sqlite3.

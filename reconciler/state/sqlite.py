@@ -215,6 +215,11 @@ class SQLiteDialect:
         with store.transaction() as db:
             db.execute("DELETE FROM lock WHERE lock_id = ?", (lock_id,))
 
+    def fence(self, db: Connection, lock_id: str) -> bool:
+        """The lock row is still this run's (``state unlock --force`` and another run would have replaced it);
+        the write transaction holds SQLite's write lock until it commits."""
+        return db.execute("SELECT 1 FROM lock WHERE lock_id = ?", (lock_id,)).fetchone() is not None
+
     def unlock(self, store: SQLStore, lock_id: str, *, force: bool) -> LockInfo:
         with store.transaction() as db:
             holder = _holder(db)

@@ -191,8 +191,8 @@ def test_webhook_counts_events_by_result(sim: Simulator, fleet: Path, monkeypatc
     process = service("webhook", "-f", str(fleet), "--port", "0", "--metrics-port", "0")
     try:
         assert process.stdout is not None
-        metrics_url = process.stdout.readline().split()[-1]
-        hook_url = process.stdout.readline().split(" on ")[1].split()[0]
+        metrics_url = json.loads(process.stdout.readline())["url"]
+        hook_url = json.loads(process.stdout.readline())["url"]
         assert httpx.post(hook_url, json={"callbackId": "x", "events": []}).status_code == 401
         found = families(metrics_url)
         values = {s.labels["result"]: s.value for s in found["reconciler_webhook_events"].samples if "_total" in s.name}
