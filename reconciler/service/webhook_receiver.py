@@ -162,8 +162,8 @@ def create_app(
             return await _store_failed(exc, len(events))
         tally("recorded", new)
         tally("duplicate", len(events) - new)
-        if ended:
-            tally("ended", ended)  # actions that are pending no more
+        if ended:  # actions that are pending no more: now and then recounted from the store, off the event loop
+            await run_in_threadpool(tally, "ended", ended)
         return _answer(200, f"{new} new of {len(events)} events recorded")
 
     async def _store_failed(exc: Exception, count: int) -> Response:
