@@ -23,6 +23,7 @@ from ..errors import (
     ApiError,
     AuthError,
     Cancelled,
+    LockLostError,
     RateLimitedError,
     ReconcilerError,
     UnknownOutcome,
@@ -173,11 +174,15 @@ class RemoteActions:
         except ReconcilerError as exc:
             return _outcome(change, Result.FAILED, str(exc))
         entry = _entry(change, path)
-        with ctx.store.transaction():  # journaled, and its wake-up counted, before it is sent
-            ctx.store.journal_start(entry)
-            ctx.store.add_history(change.address, "send", change.summary)
-            if self._wakeups is not None:
-                self._wakeups.sent(change, wakes)
+        try:
+            with ctx.store.transaction():  # journaled, and its wake-up counted, before it is sent
+                ctx.store.journal_start(entry)
+                ctx.store.add_history(change.address, "send", change.summary)
+                if self._wakeups is not None:
+                    self._wakeups.sent(change, wakes)
+        except LockLostError:
+            ctx.stop.set()  # another run holds the state now: nothing more leaves, no wait goes on
+            raise
         answer = self._post_once(entry, path, reveal(change.request.body))
         if isinstance(answer, Outcome):
             return answer

@@ -223,6 +223,37 @@ def test_a_run_that_lost_its_lock_session_journals_and_so_sends_nothing_more(pos
     other.close()
 
 
+def test_an_apply_whose_lock_session_is_cut_stops_sending_at_once_and_the_next_run_sends_nothing_twice(
+    sim: Simulator, fleet: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psycopg
+
+    monkeypatch.setenv("RECONCILER_STATE", postgres_url)
+    sim.faults.slow = 0.2  # one call at a time, 0.2 s each: the run sends for seconds
+    cut_at: list[int] = []
+
+    def cut() -> None:
+        deadline = time.monotonic() + 60
+        while not remote_posts(sim) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with psycopg.connect(postgres_url, autocommit=True) as db:  # only the lock's session, not the store's
+            db.execute("SELECT pg_terminate_backend(backend) FROM lock")
+        cut_at.append(len(remote_posts(sim)))
+
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    started = time.monotonic()
+    code = apply(fleet, "--parallelism", "1")
+    cutter.join()
+    err = capsys.readouterr().err
+    assert code == 1 and "no longer holds the lock" in err, err
+    assert len(remote_posts(sim)) <= cut_at[0] + 1  # at most the call journaled before the cut
+    assert time.monotonic() - started < 30  # no wait went on for the actions in flight
+    sim.faults.slow = 0.0
+    assert apply(fleet) == 0  # the next run settles what the cut one sent, and sends the rest
+    assert _distinct_posts(sim, 0) == (10, 10)
+
+
 def _distinct_posts(sim: Simulator, since: int) -> tuple[int, int]:
     """How many remote POSTs since ``since``, and how many distinct ones (path and body, the label aside)."""
     posts = [
