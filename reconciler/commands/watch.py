@@ -127,7 +127,8 @@ def run(
     stop = stop or threading.Event()
     ready = _Readiness(fleet_file, shell.env)
     ready()  # the fleet id, for every line (None until the file loads)
-    logger = EventLog(shell.stdout, log_format, fleet=ready.fleet)
+    # Every line carries the run it belongs to: the coming run's id before it, the last one's after it.
+    logger = EventLog(shell.stdout, log_format, fleet=ready.fleet, run=_run_id())
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda signum, _: _stopping(stop, signum))
@@ -142,13 +143,15 @@ def run(
             serving(metrics_host, metrics_port, lambda url: logger.info("metrics", url=url), ready) as metrics,
         ):
             logger.info("start", interval=interval, once=once)
+            first = True
             while True:
-                logger.bind(run=uuid.uuid4().hex[:12])
+                if not first:
+                    logger.bind(run=_run_id())
+                first = False
                 code, opens_at = _one_run(fleet_file, options, shell.env, logger, failures, interval, stop, metrics)
                 due = prune_after is not None and (pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY)
                 if due and _prune(fleet_file, shell.env, prune_after or 0.0, logger):
                     pruned_at = time.monotonic()
-                logger.bind(run=None)
                 if once or stop.is_set():
                     break
                 wait = interval * (1 + random.uniform(-jitter, jitter))
@@ -165,6 +168,10 @@ def run(
         return exc.exit_code
     logger.info("stop", code=code)
     return code if once else 0
+
+
+def _run_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 _STOPPED_BY: list[int] = []  # the signal that stopped watch (logged once the loop ends: a handler never logs)

@@ -43,7 +43,7 @@ def run(
     try:
         desired = loader.read(fleet_file, shell.env)
     except ReconcilerError as exc:
-        EventLog(shell.stderr, log_format).error("error", message=str(exc), code=exc.exit_code)
+        EventLog(shell.stderr, log_format, fleet=None).error("error", message=str(exc), code=exc.exit_code)
         return exc.exit_code
     log = EventLog(shell.stdout, log_format, fleet=desired.fleet)
     try:

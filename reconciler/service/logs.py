@@ -27,18 +27,14 @@ class EventLog:
     def __init__(self, out: TextIO, fmt: str = "json", **context: Any) -> None:
         self.out = out
         self.fmt = fmt
-        self.context = {k: v for k, v in context.items() if v is not None}  # fleet, run: on every line
+        self.context = dict(context)  # fleet, run: on every line (null until known, the key always there)
         # Re-entrant: a signal handler (apply's interrupts) may log while the main thread is in log().
         self._lock = threading.RLock()
 
     def bind(self, **context: Any) -> None:
-        """Set fields every later line carries (``run`` for the run in progress; None removes one)."""
+        """Set fields every later line carries (``run``: the run in progress, or the one just ended)."""
         with self._lock:
-            for key, value in context.items():
-                if value is None:
-                    self.context.pop(key, None)
-                else:
-                    self.context[key] = value
+            self.context.update(context)
 
     def log(self, event: str, level: str = "info", **fields: Any) -> None:
         ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

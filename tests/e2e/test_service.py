@@ -154,7 +154,8 @@ def test_watch_serves_probes_beside_its_metrics_and_logs_every_run_as_json(
     code, err = watcher.stop()
     assert code == 0 and err == ""
     runs = {line["run"] for line in watcher.lines if line["event"] == "action"}
-    assert len(runs) == 1  # the first run's actions carry its run id
+    assert len(runs) == 1 and runs == {first["run"]}  # the first run's actions carry its run id
+    assert all(line["run"] for line in watcher.lines)  # every line: the run it belongs to, or follows
     every_line_is_an_event(watcher)
 
 
