@@ -47,6 +47,13 @@ _FILE = click.option(
 )
 
 
+_LOCK_TIMEOUT = click.option(
+    "--lock-timeout",
+    type=Finite(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for the state lock; by default fail at once (exit 3).",
+)
 _DEADLINE = click.option(
     "--deadline",
     type=Finite(1),
@@ -311,13 +318,7 @@ def show(shell: Shell, plan_file: str, fmt: str) -> int:
     show_default=True,
     help="Vehicles handled at once (the client's pacing, not this, keeps under the rate limit).",
 )
-@click.option(
-    "--lock-timeout",
-    type=Finite(0),
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for the state lock; by default fail at once (exit 3).",
-)
+@_LOCK_TIMEOUT
 @click.option("--target", "targets", multiple=True, metavar="ADDR", help="Apply only this address; repeatable.")
 @click.option(
     "--refresh/--no-refresh",
@@ -410,13 +411,7 @@ def apply(
 
 @cli.command()
 @_FILE
-@click.option(
-    "--lock-timeout",
-    type=Finite(0),
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for the state lock; by default fail at once (exit 3).",
-)
+@_LOCK_TIMEOUT
 @click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True)
 @_REFRESH_CAPABILITIES
 @_TRACE
@@ -575,13 +570,7 @@ def state_history(shell: Shell, address: str | None, fleet_file: str) -> int:
     show_default=True,
     help="Drop what ended longer ago than this: 30d, 12h … (at least an hour).",
 )
-@click.option(
-    "--lock-timeout",
-    type=Finite(0),
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for the state lock; by default fail at once (exit 3).",
-)
+@_LOCK_TIMEOUT
 @click.pass_obj
 def state_prune(shell: Shell, fleet_file: str, older_than: str, lock_timeout: float) -> int:
     """Drop finished actions and history older than --older-than; say what was dropped.

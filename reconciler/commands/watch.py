@@ -35,7 +35,7 @@ from ..run import notify, pruning
 from ..run.interrupts import Interrupts
 from ..run.notify import Delivery
 from ..run.session import Options, RunResult, apply_fleet, lock_owner, notify_run
-from ..service.logs import EventLog, Lines, capturing
+from ..service.logs import EventLog, Lines, capturing, refused_to_start
 from ..service.metrics import Metrics, serving
 from ..state.backends import open_store, state_url
 from .shell import Shell
@@ -164,8 +164,7 @@ def run(
             if _STOPPED_BY:
                 logger.info("stopping", signal=signal.Signals(_STOPPED_BY[-1]).name)
     except ReconcilerError as exc:  # before the first run: the metrics port cannot be served
-        EventLog(shell.stderr, log_format, fleet=ready.fleet).error("error", message=str(exc), code=exc.exit_code)
-        return exc.exit_code
+        return refused_to_start(shell.stderr, log_format, ready.fleet, exc)
     logger.info("stop", code=code)
     return code if once else 0
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..core.model import Desired
 from ..errors import ReconcilerError
 from ..fleetfile import loader
-from ..service.logs import EventLog, capturing
+from ..service.logs import EventLog, capturing, refused_to_start
 from ..service.webhook_receiver import MAX_BODY, beating, create_app, state_answers
 from ..state.backends import open_store, state_url
 from ..state.base import StateStore
@@ -40,17 +40,14 @@ def run(
     metrics_port: int | None = None,
     log_format: str = "json",
 ) -> int:
+    fleet = None
     try:
         desired = loader.read(fleet_file, shell.env)
-    except ReconcilerError as exc:
-        EventLog(shell.stderr, log_format, fleet=None).error("error", message=str(exc), code=exc.exit_code)
-        return exc.exit_code
-    log = EventLog(shell.stdout, log_format, fleet=desired.fleet)
-    try:
+        fleet = desired.fleet
+        log = EventLog(shell.stdout, log_format, fleet=fleet)
         return _run(shell, fleet_file, desired, log, host, port, max_body, metrics_host, metrics_port)
     except ReconcilerError as exc:
-        EventLog(shell.stderr, log_format, fleet=desired.fleet).error("error", message=str(exc), code=exc.exit_code)
-        return exc.exit_code
+        return refused_to_start(shell.stderr, log_format, fleet, exc)
 
 
 def _run(

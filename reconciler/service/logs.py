@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from ..errors import ReconcilerError
+
 FORMATS = ("json", "text")
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -51,6 +53,12 @@ class EventLog:
 
     def error(self, event: str, **fields: Any) -> None:
         self.log(event, "error", **fields)
+
+
+def refused_to_start(stream: TextIO, fmt: str, fleet: str | None, exc: ReconcilerError) -> int:
+    """What kept a daemon from starting, as one ``error`` line on ``stream`` (stderr); its exit code."""
+    EventLog(stream, fmt, fleet=fleet).error("error", message=str(exc), code=exc.exit_code)
+    return exc.exit_code
 
 
 def _json(line: dict[str, Any]) -> str:
@@ -115,12 +123,16 @@ class _Records(logging.Handler):
 
 
 # The loggers a daemon's libraries write to: all of them become events, none prints on its own.
-_CAPTURED = ("reconciler", "uvicorn", "uvicorn.error", "uvicorn.access", "starlette", "httpx")
+_CAPTURED = ("reconciler", "reconciler.http", "uvicorn", "uvicorn.error", "uvicorn.access", "starlette", "httpx")
 
 
 @contextmanager
 def capturing(log: EventLog, level: int = logging.INFO) -> Iterator[None]:
-    """While the block runs, every standard log record of the daemon's loggers is an event of ``log``."""
+    """While the block runs, every standard log record of the daemon's loggers is an event of ``log``.
+
+    A logger set lower than ``level`` keeps its level: the HTTP trace (``reconciler.http`` at DEBUG
+    with ``--debug``) goes on, as ``http`` events.
+    """
     handler = _Records(log)
     saved = []
     for name in _CAPTURED:
@@ -130,15 +142,10 @@ def capturing(log: EventLog, level: int = logging.INFO) -> Iterator[None]:
         logger.propagate = False
         if name == "httpx":
             logger.setLevel(logging.WARNING)  # its INFO lines carry URLs with the client_id
-        else:
+        elif logger.level == logging.NOTSET or logger.level > level:
             logger.setLevel(level)
-    trace = logging.getLogger("reconciler.http")  # the HTTP trace keeps its own level (on with --debug)
-    trace_saved = (trace.handlers[:], trace.propagate)
-    if trace.handlers:
-        trace.handlers = [handler]
     try:
         yield
     finally:
-        trace.handlers, trace.propagate = trace_saved
         for logger, handlers, old_level, propagate in saved:
             logger.handlers, logger.level, logger.propagate = handlers, old_level, propagate

@@ -52,3 +52,21 @@ def test_library_records_are_events_and_httpx_info_never_is() -> None:
     assert [(x["event"], x["level"]) for x in lines] == [("uvicorn.error", "warning"), ("store_failed", "error")]
     assert lines[1]["events"] == 3 and "secret" not in out.getvalue()
     assert logging.getLogger("uvicorn.error").handlers == []  # put back as it was
+
+
+def test_the_http_trace_is_an_event_only_when_it_was_turned_on() -> None:
+    from reconciler.commands.shell import trace_http
+
+    out, err = io.StringIO(), io.StringIO()
+    log = EventLog(out, fleet="F1")
+    with capturing(log):
+        logging.getLogger("reconciler.http").debug("GET https://api/x?client_id=***: 200 in 3 ms")
+    assert out.getvalue() == ""  # off: nothing
+    undo = trace_http(err)
+    try:
+        with capturing(log):
+            logging.getLogger("reconciler.http").debug("GET https://api/x?client_id=***: 200 in 3 ms")
+    finally:
+        undo()
+    [line] = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert line["event"] == "http" and line["level"] == "debug" and err.getvalue() == ""
