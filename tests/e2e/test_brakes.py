@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.paths import ALL_IN_ONE_GROUP
 
 from reconciler.cli import main
 from reconciler.core import waves
@@ -25,19 +26,7 @@ def at(text: str) -> datetime:
 ROLLOUT_VINS = [f"VF3WAVEST{n:08d}" for n in range(40)]
 
 
-ROLLOUT_FLEET = """\
-apiVersion: reconciler/v1
-fleet: 0a123bc5d1e873066454b4d9
-callbacks:
-  ops:
-    webhook: {target: "https://hooks.example.com/x"}
-    remoteTypes: [ThermalPreconditioning, Immobilization]
-profiles:
-  p: {preconditioning: [{slot: 1, start: "07:30", days: weekdays}]}
-groups:
-  - {name: all, match: {all: true}, profile: p}
-rollout: {waves: [5%, 25%, 100%], bake: BAKE, maxFailures: 10%}
-"""
+ROLLOUT_FLEET = ALL_IN_ONE_GROUP + "rollout: {waves: [5%, 25%, 100%], bake: BAKE, maxFailures: 10%}\n"
 
 
 @pytest.fixture

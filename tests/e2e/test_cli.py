@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from support.paths import EXAMPLE, MINIMAL
+from support.paths import EXAMPLE, MINIMAL, files_under, write
 from support.runs import SECRET
 
 from reconciler.cli import main
@@ -19,16 +19,6 @@ from reconciler.fleetfile import loader
 from reconciler.simulator.server import Simulator
 from reconciler.state.base import fresh_recorded
 from reconciler.state.sqlite import open_sqlite
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(text)
-    return path
-
-
-def files_under(path: Path) -> set[Path]:
-    return {p for p in path.rglob("*") if p.is_file()}
 
 
 def test_usage_errors_exit_1_not_2(capsys: pytest.CaptureFixture[str]) -> None:

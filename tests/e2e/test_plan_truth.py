@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.paths import ALL_IN_ONE_GROUP
 from support.runs import FLEET, SECRET, VINS, apply, mutations, remote_posts
 
 from reconciler.cli import main
@@ -25,18 +26,6 @@ from reconciler.simulator.server import Settings, Simulator
 from reconciler.state.backends import open_store
 
 TEN = [f"VF3TRUTH{n:09d}" for n in range(10)]
-ROLLOUT = """\
-apiVersion: reconciler/v1
-fleet: 0a123bc5d1e873066454b4d9
-callbacks:
-  ops:
-    webhook: {target: "https://hooks.example.com/x"}
-    remoteTypes: [ThermalPreconditioning, Immobilization]
-profiles:
-  p: {preconditioning: [{slot: 1, start: "07:30", days: weekdays}]}
-groups:
-  - {name: all, match: {all: true}, profile: p}
-"""
 WAVES = "rollout: {waves: [WAVE1, 100%], bake: BAKE, maxFailures: 0}\n"
 
 
@@ -59,7 +48,7 @@ def fleet_file(tmp_path: Path, text: str) -> Path:
 
 
 def rolled(tmp_path: Path, first: str = "1", bake: str = "0s") -> Path:
-    return fleet_file(tmp_path, ROLLOUT + WAVES.replace("WAVE1", first).replace("BAKE", bake))
+    return fleet_file(tmp_path, ALL_IN_ONE_GROUP + WAVES.replace("WAVE1", first).replace("BAKE", bake))
 
 
 def plan_json(fleet: Path, capsys: pytest.CaptureFixture[str], *extra: str, shell: Shell | None = None) -> Any:
@@ -197,7 +186,9 @@ def test_a_change_that_failed_in_one_wave_is_not_sent_again_by_the_next(
 ) -> None:
     # An immobilization is urgent: it goes with the first wave, fails, and the second wave must not retry it.
     stubborn = waves.order(TEN)[3]
-    text = ROLLOUT + WAVES.replace("WAVE1", "1").replace("BAKE", "0s").replace("maxFailures: 0", "maxFailures: 1")
+    text = ALL_IN_ONE_GROUP + WAVES.replace("WAVE1", "1").replace("BAKE", "0s").replace(
+        "maxFailures: 0", "maxFailures: 1"
+    )
     fleet = fleet_file(tmp_path, text + f"vehicles:\n  {stubborn}: {{immobilized: true}}\n")
     ten.engine.configure_vehicle(stubborn, fail_cause="VehicleError")
     assert main(["apply", "-f", str(fleet), "--auto-approve"]) == 4
@@ -317,7 +308,7 @@ def test_for_any_fleet_and_brakes_apply_sends_only_what_the_plan_listed(
         if n in example["failing"]:
             ten.engine.configure_vehicle(vin, fail_cause="VehicleError")
     text = (
-        ROLLOUT.split("profiles:")[0]
+        ALL_IN_ONE_GROUP.split("profiles:")[0]
         .replace("ops:", f"ops{number}:")
         .replace("Immobilization]", "Immobilization, Stolen]")
     )

@@ -11,42 +11,15 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft4Validator
-from support.paths import EXAMPLE, MINIMAL, REFERENCE
+from support.bodies import changes
+from support.paths import REFERENCE
 
 from reconciler.core.changes import Change
-from reconciler.core.planner import plan
 from reconciler.core.sensitive import reveal
-from reconciler.fleetfile import loader
 from reconciler.fleetfile.yaml_source import load
-from reconciler.state.base import fresh_recorded
 
 SPEC = REFERENCE / "stellantis-fleet-api-b2b.yaml"
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="the reference OpenAPI file is not beside the project")
-
-
-RICH = (
-    MINIMAL.replace(
-        'webhook: {target: "https://hooks.example.com/x"}',
-        """webhook:
-      target: "https://hooks.example.com/x"
-      name: rich
-      headers: {Authorization: "${TOKEN}", X-Vin: $vin}
-      query: {fleet: $fleetID}
-      body: {type: $remoteType, cb: $callbackID}
-    retryPolicy: {policy: Bounded, retryNumber: 4, retryDelay: 30}
-    batchNotify: {size: 20}
-    status: Paused""",
-    )
-    + """\
-      - {slot: 4, start: PT0M, days: [Sun], enabled: false}
-    charging:
-      schedule:
-        - {slot: 1, start: "22:00", end: "06:30", days: everyday}
-      preferences: {level: Level5, type: Full}
-    immobilized: true
-    stolen: false
-"""
-)
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +46,6 @@ def operation_schema(spec: dict[str, Any], change: Change) -> dict[str, Any]:
     operation = (spec["paths"].get(key) or spec["paths"][f"'{key}'"])[change.request.method.lower()]
     ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     return {"$ref": ref, "components": spec["components"]}
-
-
-def changes() -> Iterator[Change]:
-    for text in (EXAMPLE.read_text(), RICH):
-        desired = loader.parse(text, "fleet.yaml", {"TOKEN": "Bearer abc"})
-        yield from plan(desired, fresh_recorded()).changes
 
 
 def known_keys_error(spec: dict[str, Any], schemas: list[dict[str, Any]], body: Any, where: str) -> str | None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.paths import write
 from support.runs import FLEET, SECRET, VINS, apply, remote_posts
 
 from reconciler.cli import main
@@ -40,12 +41,6 @@ def sleepy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Simulator:
     monkeypatch.setenv("HOOK_TOKEN", SECRET)
     yield simulator  # type: ignore[misc]
     simulator.stop()
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(text)
-    return path
 
 
 def shown(capsys: pytest.CaptureFixture[str], fleet: Path, vin: str) -> dict[str, object]:

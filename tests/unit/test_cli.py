@@ -7,19 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from support.paths import EXAMPLE, MINIMAL
+from support.paths import EXAMPLE, MINIMAL, files_under, write
 
 from reconciler.cli import main
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(text)
-    return path
-
-
-def files_under(path: Path) -> set[Path]:
-    return {p for p in path.rglob("*") if p.is_file()}
 
 
 def test_validate_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
