@@ -167,3 +167,15 @@ def test_the_same_mistake_two_thousand_times_is_said_ten_times_then_counted(
     assert len(lines) < 40, lines[:50]
     assert any("… and 1,990 more like" in line for line in lines)
     assert lines[-1].endswith("2,000 problems in " + str(fleet))
+
+
+@pytest.mark.parametrize("value", ["2.5", "0", "-1", "10001", "1e9", '"50"', "true", "null", ".nan", "[]"])
+def test_a_bad_sandbox_fleet_size_is_a_located_refusal(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = write(tmp_path, MINIMAL.replace("api: {url: sandbox}", f"api: {{url: sandbox, vehicles: {value}}}"))
+    before = files_under(tmp_path)
+    assert main(["validate", "--offline", str(fleet)]) == 1
+    err = capsys.readouterr().err
+    assert "fleet.yaml:3:" in err and "api.vehicles" in err and "Traceback" not in err
+    assert files_under(tmp_path) == before
